@@ -1,0 +1,1 @@
+"""Qt-free, TensorFlow-free study engine: DICOM reading, series assembly, windowing, phantoms."""

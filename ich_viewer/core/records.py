@@ -1,0 +1,151 @@
+"""Small frozen records that travel between the study engine, the inference engine, the GUI and the CLI.
+
+Fields may be added (with defaults); existing fields keep their meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SliceInfo:
+    """One image (one file, or one frame of a multi-frame file) of a series, from its header only.
+
+    Attributes
+    ----------
+    path : str
+        The file it comes from.
+    sop_uid : str
+        (0008,0018) SOP Instance UID (for a frame of a multi-frame file: the file's UID; ``frame`` tells which).
+    instance : int or None
+        (0020,0013) Instance Number.
+    position_mm : float or None
+        Position along the slice normal in mm: the dot product of (0020,0032) Image Position (Patient) with
+        the normal of (0020,0037) Image Orientation (Patient); None where geometry is missing.
+    frame : int or None
+        Frame index inside a multi-frame file, None for single-frame files.
+    image_position : tuple of 3 floats or None
+        (0020,0032) Image Position (Patient) in mm.
+    slice_thickness : float or None
+        (0018,0050) Slice Thickness in mm.
+    """
+
+    path: str
+    sop_uid: str
+    instance: int | None = None
+    position_mm: float | None = None
+    frame: int | None = None
+    image_position: tuple[float, float, float] | None = None
+    slice_thickness: float | None = None
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One series as found by a scan: metadata and ordered slices, no pixels yet.
+
+    ``slices`` are in display order (ascending position along the slice normal). ``spacing_mm`` is
+    ``(between slices, row spacing, column spacing)``.
+    """
+
+    series_uid: str
+    study_uid: str
+    modality: str
+    description: str
+    rows: int
+    columns: int
+    slices: tuple[SliceInfo, ...]
+    spacing_mm: tuple[float, float, float]
+    warnings: tuple[str, ...] = ()
+    orientation: tuple[float, float, float, float, float, float] | None = None
+    patient_name: str = ""
+    patient_id: str = ""
+    patient_age: str = ""
+    patient_sex: str = ""
+    patient_birth_date: str = ""
+    study_date: str = ""
+    study_time: str = ""
+    study_description: str = ""
+    series_number: int | None = None
+    institution: str = ""
+    manufacturer: str = ""
+    kvp: float | None = None
+    slice_thickness: float | None = None
+    window_center: float | None = None
+    window_width: float | None = None
+    transfer_syntax: str = ""
+
+    @property
+    def n_slices(self) -> int:
+        """Number of slices."""
+        return len(self.slices)
+
+    @property
+    def is_ct(self) -> bool:
+        """True for (0008,0060) Modality ``CT``."""
+        return self.modality.upper() == "CT"
+
+
+@dataclass(frozen=True)
+class Series:
+    """A loaded series: its :class:`SeriesInfo` plus the volume in Hounsfield units.
+
+    Attributes
+    ----------
+    info : SeriesInfo
+        Header-level description, slices in display order.
+    hu : numpy.ndarray
+        int16 where the modality LUT is exact, else float32; shape ``(slices, rows, cols)`` in display
+        order, each slice in the orientation of the DICOM pixel data (row 0 at the top).
+    """
+
+    info: SeriesInfo
+    hu: np.ndarray
+
+    @property
+    def hu_min(self) -> float:
+        """Smallest HU of the series."""
+        return float(self.hu.min())
+
+    @property
+    def hu_max(self) -> float:
+        """Largest HU of the series."""
+        return float(self.hu.max())
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was looked at and not used, with a human-readable reason."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """The outcome of scanning a path: series (largest first) and skipped files."""
+
+    series: tuple[SeriesInfo, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """Yielded by the streaming loader after each decoded slice.
+
+    Attributes
+    ----------
+    index : int
+        Display-order index of the slice just decoded.
+    done, total : int
+        Slices decoded so far and in all.
+    hu_slice : numpy.ndarray
+        The decoded slice in HU, shape ``(rows, cols)``.
+    """
+
+    index: int
+    done: int
+    total: int
+    hu_slice: np.ndarray = field(repr=False)

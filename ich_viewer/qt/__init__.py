@@ -1,0 +1,1 @@
+"""The Qt layer: the only package importing PySide6, pyqtgraph and superqt."""
