@@ -22,7 +22,15 @@ EXIT_NOTHING_USABLE = 2
 EXIT_INTERNAL = 3
 
 SUBCOMMANDS = ("inspect", "predict", "phantom")
-PHANTOM_KINDS = ("none", "random", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
+PHANTOM_KINDS = (
+    "none",
+    "random",
+    "epidural",
+    "intraparenchymal",
+    "intraventricular",
+    "subarachnoid",
+    "subdural",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,8 +52,12 @@ def _gui_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("path", nargs="?", help="a folder (searched recursively) or one DICOM file to open")
-    p.add_argument("--demo", action="store_true", help="open a freshly generated synthetic study with a hemorrhage")
-    p.add_argument("--screenshot", metavar="OUT.png", help="save a PNG of the whole window once ready, then exit")
+    p.add_argument(
+        "--demo", action="store_true", help="open a freshly generated synthetic study with a hemorrhage"
+    )
+    p.add_argument(
+        "--screenshot", metavar="OUT.png", help="save a PNG of the whole window once ready, then exit"
+    )
     p.add_argument("--no-ai", action="store_true", help="do not run the model")
     p.add_argument("--slice", type=int, metavar="N", help="show slice N (0-based, display order)")
     p.add_argument("--model", metavar="DIR", help="use this model folder instead of the bundled one")
@@ -78,7 +90,9 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--kind", default="random", choices=PHANTOM_KINDS)
         p.add_argument("--slices", type=int, default=32, help="number of slices (default 32)")
         p.add_argument("--size", type=int, default=512, help="rows and columns (default 512)")
-        p.add_argument("--thickness", type=float, default=None, help="slice thickness in mm (default: seeded, 2.5-5)")
+        p.add_argument(
+            "--thickness", type=float, default=None, help="slice thickness in mm (default: seeded, 2.5-5)"
+        )
     return p
 
 
@@ -134,7 +148,12 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     if args.size < 64:
         raise _UsageError("--size must be >= 64")
     out = write_phantom(
-        args.outdir, seed=args.seed, kind=args.kind, n_slices=args.slices, size=args.size, thickness=args.thickness
+        args.outdir,
+        seed=args.seed,
+        kind=args.kind,
+        n_slices=args.slices,
+        size=args.size,
+        thickness=args.thickness,
     )
     print(f"wrote {out}", file=sys.stderr)
     return EXIT_OK
@@ -178,7 +197,10 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        print(f"ich-viewer: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        print(
+            f"ich-viewer: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

@@ -13,10 +13,12 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "BRAIN",
     "BONE",
+    "BRAIN",
     "MODEL_WINDOWS",
     "PRESETS",
+    "SOFT_TISSUE",
+    "STROKE",
     "SUBDURAL",
     "ModelInput",
     "Window",
