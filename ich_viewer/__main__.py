@@ -141,12 +141,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
-    from ich_viewer.core.phantom import write_phantom
-
     if args.slices < 1:
         raise _UsageError("--slices must be >= 1")
     if args.size < 64:
         raise _UsageError("--size must be >= 64")
+    from ich_viewer.core.phantom import write_phantom
+
     out = write_phantom(
         args.outdir,
         seed=args.seed,

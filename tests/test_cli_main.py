@@ -1,0 +1,38 @@
+"""The command line's usage errors and help, per shared/contracts.md (exit 1 on a usage error)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ich_viewer.__main__ import main
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["phantom", "out"],  # --seed is required
+        ["phantom", "out", "--seed", "1", "--kind", "banana"],
+        ["inspect"],
+        ["predict"],
+        ["--no-such-option"],
+        ["some/path", "--demo"],
+    ],
+)
+def test_usage_errors_exit_1(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "error" in err and "Traceback" not in err
+
+
+def test_phantom_rejects_zero_slices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["phantom", "out", "--seed", "1", "--slices", "0"]) == 1
+    assert "--slices" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert "ich-viewer" in capsys.readouterr().out
