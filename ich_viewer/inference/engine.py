@@ -1,0 +1,330 @@
+"""Batched, cancellable prediction of the hemorrhage labels over a loaded series.
+
+The engine loads a verified model folder (:mod:`ich_viewer.inference.model_folder`), preprocesses slices with the
+folder's :class:`~ich_viewer.core.windowing.ModelInput` (the one shared implementation, never copied here) and
+runs the Keras model through a forward pass compiled once per engine. :meth:`InferenceEngine.iter_predict` is a
+plain generator (napari style): it yields ``(done, total)`` after each batch, prepares the next batch in a
+thread while the model runs the current one, and stops between batches when the caller closes it.
+
+TensorFlow and Keras are imported lazily, inside functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ich_viewer.core.labels import LABELS
+from ich_viewer.core.records import Series
+from ich_viewer.errors import ModelError, NotCTError, NoUsableSeriesError
+from ich_viewer.inference.model_folder import ModelInfo
+
+__all__ = ["DEFAULT_BATCH_SIZE", "TOP_SLICES", "InferenceEngine", "Prediction", "check_series"]
+
+#: Slices per forward pass unless the caller says otherwise.
+DEFAULT_BATCH_SIZE = 16
+#: How many candidate slices :attr:`Prediction.top_slices` lists at most.
+TOP_SLICES = 5
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """The model's answer for one series.
+
+    Attributes
+    ----------
+    probabilities : numpy.ndarray
+        float32, shape ``(slices, 6)``: per-slice probabilities in display order, columns in
+        :data:`~ich_viewer.core.labels.LABELS` order.
+    study_probabilities : numpy.ndarray
+        float32, shape ``(6,)``: per label, the maximum over the slices.
+    flagged : bool
+        True when the study ``any`` probability is >= the model's ``any`` threshold ("ICH suspected").
+    top_slices : tuple of int
+        Up to five slice indices (display order) by descending ``any`` probability.
+    thresholds : dict of str to float
+        The decision threshold of every label, from model.json (0.5 where it names none).
+    model : ModelInfo or None
+        The model that produced it (used by :meth:`to_json`).
+    device : str
+        Where the model ran: ``"CPU"`` or ``"GPU:0 (<name>)"``.
+    """
+
+    probabilities: np.ndarray = field(repr=False)
+    study_probabilities: np.ndarray
+    flagged: bool
+    top_slices: tuple[int, ...]
+    thresholds: dict[str, float]
+    model: ModelInfo | None = field(default=None, repr=False)
+    device: str = "CPU"
+
+    @classmethod
+    def from_probabilities(
+        cls,
+        probabilities: np.ndarray,
+        thresholds: dict[str, float],
+        *,
+        model: ModelInfo | None = None,
+        device: str = "CPU",
+    ) -> Prediction:
+        """Build a prediction from per-slice probabilities.
+
+        Parameters
+        ----------
+        probabilities : numpy.ndarray
+            Shape ``(slices, 6)`` with ``slices >= 1``, columns in LABELS order, values in [0, 1].
+        thresholds : dict of str to float
+            Threshold per label; missing labels get 0.5.
+        """
+        probs = np.asarray(probabilities, dtype=np.float32)
+        if probs.ndim != 2 or probs.shape[1] != len(LABELS) or probs.shape[0] == 0:
+            raise ValueError(f"expected probabilities of shape (slices>=1, {len(LABELS)}), got {probs.shape}")
+        full_thresholds = {label: float(thresholds.get(label, 0.5)) for label in LABELS}
+        study = probs.max(axis=0).astype(np.float32)
+        # Stable sort: equal probabilities keep display order.
+        order = np.argsort(-probs[:, 0], kind="stable")[:TOP_SLICES]
+        return cls(
+            probabilities=probs,
+            study_probabilities=study,
+            flagged=bool(study[0] >= full_thresholds["any"]),
+            top_slices=tuple(int(i) for i in order),
+            thresholds=full_thresholds,
+            model=model,
+            device=device,
+        )
+
+    @property
+    def n_slices(self) -> int:
+        """Number of slices predicted."""
+        return int(self.probabilities.shape[0])
+
+    def above_threshold(self, label: str) -> np.ndarray:
+        """Return the slice indices (int, ascending) whose ``label`` probability is >= its threshold."""
+        k = LABELS.index(label)
+        return np.flatnonzero(self.probabilities[:, k] >= self.thresholds[label])
+
+    def to_json(self, series: Series, model: ModelInfo | None = None, device: str | None = None) -> dict:
+        """Return the contract's ``predict --json`` object (without the ``gradcam`` list's entries).
+
+        Parameters
+        ----------
+        series : Series
+            The series that was predicted (its slices give ``sop_uid`` and ``position_mm``).
+        model : ModelInfo, optional
+            Defaults to :attr:`model`.
+        device : str, optional
+            Defaults to :attr:`device`.
+
+        Returns
+        -------
+        dict
+            Keys ``series_uid``, ``model`` (``name``, ``version``, ``sha256``, ``training_data``, ``device``),
+            ``labels``, ``slices`` (display order), ``study`` (``probabilities``, ``flagged``, ``top_slices``)
+            and ``gradcam`` (an empty list; :func:`ich_viewer.inference.report.predict_report` fills it).
+        """
+        model = model if model is not None else self.model
+        device = device if device is not None else self.device
+        slices = series.info.slices
+        if len(slices) != self.n_slices:
+            raise ValueError(f"prediction has {self.n_slices} slices but the series has {len(slices)}")
+        return {
+            "series_uid": series.info.series_uid,
+            "model": {
+                "name": model.name if model else "",
+                "version": model.version if model else "",
+                "sha256": model.sha256 if model else "",
+                "training_data": model.training_data if model else "",
+                "device": device,
+            },
+            "labels": list(LABELS),
+            "slices": [
+                {
+                    "index": i,
+                    "sop_uid": s.sop_uid,
+                    "position_mm": None if s.position_mm is None else float(s.position_mm),
+                    "probabilities": _label_dict(self.probabilities[i]),
+                }
+                for i, s in enumerate(slices)
+            ],
+            "study": {
+                "probabilities": _label_dict(self.study_probabilities),
+                "flagged": self.flagged,
+                "top_slices": list(self.top_slices),
+            },
+            "gradcam": [],
+        }
+
+
+def _label_dict(values: np.ndarray) -> dict[str, float]:
+    return {label: round(float(v), 6) for label, v in zip(LABELS, values, strict=True)}
+
+
+def check_series(series: Series) -> None:
+    """Refuse a series the model cannot run on.
+
+    Raises
+    ------
+    NotCTError
+        If (0008,0060) Modality is not ``CT``.
+    NoUsableSeriesError
+        If the series holds no slices or its volume is not ``(slices, rows, cols)``.
+    """
+    info = series.info
+    if not info.is_ct:
+        raise NotCTError(
+            f"series {info.series_uid} is {info.modality or 'of unknown modality'}, not CT: "
+            "the hemorrhage model only runs on CT"
+        )
+    hu = series.hu
+    if hu.ndim != 3 or hu.shape[0] == 0:
+        raise NoUsableSeriesError(f"series {info.series_uid} has no image slices to run the model on")
+
+
+class InferenceEngine:
+    """A loaded, verified model with its preprocessing and a compiled forward pass.
+
+    Build it with :meth:`load`. Attributes ``info`` (the parsed model.json), ``model`` (the Keras model),
+    ``device`` (``"CPU"`` or ``"GPU:0 (<name>)"``) and ``model_input`` (the preprocessing).
+    """
+
+    def __init__(
+        self, model: Any, info: ModelInfo, device: str = "CPU", *, jit_compile: bool = False
+    ) -> None:
+        self.model = model
+        self.info = info
+        self.device = device
+        self.model_input = info.input
+        self._jit_compile = jit_compile
+        self._forward: Any = None
+
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None) -> InferenceEngine:
+        """Verify and load a model folder (default: the bundled demo model).
+
+        Parameters
+        ----------
+        model_dir : str or Path, optional
+            A folder with ``model.keras`` and ``model.json``; None means
+            :func:`ich_viewer.resources.default_model_dir`.
+
+        Raises
+        ------
+        ModelError
+            If the folder or a file is missing, model.json is malformed, the sha256 does not match, the archive
+            is unreadable, or the model's input/output disagree with model.json.
+        """
+        from ich_viewer.inference.device import describe_device
+        from ich_viewer.inference.model_folder import load_keras_model, verify_model_folder
+        from ich_viewer.resources import default_model_dir
+
+        folder = Path(model_dir) if model_dir is not None else default_model_dir()
+        info = verify_model_folder(folder)
+        device = describe_device()
+        model = load_keras_model(info)
+        return cls(model, info, device)
+
+    # -- preprocessing and the forward pass -------------------------------------------------------------------
+
+    def preprocess(self, hu: np.ndarray, indices: Sequence[int] | None = None) -> np.ndarray:
+        """Return the model input of slices ``indices`` of a volume: float32 ``(n, size, size, channels)``.
+
+        Parameters
+        ----------
+        hu : numpy.ndarray
+            Hounsfield units, shape ``(slices, rows, cols)``, display order (context comes from neighbours).
+        indices : sequence of int, optional
+            Which slices (default all).
+        """
+        return self.model_input(hu, indices)
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on a preprocessed batch: float32 ``(n, size, size, channels)`` -> ``(n, 6)``.
+
+        The forward pass is a ``tf.function`` traced once per engine (batch dimension left open).
+        """
+        if self._forward is None:
+            self._forward = self._compile_forward()
+        return np.asarray(self._forward(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
+
+    def _compile_forward(self):
+        import tensorflow as tf
+
+        model = self.model
+        spec = tf.TensorSpec((None, *self.model_input.shape), tf.float32)
+
+        @tf.function(input_signature=[spec], jit_compile=self._jit_compile, reduce_retracing=True)
+        def forward(x):
+            return model(x, training=False)
+
+        return forward
+
+    def _prepare(self, hu: np.ndarray, indices: range, batch_size: int) -> np.ndarray:
+        """Preprocess ``indices`` and pad to ``batch_size`` rows (fixed shapes: no retracing, cached kernels)."""
+        x = self.preprocess(hu, indices)
+        if x.shape[0] < batch_size:
+            pad = np.zeros((batch_size - x.shape[0], *x.shape[1:]), dtype=np.float32)
+            x = np.concatenate([x, pad], axis=0)
+        return x
+
+    # -- prediction ---------------------------------------------------------------------------------------------
+
+    def iter_predict(
+        self, series: Series, *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Generator[tuple[int, int], None, Prediction]:
+        """Predict every slice of ``series`` in batches.
+
+        Yields ``(done, total)`` slices after each batch and returns the :class:`Prediction` (as
+        ``StopIteration.value``). The next batch is preprocessed in a helper thread while the model runs the
+        current one. Closing the generator (``gen.close()``) stops it between batches.
+
+        Parameters
+        ----------
+        series : Series
+            A loaded CT series; ``series.hu`` is ``(slices, rows, cols)`` in HU.
+        batch_size : int
+            Slices per forward pass (>= 1); the last batch is padded to the same shape.
+
+        Raises
+        ------
+        NotCTError
+            If the series is not CT.
+        NoUsableSeriesError
+            If the series holds no slices.
+        """
+        check_series(series)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        hu = series.hu
+        total = int(hu.shape[0])
+        step = min(batch_size, total)
+        batches = [range(start, min(start + step, total)) for start in range(0, total, step)]
+        out = np.empty((total, len(LABELS)), dtype=np.float32)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ich-preprocess")
+        try:
+            pending = pool.submit(self._prepare, hu, batches[0], step)
+            for k, rows in enumerate(batches):
+                x = pending.result()
+                if k + 1 < len(batches):
+                    pending = pool.submit(self._prepare, hu, batches[k + 1], step)
+                probs = self.forward(x)[: len(rows)]
+                if not np.all(np.isfinite(probs)):
+                    raise ModelError(f"model {self.info.name} produced non-finite probabilities")
+                out[rows.start : rows.stop] = probs
+                yield (rows.stop, total)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return Prediction.from_probabilities(out, self.info.thresholds, model=self.info, device=self.device)
+
+    def predict(self, series: Series, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Prediction:
+        """Run :meth:`iter_predict` to completion and return its :class:`Prediction`."""
+        gen = self.iter_predict(series, batch_size=batch_size)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
