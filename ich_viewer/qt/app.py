@@ -1,0 +1,236 @@
+"""The GUI entry point: QApplication with a dark reading-room theme, the crash handler, the main window, and
+the ``--screenshot`` flow of the contract."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from types import TracebackType
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from ich_viewer import __version__
+from ich_viewer.qt.main_window import MainWindow
+
+__all__ = ["ScreenshotDriver", "apply_dark_theme", "crash_report_text", "run_app"]
+
+EXIT_OK = 0
+EXIT_NOTHING_USABLE = 2
+EXIT_INTERNAL = 3
+SCREENSHOT_SIZE = (1600, 1000)
+SCREENSHOT_TIMEOUT_S = 600.0
+
+
+def apply_dark_theme(app: QApplication) -> None:
+    """Fusion style with a dark palette, as in PACS reading rooms."""
+    app.setStyle("Fusion")
+    palette = QPalette()
+    base = QColor(24, 26, 29)
+    window = QColor(36, 39, 43)
+    text = QColor(225, 228, 232)
+    highlight = QColor(52, 110, 170)
+    roles = {
+        QPalette.ColorRole.Window: window,
+        QPalette.ColorRole.WindowText: text,
+        QPalette.ColorRole.Base: base,
+        QPalette.ColorRole.AlternateBase: window,
+        QPalette.ColorRole.ToolTipBase: QColor(50, 54, 60),
+        QPalette.ColorRole.ToolTipText: text,
+        QPalette.ColorRole.Text: text,
+        QPalette.ColorRole.Button: QColor(46, 50, 56),
+        QPalette.ColorRole.ButtonText: text,
+        QPalette.ColorRole.BrightText: QColor(255, 90, 90),
+        QPalette.ColorRole.Highlight: highlight,
+        QPalette.ColorRole.HighlightedText: QColor(255, 255, 255),
+        QPalette.ColorRole.Link: QColor(110, 170, 230),
+        QPalette.ColorRole.PlaceholderText: QColor(130, 136, 142),
+    }
+    for role, color in roles.items():
+        palette.setColor(role, color)
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(110, 114, 120))
+    app.setPalette(palette)
+
+
+def crash_report_text(exc_type: type[BaseException], tb: TracebackType | None) -> str:
+    """A crash report without patient data: versions, the exception type and the code locations only.
+
+    The exception *message* and local variables are left out on purpose: they may contain file paths or DICOM
+    values (names, IDs) of the study that was open.
+    """
+    frames = traceback.extract_tb(tb) if tb is not None else []
+    lines = [
+        f"ICH Viewer {__version__} crash report",
+        f"time (UTC): {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
+        f"python {platform.python_version()} on {platform.platform()}",
+        f"exception: {exc_type.__module__}.{exc_type.__qualname__} (message omitted: may hold patient data)",
+        "traceback (most recent call last):",
+    ]
+    for frame in frames:
+        lines.append(f"  {Path(frame.filename).name}:{frame.lineno} in {frame.name}")
+    return "\n".join(lines) + "\n"
+
+
+def _crash_dir() -> Path:
+    root = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(root or tempfile.gettempdir()) / "crash-reports"
+
+
+def write_crash_report(exc_type: type[BaseException], tb: TracebackType | None) -> Path | None:
+    """Write :func:`crash_report_text` into the app's data folder; return its path (None if not writable)."""
+    try:
+        folder = _crash_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = folder / f"crash-{stamp}-{os.getpid()}.txt"
+        path.write_text(crash_report_text(exc_type, tb), encoding="utf-8")
+        return path
+    except OSError:
+        return None
+
+
+def install_exception_hook(*, interactive: bool, debug: bool) -> None:
+    """Route uncaught exceptions to a crash report plus a dialog (or a stderr line when not interactive)."""
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            QApplication.quit()
+            return
+        report = write_crash_report(exc_type, tb)
+        if debug:
+            traceback.print_exception(exc_type, exc, tb)
+        where = f" A crash report was written to {report}." if report else ""
+        line = f"ich-viewer: internal error: {exc_type.__name__}: {exc}.{where}"
+        print(line, file=sys.stderr)
+        if interactive and QApplication.instance() is not None:
+            QMessageBox.critical(
+                None,
+                "ICH Viewer — unexpected error",
+                f"An unexpected error occurred ({exc_type.__name__}). The viewer keeps running, but the last "
+                f"action may not have completed.{where}",
+            )
+        elif not interactive:
+            QApplication.exit(EXIT_INTERNAL)
+
+    sys.excepthook = hook
+
+
+class ScreenshotDriver:
+    """Waits until the window is ready (everything visible done), saves ``window.grab()`` and quits."""
+
+    def __init__(self, window: MainWindow, out: str | Path, timeout_s: float = SCREENSHOT_TIMEOUT_S) -> None:
+        self.window = window
+        self.out = Path(out)
+        self.deadline = time.monotonic() + timeout_s
+        self.exit_code: int | None = None
+        self._ready_polls = 0
+        self.timer = QTimer()
+        self.timer.setInterval(100)
+        self.timer.timeout.connect(self._on_timer_timeout)
+        window.load_failed.connect(self._on_window_load_failed)
+
+    def start(self) -> None:
+        """Begin polling."""
+        self.timer.start()
+
+    def _finish(self, code: int) -> None:
+        if self.exit_code is not None:
+            return
+        self.exit_code = code
+        self.timer.stop()
+        QApplication.exit(code)
+
+    def _on_window_load_failed(self, message: str) -> None:
+        print(f"ich-viewer: {message}", file=sys.stderr)
+        self._finish(EXIT_NOTHING_USABLE)
+
+    def _on_timer_timeout(self) -> None:
+        if time.monotonic() > self.deadline:
+            print("ich-viewer: timed out waiting for the window to be ready", file=sys.stderr)
+            self._finish(EXIT_INTERNAL)
+            return
+        if not self.window.is_ready():
+            self._ready_polls = 0
+            return
+        self._ready_polls += 1
+        if self._ready_polls < 3:  # let layouts and repaints settle
+            return
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if not self.window.grab().save(str(self.out), "PNG"):
+            print(f"ich-viewer: could not write {self.out}", file=sys.stderr)
+            self._finish(EXIT_INTERNAL)
+            return
+        print(f"wrote {self.out}", file=sys.stderr)
+        self._finish(EXIT_OK)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Run the GUI for the parsed command line (``path, demo, screenshot, no_ai, slice, model, seed, debug``)."""
+    screenshot = getattr(args, "screenshot", None)
+    debug = bool(getattr(args, "debug", False))
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("ICH Viewer")
+    app.setOrganizationName("ICH Viewer")
+    app.setApplicationVersion(__version__)
+    apply_dark_theme(app)
+    install_exception_hook(interactive=not screenshot, debug=debug)
+
+    settings = None
+    temp_settings: Path | None = None
+    if screenshot:
+        # a screenshot never depends on, nor changes, the user's preferences
+        fd, name = tempfile.mkstemp(prefix="ich-viewer-settings-", suffix=".ini")
+        os.close(fd)
+        temp_settings = Path(name)
+        settings = QSettings(name, QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings)
+    window.requested_slice = getattr(args, "slice", None)
+    configure_ai = getattr(window, "configure_ai", None)
+    if configure_ai is not None:
+        configure_ai(enabled=not getattr(args, "no_ai", False), model_dir=getattr(args, "model", None))
+
+    driver = None
+    if screenshot:
+        window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, False)
+        window.resize(*SCREENSHOT_SIZE)
+        driver = ScreenshotDriver(window, screenshot)
+    window.show()
+
+    path = getattr(args, "path", None)
+    if getattr(args, "demo", False):
+        QTimer.singleShot(0, lambda: window.open_demo(seed=getattr(args, "seed", None)))
+    elif path:
+        if not Path(path).exists():
+            message = f"no such file or folder: {path}"
+            if screenshot:
+                print(f"ich-viewer: {message}", file=sys.stderr)
+                window.close()
+                return EXIT_NOTHING_USABLE
+            window.notice.show_notice(message, level="error")
+        else:
+            QTimer.singleShot(0, lambda: window.open_path(path))
+    elif screenshot:
+        driver = None
+        QTimer.singleShot(300, lambda: _grab_empty(window, screenshot))
+    if driver is not None:
+        driver.start()
+    code = app.exec()
+    if screenshot:
+        window.close()
+        if temp_settings is not None:
+            temp_settings.unlink(missing_ok=True)
+    return int(code)
+
+
+def _grab_empty(window: MainWindow, out: str) -> None:
+    ok = window.grab().save(out, "PNG")
+    QApplication.exit(EXIT_OK if ok else EXIT_INTERNAL)

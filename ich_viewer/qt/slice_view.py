@@ -1,0 +1,475 @@
+"""The slice view: raw HU in a pyqtgraph ImageItem, W/L through the item's levels, reading-room mouse and overlays.
+
+- The image item always holds the slice's Hounsfield units; window/level only changes ``setLevels`` (pixels are
+  never recomputed), invert swaps the lookup table.
+- The item is scaled to millimetres from (0028,0030) Pixel Spacing with the aspect locked, so pixels have the
+  right shape; row 0 is at the top and column 0 on the left, i.e. the DICOM pixel data as stored, which for
+  axial CT is the radiological convention (patient's right on the screen's left).
+- Mouse (configurable): left drag = W/L (horizontal = width, vertical = level), middle drag = pan, right drag =
+  zoom, wheel = slices.
+- Corner overlays (patient, study, series, slice n/N, position, thickness, W/L, zoom) and edge orientation
+  letters are plain QLabels over the viewport, so a ``grab()`` of the view includes them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QFont, QTransform
+from PySide6.QtWidgets import QLabel, QWidget
+
+from ich_viewer.core.geometry import edge_letters, pixel_to_patient
+from ich_viewer.core.records import SeriesInfo
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+__all__ = ["CursorReadout", "SliceView", "format_date", "format_name"]
+
+
+@dataclass(frozen=True)
+class CursorReadout:
+    """What lies under the mouse: pixel indices, the HU value and the patient coordinates (mm, LPS)."""
+
+    row: int
+    column: int
+    hu: float
+    patient_mm: tuple[float, float, float] | None
+
+    def text(self) -> str:
+        """One status-bar line, e.g. ``HU 42  (row 120, col 256)  x -12.3 y 4.0 z 55.0 mm``."""
+        hu = f"{self.hu:.0f}" if float(self.hu).is_integer() else f"{self.hu:.1f}"
+        out = f"HU {hu}   pixel (row {self.row}, col {self.column})"
+        if self.patient_mm is not None:
+            x, y, z = self.patient_mm
+            out += f"   patient x {x:.1f}  y {y:.1f}  z {z:.1f} mm"
+        return out
+
+
+def format_name(name: str) -> str:
+    """DICOM Person Name ``FAMILY^GIVEN^MIDDLE`` → ``FAMILY, GIVEN MIDDLE``."""
+    parts = [p for p in str(name).split("^") if p]
+    if not parts:
+        return ""
+    if len(parts) == 1:
+        return parts[0]
+    return f"{parts[0]}, {' '.join(parts[1:])}"
+
+
+def format_date(value: str) -> str:
+    """DICOM DA ``YYYYMMDD`` → ``YYYY-MM-DD`` (other values are returned unchanged)."""
+    value = str(value).strip()
+    if len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value
+
+
+def format_age(age: str) -> str:
+    """DICOM AS ``045Y`` → ``45Y``."""
+    age = str(age).strip()
+    if len(age) == 4 and age[:3].isdigit():
+        return f"{int(age[:3])}{age[3]}"
+    return age
+
+
+class _ReadingViewBox(pg.ViewBox):
+    """A ViewBox whose mouse does what radiologists expect; the mapping of buttons to actions is settable."""
+
+    window_dragged = Signal(float, float)  # dx, dy in screen pixels since the last event
+    slice_stepped = Signal(int)
+    drag_started = Signal()
+
+    def __init__(self) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
+        self.mapping = {"left": "window", "middle": "pan", "right": "zoom"}
+        self._wheel_accumulator = 0.0
+
+    def _action_for(self, button: Qt.MouseButton) -> str | None:
+        if button == Qt.MouseButton.LeftButton:
+            return self.mapping.get("left")
+        if button == Qt.MouseButton.MiddleButton:
+            return self.mapping.get("middle")
+        if button == Qt.MouseButton.RightButton:
+            return self.mapping.get("right")
+        return None
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        action = self._action_for(ev.button())
+        if action is None:
+            ev.ignore()
+            return
+        ev.accept()
+        if ev.isStart():
+            self.drag_started.emit()
+        delta = ev.pos() - ev.lastPos()
+        if action == "window":
+            self.window_dragged.emit(float(delta.x()), float(delta.y()))
+        elif action == "pan":
+            here = self.mapToView(ev.pos())
+            before = self.mapToView(ev.lastPos())
+            shift = here - before
+            self.translateBy(x=-shift.x(), y=-shift.y())
+        elif action == "zoom":
+            factor = 1.01 ** float(delta.y())  # drag down = zoom out, up = zoom in
+            center = self.mapToView(ev.buttonDownPos(ev.button()))
+            self.scaleBy(x=factor, y=factor, center=center)
+
+    def wheelEvent(self, ev, axis=None) -> None:
+        self._wheel_accumulator += float(ev.delta()) / 120.0
+        steps = int(self._wheel_accumulator)
+        if steps:
+            self._wheel_accumulator -= steps
+            self.slice_stepped.emit(steps)
+        ev.accept()
+
+    def mouseClickEvent(self, ev) -> None:
+        ev.accept()
+
+
+class _Overlay(QLabel):
+    """A transparent text label over the image that lets the mouse through."""
+
+    def __init__(self, parent: QWidget, alignment: Qt.AlignmentFlag) -> None:
+        super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.setAlignment(alignment)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setStyleSheet("color: #e8e8e8; background: transparent;")
+        font = QFont()
+        font.setPointSizeF(9.5)
+        self.setFont(font)
+
+
+class SliceView(pg.GraphicsView):
+    """Shows one slice of a series: HU image, optional heatmap overlay, corner text and orientation letters.
+
+    Signals
+    -------
+    slice_step_requested(int)
+        The wheel asked for ``n`` slices forward (positive) or backward.
+    window_drag(float, float)
+        Mouse W/L drag: ``(dx, dy)`` in screen pixels.
+    cursor_moved(object)
+        A :class:`CursorReadout`, or None when the mouse leaves the image.
+    view_changed()
+        Zoom or pan changed.
+    """
+
+    slice_step_requested = Signal(int)
+    window_drag = Signal(float, float)
+    cursor_moved = Signal(object)
+    view_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background="k")
+        self.setMinimumSize(200, 200)
+        self.viewbox = _ReadingViewBox()
+        self.setCentralItem(self.viewbox)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setAutoDownsample(False)
+        self.viewbox.addItem(self.image_item)
+        self.heatmap_item = pg.ImageItem(axisOrder="row-major")
+        self.heatmap_item.setZValue(10)
+        self.heatmap_item.setVisible(False)
+        self.viewbox.addItem(self.heatmap_item)
+
+        self.info: SeriesInfo | None = None
+        self.index = 0
+        self.slice_hu: np.ndarray | None = None
+        self.center = 40.0
+        self.width = 80.0
+        self.window_name = "Brain"
+        self.inverted = False
+        self.overlays_visible = True
+        self.loading_text = ""
+        self.extra_text = ""
+        self._heatmap_opacity = 0.45
+
+        viewport = self.viewport()
+        align = Qt.AlignmentFlag
+        self._corner = {
+            "tl": _Overlay(viewport, align.AlignLeft | align.AlignTop),
+            "tr": _Overlay(viewport, align.AlignRight | align.AlignTop),
+            "bl": _Overlay(viewport, align.AlignLeft | align.AlignBottom),
+            "br": _Overlay(viewport, align.AlignRight | align.AlignBottom),
+        }
+        self._edge = {
+            "left": _Overlay(viewport, align.AlignLeft | align.AlignVCenter),
+            "right": _Overlay(viewport, align.AlignRight | align.AlignVCenter),
+            "top": _Overlay(viewport, align.AlignHCenter | align.AlignTop),
+            "bottom": _Overlay(viewport, align.AlignHCenter | align.AlignBottom),
+        }
+        edge_font = QFont()
+        edge_font.setPointSizeF(11)
+        edge_font.setBold(True)
+        for label in self._edge.values():
+            label.setFont(edge_font)
+            label.setStyleSheet("color: #f0d060; background: transparent;")
+        self._message = _Overlay(viewport, align.AlignCenter)
+        self._message.setStyleSheet("color: #9aa4ad; background: transparent; font-size: 14pt;")
+        self._message.setText(
+            "Open a study: File ▸ Open Folder…, drop a folder here, or File ▸ Open Demo Study"
+        )
+
+        self.viewbox.slice_stepped.connect(self.slice_step_requested)
+        self.viewbox.window_dragged.connect(self.window_drag)
+        self.viewbox.sigRangeChanged.connect(self._on_viewbox_range_changed)
+        self.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
+        self._place_overlays()
+        self._refresh_overlays()
+
+    # ---------------------------------------------------------------------------------------------- content
+    def set_series(self, info: SeriesInfo | None) -> None:
+        """Prepare for a series: geometry in mm, orientation letters; clears the image until a slice arrives."""
+        self.info = info
+        self.slice_hu = None
+        self.image_item.clear()
+        self.heatmap_item.clear()
+        self.heatmap_item.setVisible(False)
+        if info is not None:
+            _, row_mm, col_mm = info.spacing_mm
+            row_mm = row_mm or 1.0
+            col_mm = col_mm or 1.0
+            scale = QTransform.fromScale(col_mm, row_mm)
+            self.image_item.setTransform(scale)
+            self.heatmap_item.setTransform(scale)
+            self.viewbox.setRange(rect=self.image_rect(), padding=0.0)
+        letters = edge_letters(info.orientation if info is not None else None)
+        for key, text in zip(("left", "right", "top", "bottom"), letters, strict=True):
+            self._edge[key].setText(text)
+        self._message.setText("")
+        self._refresh_overlays()
+
+    def show_message(self, text: str) -> None:
+        """Show a centred message over the (empty) view; empty text hides it."""
+        self._message.setText(text)
+        self._place_overlays()
+
+    def set_slice(self, index: int, hu_slice: np.ndarray | None) -> None:
+        """Show slice ``index`` (``hu_slice`` int16/float32 ``(rows, cols)`` in HU; None = not decoded yet)."""
+        self.index = int(index)
+        self.slice_hu = hu_slice
+        if hu_slice is None:
+            self.image_item.clear()
+            self.loading_text = "decoding…"
+        else:
+            self.loading_text = ""
+            self.image_item.setImage(hu_slice, autoLevels=False, levels=(self.low, self.high))
+            self._apply_lut()
+        self._refresh_overlays()
+
+    def image_rect(self) -> QRectF:
+        """The slice's rectangle in view coordinates (millimetres from the top-left corner)."""
+        if self.info is None:
+            return QRectF(0.0, 0.0, 1.0, 1.0)
+        _, row_mm, col_mm = self.info.spacing_mm
+        return QRectF(0.0, 0.0, self.info.columns * (col_mm or 1.0), self.info.rows * (row_mm or 1.0))
+
+    # ------------------------------------------------------------------------------------------- window/level
+    @property
+    def low(self) -> float:
+        """HU shown black."""
+        return self.center - self.width / 2.0
+
+    @property
+    def high(self) -> float:
+        """HU shown white."""
+        return self.center + self.width / 2.0
+
+    def set_window(self, center: float, width: float, name: str = "") -> None:
+        """Set W/L through the image item's levels (the pixels are not recomputed)."""
+        self.center = float(center)
+        self.width = max(1.0, float(width))
+        self.window_name = name
+        self.image_item.setLevels((self.low, self.high))
+        self._refresh_overlays()
+
+    def set_inverted(self, inverted: bool) -> None:
+        """Invert grey levels (through the lookup table)."""
+        self.inverted = bool(inverted)
+        self._apply_lut()
+        self._refresh_overlays()
+
+    def _apply_lut(self) -> None:
+        if self.inverted:
+            ramp = np.arange(255, -1, -1, dtype=np.uint8)
+            self.image_item.setLookupTable(np.stack([ramp, ramp, ramp], axis=1))
+        else:
+            self.image_item.setLookupTable(None)
+
+    # ------------------------------------------------------------------------------------------- heatmap
+    def set_heatmap(self, heatmap: np.ndarray | None, lut: np.ndarray | None = None) -> None:
+        """Overlay a heatmap (float32 ``(rows, cols)`` in [0, 1], same orientation as the slice); None hides it."""
+        if heatmap is None:
+            self.heatmap_item.clear()
+            self.heatmap_item.setVisible(False)
+            return
+        self.heatmap_item.setImage(np.asarray(heatmap, dtype=np.float32), autoLevels=False, levels=(0.0, 1.0))
+        if lut is not None:
+            self.heatmap_item.setLookupTable(lut)
+        self.heatmap_item.setOpacity(self._heatmap_opacity)
+        self.heatmap_item.setVisible(True)
+
+    def set_heatmap_opacity(self, opacity: float) -> None:
+        """Opacity of the heatmap overlay in [0, 1]."""
+        self._heatmap_opacity = min(1.0, max(0.0, float(opacity)))
+        self.heatmap_item.setOpacity(self._heatmap_opacity)
+
+    # ------------------------------------------------------------------------------------------- zoom/pan
+    def fit(self) -> None:
+        """Fit the whole slice into the view (and centre it)."""
+        if self.info is None:
+            return
+        self.viewbox.setRange(rect=self.image_rect(), padding=0.0)
+
+    def zoom_by(self, factor: float) -> None:
+        """Zoom in (factor > 1) or out about the view centre."""
+        if factor > 0:
+            self.viewbox.scaleBy(x=1.0 / factor, y=1.0 / factor)
+
+    def zoom_factor(self) -> float:
+        """Screen pixels per image pixel (1.0 = one image pixel per screen pixel)."""
+        if self.info is None:
+            return 1.0
+        size = self.viewbox.viewPixelSize()
+        col_mm = self.info.spacing_mm[2] or 1.0
+        if size[0] <= 0:
+            return 1.0
+        return col_mm / size[0]
+
+    def set_mouse_mapping(self, mapping: dict[str, str]) -> None:
+        """Which drag action each button does: ``{"left": "window"|"pan"|"zoom", "middle": …, "right": …}``."""
+        self.viewbox.mapping = dict(mapping)
+
+    # ------------------------------------------------------------------------------------------- readout
+    def readout_at(self, row: int, column: int) -> CursorReadout | None:
+        """The value and coordinates of pixel ``(row, column)`` of the slice on screen, or None if outside."""
+        if self.slice_hu is None or self.info is None:
+            return None
+        rows, cols = self.slice_hu.shape
+        if not (0 <= row < rows and 0 <= column < cols):
+            return None
+        patient = None
+        if self.info.orientation is not None and 0 <= self.index < len(self.info.slices):
+            position = self.info.slices[self.index].image_position
+            if position is not None:
+                p = pixel_to_patient(
+                    position,
+                    self.info.orientation,
+                    self.info.spacing_mm[1],
+                    self.info.spacing_mm[2],
+                    row,
+                    column,
+                )
+                patient = (float(p[0]), float(p[1]), float(p[2]))
+        return CursorReadout(int(row), int(column), float(self.slice_hu[row, column]), patient)
+
+    def pixel_at_scene(self, scene_pos: QPointF) -> tuple[int, int]:
+        """``(row, column)`` of the image pixel under a scene position (may be outside the image)."""
+        local = self.image_item.mapFromScene(scene_pos)
+        return math.floor(local.y()), math.floor(local.x())
+
+    def scene_pos_of_pixel(self, row: int, column: int) -> QPointF:
+        """Scene position of the centre of pixel ``(row, column)``."""
+        return self.image_item.mapToScene(QPointF(column + 0.5, row + 0.5))
+
+    def _on_scene_mouse_moved(self, scene_pos: QPointF) -> None:
+        row, column = self.pixel_at_scene(scene_pos)
+        self.cursor_moved.emit(self.readout_at(row, column))
+
+    # ------------------------------------------------------------------------------------------- overlays
+    def set_overlays_visible(self, visible: bool) -> None:
+        """Show or hide the corner text and orientation letters."""
+        self.overlays_visible = bool(visible)
+        for label in (*self._corner.values(), *self._edge.values()):
+            label.setVisible(self.overlays_visible)
+        self._refresh_overlays()
+
+    def set_extra_text(self, text: str) -> None:
+        """Extra lines for the bottom-right corner (e.g. the AI result of this slice)."""
+        self.extra_text = text
+        self._refresh_overlays()
+
+    def overlay_texts(self) -> dict[str, str]:
+        """The four corner texts ``{"tl", "tr", "bl", "br"}`` as currently shown."""
+        return {key: label.text() for key, label in self._corner.items()}
+
+    def _refresh_overlays(self) -> None:
+        info = self.info
+        if info is None:
+            for label in self._corner.values():
+                label.setText("")
+            self._place_overlays()
+            return
+        sex_age = " ".join(x for x in (format_age(info.patient_age), info.patient_sex) if x)
+        tl = [
+            format_name(info.patient_name) or "(no name)",
+            f"ID {info.patient_id}" if info.patient_id else "",
+            sex_age,
+            format_date(info.study_date),
+            info.study_description,
+        ]
+        n = info.n_slices
+        tr = [
+            info.institution,
+            info.description or "(no description)",
+            f"Se {info.series_number}" if info.series_number is not None else "",
+            f"Im {self.index + 1}/{n}" + (f"  ({self.loading_text})" if self.loading_text else ""),
+            info.modality,
+        ]
+        position = None
+        thickness = info.slice_thickness
+        if 0 <= self.index < n:
+            sl = info.slices[self.index]
+            position = sl.position_mm
+            thickness = sl.slice_thickness or thickness
+        wl_name = f" {self.window_name}" if self.window_name else ""
+        bl = [
+            f"Pos {position:.1f} mm" if position is not None else "",
+            f"Thk {thickness:g} mm" if thickness else "",
+            f"W {self.width:.0f}  L {self.center:.0f}{wl_name}" + ("  inverted" if self.inverted else ""),
+            f"Zoom {self.zoom_factor() * 100:.0f}%",
+        ]
+        self._corner["tl"].setText("\n".join(x for x in tl if x))
+        self._corner["tr"].setText("\n".join(x for x in tr if x))
+        self._corner["bl"].setText("\n".join(x for x in bl if x))
+        self._corner["br"].setText(self.extra_text)
+        self._place_overlays()
+
+    def _place_overlays(self) -> None:
+        viewport = self.viewport()
+        w, h = viewport.width(), viewport.height()
+        margin = 8
+        for key, label in self._corner.items():
+            label.adjustSize()
+            lw, lh = label.width(), label.height()
+            x = margin if key[1] == "l" else w - lw - margin
+            y = margin if key[0] == "t" else h - lh - margin
+            label.move(x, y)
+        for key, label in self._edge.items():
+            label.adjustSize()
+            lw, lh = label.width(), label.height()
+            if key == "left":
+                label.move(margin, (h - lh) // 2)
+            elif key == "right":
+                label.move(w - lw - margin, (h - lh) // 2)
+            elif key == "top":
+                label.move((w - lw) // 2, margin)
+            else:
+                label.move((w - lw) // 2, h - lh - margin)
+        self._message.setGeometry(0, 0, w, h)
+        self._message.setWordWrap(True)
+        for label in (*self._corner.values(), *self._edge.values()):
+            label.raise_()
+
+    def _on_viewbox_range_changed(self, *_args) -> None:
+        self._refresh_overlays()
+        self.view_changed.emit()
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        if hasattr(self, "_message"):
+            self._place_overlays()

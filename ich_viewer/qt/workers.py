@@ -1,0 +1,341 @@
+"""The one place where the plain generators of ``ich_viewer.core`` / ``ich_viewer.inference`` become Qt workers.
+
+Slow work is written as a plain generator in the model layers (``scan``, ``iter_load``, ``iter_predict``…).
+Here it is wrapped in a :class:`superqt.utils.GeneratorWorker` running on the global thread pool. Every job
+has a name and a :class:`JobRunner` keeps at most one worker per name: a new request aborts the old one. The
+generator is always *closed* when a worker stops (finished, failed or aborted), so generators that own thread
+pools (the streaming loader) cancel their outstanding work promptly.
+
+Signals of a superseded worker are dropped, so a slow, aborted job can never overwrite the result of the job
+that replaced it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThreadPool, Signal
+from superqt.utils import GeneratorWorker, create_worker
+
+from ich_viewer.core.records import LoadProgress, ScanResult, Series, SeriesInfo
+from ich_viewer.errors import CancelledError, NoUsableSeriesError
+
+__all__ = [
+    "CancelToken",
+    "JobRunner",
+    "ScanDone",
+    "StudyLoaded",
+    "load_series_job",
+    "load_study_job",
+    "thumbnails_job",
+    "write_demo_job",
+]
+
+
+class CancelToken:
+    """A thread-safe flag a job polls inside long single steps (e.g. ``scan(should_stop=token.is_set)``)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the job to stop."""
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """True once :meth:`cancel` was called."""
+        return self._event.is_set()
+
+
+class _ClosingGeneratorWorker(GeneratorWorker):
+    """A GeneratorWorker that always closes its generator when it stops, in the worker thread."""
+
+    def work(self):  # type: ignore[override]
+        try:
+            return super().work()
+        finally:
+            # a generator that fails while closing must not kill the thread
+            with contextlib.suppress(Exception):
+                self._gen.close()
+
+
+class JobRunner(QObject):
+    """Runs named jobs (generator functions) as superqt workers, at most one worker per name.
+
+    ``start(name, func, *args, yielded=…, returned=…, errored=…, finished=…)`` aborts the running worker of
+    that name (if any), creates a new worker, connects the callbacks *before* starting it, and starts it.
+    ``func`` is called in the worker thread as ``func(*args, token=CancelToken)`` and must return a generator.
+
+    Callbacks of a worker are only delivered while it is the current worker of its name.
+
+    Signals
+    -------
+    busy_changed(bool)
+        Emitted when the set of running jobs becomes empty or non-empty.
+    """
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._workers: dict[str, tuple[GeneratorWorker, CancelToken]] = {}
+        self._all: list[GeneratorWorker] = []
+
+    def start(
+        self,
+        name: str,
+        func: Callable[..., Generator[Any, Any, Any]],
+        *args: Any,
+        yielded: Callable[[Any], None] | None = None,
+        returned: Callable[[Any], None] | None = None,
+        errored: Callable[[BaseException], None] | None = None,
+        finished: Callable[[], None] | None = None,
+    ) -> GeneratorWorker:
+        """Start job ``name`` (aborting the previous one of that name) and return its worker."""
+        self.abort(name)
+        token = CancelToken()
+        worker = create_worker(
+            func, *args, token=token, _start_thread=False, _worker_class=_ClosingGeneratorWorker
+        )
+
+        def current() -> bool:
+            entry = self._workers.get(name)
+            return entry is not None and entry[0] is worker
+
+        if yielded is not None:
+            worker.yielded.connect(lambda value: current() and yielded(value))
+        if returned is not None:
+            worker.returned.connect(lambda value: current() and returned(value))
+        if errored is not None:
+            worker.errored.connect(lambda exc: current() and errored(exc))
+
+        def on_finished() -> None:
+            was_current = current()
+            if was_current:
+                del self._workers[name]
+            if worker in self._all:
+                self._all.remove(worker)
+            if was_current and finished is not None:
+                finished()
+            if not self._workers:
+                self.busy_changed.emit(False)
+
+        worker.finished.connect(on_finished)
+        self._workers[name] = (worker, token)
+        self._all.append(worker)
+        if len(self._workers) == 1:
+            self.busy_changed.emit(True)
+        worker.start()
+        return worker
+
+    def abort(self, name: str) -> bool:
+        """Abort job ``name``; return True if one was running. Its callbacks are no longer delivered."""
+        entry = self._workers.pop(name, None)
+        if entry is None:
+            return False
+        worker, token = entry
+        token.cancel()
+        worker.quit()
+        if not self._workers:
+            self.busy_changed.emit(False)
+        return True
+
+    def abort_all(self) -> None:
+        """Abort every job."""
+        for name in list(self._workers):
+            self.abort(name)
+
+    def is_running(self, name: str | None = None) -> bool:
+        """True if job ``name`` (or any job when ``name`` is None) is running."""
+        return bool(self._workers) if name is None else name in self._workers
+
+    def running(self) -> tuple[str, ...]:
+        """Names of the running jobs."""
+        return tuple(self._workers)
+
+    def shutdown(self, msecs: int = 5000) -> None:
+        """Abort every job and wait (up to ``msecs``) for the worker threads to end."""
+        self.abort_all()
+        QThreadPool.globalInstance().waitForDone(msecs)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Jobs: thin generator functions composing the model-layer generators. They run in worker threads.
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanDone:
+    """Yielded by :func:`load_study_job` once the headers are scanned and the series to load is chosen."""
+
+    path: str
+    scan: ScanResult
+    chosen: SeriesInfo
+
+
+@dataclass(frozen=True)
+class StudyLoaded:
+    """Returned by the load jobs: the scan (if one was done) and the loaded series."""
+
+    scan: ScanResult | None
+    series: Series
+
+
+def choose_series(scan: ScanResult, series_uid: str | None = None) -> SeriesInfo:
+    """Pick the series to show: the given UID, else the largest CT series, else the largest series.
+
+    Raises
+    ------
+    NoUsableSeriesError
+        If the scan found no series (the message summarises why files were skipped).
+    """
+    if not scan.series:
+        raise NoUsableSeriesError(no_series_message(scan))
+    if series_uid:
+        for info in scan.series:
+            if info.series_uid == series_uid:
+                return info
+    for info in scan.series:
+        if info.is_ct:
+            return info
+    return scan.series[0]
+
+
+def no_series_message(scan: ScanResult, path: str | Path | None = None) -> str:
+    """One line saying that nothing usable was found, with the commonest skip reasons."""
+    where = f" in {path}" if path is not None else ""
+    if not scan.skipped:
+        return f"no DICOM image series found{where} (no files)"
+    counts: dict[str, int] = {}
+    for item in scan.skipped:
+        counts[item.reason] = counts.get(item.reason, 0) + 1
+    common = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    reasons = "; ".join(f"{n}× {reason}" for reason, n in common)
+    return f"no usable DICOM image series found{where}: {len(scan.skipped)} file(s) skipped ({reasons})"
+
+
+def _stream_series(info: SeriesInfo, token: CancelToken) -> Generator[LoadProgress, None, Series]:
+    from ich_viewer.core.series import iter_load
+
+    gen = iter_load(info)
+    try:
+        while True:
+            if token.is_set():
+                raise CancelledError("loading cancelled")
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield progress
+    finally:
+        gen.close()
+
+
+def load_study_job(
+    path: str | Path, series_uid: str | None = None, *, token: CancelToken
+) -> Generator[ScanDone | LoadProgress, None, StudyLoaded]:
+    """Scan ``path`` (headers only), yield :class:`ScanDone`, then stream the chosen series slice by slice.
+
+    Yields
+    ------
+    ScanDone, then one :class:`~ich_viewer.core.records.LoadProgress` per decoded slice.
+
+    Returns
+    -------
+    StudyLoaded
+
+    Raises
+    ------
+    NoUsableSeriesError
+        If ``path`` does not exist or holds no readable series.
+    CancelledError
+        If cancelled while scanning.
+    """
+    from ich_viewer.core.series import scan
+
+    result = scan(path, should_stop=token.is_set)
+    if token.is_set():
+        raise CancelledError("loading cancelled")
+    chosen = choose_series(result, series_uid)
+    yield ScanDone(str(path), result, chosen)
+    series = yield from _stream_series(chosen, token)
+    return StudyLoaded(result, series)
+
+
+def load_series_job(info: SeriesInfo, *, token: CancelToken) -> Generator[LoadProgress, None, StudyLoaded]:
+    """Stream one already scanned series; returns :class:`StudyLoaded` with ``scan=None``."""
+    series = yield from _stream_series(info, token)
+    return StudyLoaded(None, series)
+
+
+def thumbnails_job(
+    infos: Sequence[SeriesInfo], size: int = 96, *, token: CancelToken
+) -> Generator[tuple[str, np.ndarray], None, None]:
+    """Decode the middle slice of each series and yield ``(series_uid, thumbnail)``.
+
+    The thumbnail is uint8 ``(size, size)`` (letter-boxed, aspect kept), through the brain window for CT and an
+    auto window otherwise. Series whose middle slice cannot be read are skipped silently (the series panel
+    keeps its placeholder icon).
+    """
+    import pydicom
+
+    from ich_viewer.core.dicom_io import hu_from_dataset
+
+    for info in infos:
+        if token.is_set():
+            return
+        if not info.slices:
+            continue
+        middle = info.slices[len(info.slices) // 2]
+        try:
+            ds = pydicom.dcmread(middle.path, force=True)
+            hu = hu_from_dataset(ds, frame=middle.frame)
+        except Exception:
+            continue
+        yield info.series_uid, make_thumbnail(hu, info, size)
+
+
+def make_thumbnail(hu: np.ndarray, info: SeriesInfo, size: int = 96) -> np.ndarray:
+    """Return a uint8 ``(size, size)`` thumbnail of one HU slice ``(rows, cols)``, aspect from pixel spacing."""
+    import cv2
+
+    from ich_viewer.core.windowing import BRAIN, apply_window, auto_window
+
+    window = BRAIN if info.is_ct else auto_window(hu)
+    img = apply_window(hu, window.center, window.width)
+    rows, cols = img.shape
+    height_mm = rows * (info.spacing_mm[1] or 1.0)
+    width_mm = cols * (info.spacing_mm[2] or 1.0)
+    scale = size / max(height_mm, width_mm)
+    new_h = max(1, round(height_mm * scale))
+    new_w = max(1, round(width_mm * scale))
+    small = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    out = np.zeros((size, size), dtype=np.uint8)
+    top = (size - new_h) // 2
+    left = (size - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = small
+    return out
+
+
+def write_demo_job(
+    seed: int, kind: str, n_slices: int = 32, size: int = 512, *, token: CancelToken
+) -> Generator[str, None, str]:
+    """Write a phantom study into a fresh temporary folder (never a study folder); return the folder.
+
+    Yields a status line first so the GUI can show what is happening.
+    """
+    from ich_viewer.core.phantom import write_phantom
+
+    yield f"Generating demo study (seed {seed}, {kind})…"
+    outdir = tempfile.mkdtemp(prefix="ich-viewer-demo-")
+    if token.is_set():
+        raise CancelledError("demo generation cancelled")
+    path = write_phantom(outdir, seed=seed, kind=kind, n_slices=n_slices, size=size)
+    return str(path)
