@@ -181,6 +181,10 @@ class GradCam:
         k = tf.constant(label_index(label), dtype=tf.int32)
         return np.asarray(self._fn(np.ascontiguousarray(batch, dtype=np.float32), k), dtype=np.float32)
 
+    def warm_up(self, label: str = "any") -> None:
+        """Build and trace the gradient function now, so the first heatmap on screen costs milliseconds."""
+        self.raw_maps(np.zeros((1, *self.engine.model_input.shape), dtype=np.float32), label)
+
     # -- public API -------------------------------------------------------------------------------------------
 
     def iter_results(
