@@ -1,0 +1,414 @@
+"""Hemorrhages of the synthetic head CT as 3-D objects in head coordinates (see :mod:`phantom_anatomy`).
+
+Each lesion draws itself into a slice (:class:`~ich_viewer.core.phantom_anatomy.SliceContext`): it blends its
+density into the HU image and writes its label number into the mask where it occupies at least half a pixel.
+Label numbers follow :data:`ich_viewer.core.labels.LABELS`: 1 epidural, 2 intraparenchymal, 3 intraventricular,
+4 subarachnoid, 5 subdural.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ich_viewer.core.phantom_anatomy import Head, SliceContext, _ramp
+
+__all__ = [
+    "EPIDURAL",
+    "INTRAPARENCHYMAL",
+    "INTRAVENTRICULAR",
+    "SUBARACHNOID",
+    "SUBDURAL",
+    "Epidural",
+    "Intraparenchymal",
+    "Intraventricular",
+    "Lesion",
+    "Subarachnoid",
+    "Subdural",
+    "sample_lesion",
+]
+
+EPIDURAL, INTRAPARENCHYMAL, INTRAVENTRICULAR, SUBARACHNOID, SUBDURAL = 1, 2, 3, 4, 5
+
+
+def _write(hu: np.ndarray, mask: np.ndarray, box, frac: np.ndarray, value, label: int) -> None:
+    """Blend ``value`` into ``hu[box]`` with ``frac`` and label the pixels at least half occupied."""
+    sub = hu[box]
+    sub += frac * (np.asarray(value, dtype=np.float32) - sub)
+    m = mask[box]
+    m[frac >= 0.5] = label
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """Base of all hemorrhages: a label number, a density and a vertical extent ``z0 ± zr`` (mm)."""
+
+    label: int
+    hu: float
+    z0: float
+    zr: float
+
+    def z_range(self) -> tuple[float, float]:
+        """Lowest and highest height (mm) the lesion reaches."""
+        return (self.z0 - self.zr, self.z0 + self.zr)
+
+    def midline_shift(self, z: float) -> float:
+        """Midline shift (mm, patient-left positive) this lesion causes at height ``z``."""
+        return 0.0
+
+    def extra_axial(self, ctx: SliceContext):
+        """Reserve room under the inner table (extra-axial collections only); returns an item or None."""
+        return None
+
+    def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
+        """Draw an intra-axial lesion into ``hu`` and ``mask``."""
+
+    def paint_extra_axial(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray, item) -> None:
+        """Draw an extra-axial collection reserved by :meth:`extra_axial`."""
+
+
+@dataclass(frozen=True)
+class _Convexity(Lesion):
+    """A collection under the inner table: thickness ``h_max`` at angle ``theta0`` and height ``z0``."""
+
+    theta0: float = 0.0
+    span: float = 0.5  # half-angle (rad)
+    h_max: float = 5.0
+    power: float = 1.0  # thickness profile (1 - s²) ** power; 1 = biconvex lens, small = flat crescent
+    shift_mm: float = 0.0
+
+    def midline_shift(self, z: float) -> float:
+        return self.shift_mm * math.exp(-(((z - self.z0) / (self.zr + 25.0)) ** 2))
+
+    def extra_axial(self, ctx: SliceContext):
+        dz = (ctx.z - self.z0) / self.zr
+        if abs(dz) >= 1.0:
+            return None
+        c0, s0 = math.cos(self.theta0), math.sin(self.theta0)
+        cosd = ctx.cos_t * np.float32(c0) + ctx.sin_t * np.float32(s0)
+        s2 = (np.float32(2.0) * (np.float32(1.0) - cosd)) / np.float32(self.span**2) + np.float32(dz * dz)
+        h = np.float32(self.h_max) * np.power(np.clip(np.float32(1.0) - s2, 0.0, 1.0), np.float32(self.power))
+        if float(h.max()) < 0.3:
+            return None
+        lo = ctx.ext.copy()
+        ctx.ext += h
+        return lo, h
+
+    def paint_extra_axial(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray, item) -> None:
+        lo, h = item
+        rows = np.flatnonzero(h.max(axis=1) > 0)
+        cols = np.flatnonzero(h.max(axis=0) > 0)
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        d = ctx.d_in[box] - lo[box]
+        hb = h[box]
+        frac = _ramp(d, ctx.pix) * _ramp(hb - d, ctx.pix) * (hb > 0.05)
+        # not into the skull-base bone of low slices
+        frac *= hu[box] < 400
+        _write(hu, mask, box, frac.astype(np.float32), self.hu, self.label)
+
+
+@dataclass(frozen=True)
+class Epidural(_Convexity):
+    """Biconvex lens against the inner table."""
+
+
+@dataclass(frozen=True)
+class Subdural(_Convexity):
+    """Crescent following the convexity (``falx`` true: a layer along the falx instead)."""
+
+    falx: bool = False
+    v0: float = 0.0
+    vr: float = 30.0
+    side: float = 1.0
+
+    def extra_axial(self, ctx: SliceContext):
+        if self.falx:
+            return None
+        return super().extra_axial(ctx)
+
+    def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
+        if not self.falx:
+            return
+        dz = (ctx.z - self.z0) / self.zr
+        if abs(dz) >= 1.0:
+            return
+        k = math.sqrt(1.0 - dz * dz)
+        vr = self.vr * k
+        uc = ctx.shift
+        item = ctx.capsule((uc, self.v0 - vr), (uc, self.v0 + vr), 0.5 + self.h_max * k + 1.0)
+        if item is None:
+            return
+        box, _ = item
+        du = (ctx.u[box] - np.float32(uc)) * np.float32(self.side)
+        s2 = ((ctx.v[box] - np.float32(self.v0)) / np.float32(max(vr, 1.0))) ** 2
+        h = np.float32(self.h_max * k) * np.sqrt(np.clip(1.0 - s2, 0.0, 1.0))
+        frac = _ramp(du - np.float32(0.5), ctx.pix) * _ramp(h + np.float32(0.5) - du, ctx.pix) * (h > 0.2)
+        frac *= _ramp(ctx.d_in[box] - 1.0, ctx.pix)
+        _write(hu, mask, box, frac.astype(np.float32), self.hu, self.label)
+
+
+@dataclass(frozen=True)
+class Intraparenchymal(Lesion):
+    """Irregular clot with a hypodense oedema rim."""
+
+    u0: float = 0.0
+    v0: float = 0.0
+    ru: float = 10.0
+    rv: float = 10.0
+    edema_mm: float = 3.0
+    edema_drop: float = 9.0
+    lobes: tuple[tuple[float, float, float], ...] = ()  # (order, amplitude, phase)
+    shift_mm: float = 0.0
+
+    def midline_shift(self, z: float) -> float:
+        return self.shift_mm * math.exp(-(((z - self.z0) / (self.zr + 25.0)) ** 2))
+
+    def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
+        dz = (ctx.z - self.z0) / (self.zr + self.edema_mm)
+        if abs(dz) >= 1.0:
+            return
+        k = (
+            math.sqrt(max(0.0, 1.0 - ((ctx.z - self.z0) / self.zr) ** 2))
+            if abs(ctx.z - self.z0) < self.zr
+            else 0.0
+        )
+        rmax = max(self.ru, self.rv) * 1.35 + self.edema_mm + 2
+        item = ctx.ellipse(self.u0, self.v0, rmax, rmax, deep=False)
+        if item is None:
+            return
+        box, _ = item
+        du = ctx.u[box] - np.float32(self.u0)
+        dv = ctx.v[box] - np.float32(self.v0)
+        phi = np.arctan2(dv, du)
+        wobble = np.ones_like(du)
+        for order, amp, ph in self.lobes:
+            wobble += np.float32(amp) * np.cos(
+                np.float32(order) * phi + np.float32(ph + 0.05 * order * ctx.z)
+            )
+        rad = np.sqrt((du / np.float32(self.ru)) ** 2 + (dv / np.float32(self.rv)) ** 2) / wobble
+        rmean = 0.5 * (self.ru + self.rv)
+        # distance outside the clot boundary in mm at this level (the clot shrinks towards its poles)
+        dist = (rad - np.float32(k)) * np.float32(rmean)
+        inside = _ramp(ctx.d_in[box] - 2.0, ctx.pix)
+        tissue = (hu[box] > 5) & (hu[box] < 70)
+        edema = _ramp(np.float32(self.edema_mm * max(k, 0.3)) - dist, 2.0) * inside * tissue
+        hu[box] -= edema * np.float32(self.edema_drop)
+        if k > 0:
+            blood = _ramp(-dist, ctx.pix) * inside
+            _write(hu, mask, box, blood.astype(np.float32), self.hu, self.label)
+
+
+@dataclass(frozen=True)
+class Intraventricular(Lesion):
+    """Blood in the ventricles: dependent layering in the occipital horns, or a cast of part of the system."""
+
+    casting: bool = False
+    level_v: float = 0.0  # layering: blood where v > level_v (posterior = dependent)
+    u0: float = 0.0  # casting: centre and radius of the cast region
+    v0: float = 0.0
+    radius: float = 30.0
+
+    def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
+        if abs(ctx.z - self.z0) >= self.zr:
+            return
+        if self.casting:
+            item = ctx.ellipse(self.u0, self.v0, self.radius, self.radius, deep=True, soft=3.0)
+            if item is None:
+                return
+            box, region = item
+            frac = ctx.vent[box] * region
+        else:
+            src = ctx.vent_occ
+            rows = np.flatnonzero(src.max(axis=1) > 0)
+            if rows.size == 0:
+                return
+            cols = np.flatnonzero(src.max(axis=0) > 0)
+            box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            frac = src[box] * _ramp(ctx.v[box] - np.float32(self.level_v), ctx.pix)
+        if float(frac.max()) <= 0:
+            return
+        _write(hu, mask, box, frac.astype(np.float32), self.hu, self.label)
+
+
+@dataclass(frozen=True)
+class Subarachnoid(Lesion):
+    """Blood in the sulci, fissures and cisterns within an ellipsoidal region."""
+
+    u0: float = 0.0
+    v0: float = 0.0
+    radius: float = 30.0
+
+    def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
+        dz = (ctx.z - self.z0) / self.zr
+        if abs(dz) >= 1.0:
+            return
+        k = math.sqrt(1.0 - dz * dz)
+        item = ctx.ellipse(self.u0, self.v0, self.radius * k, self.radius * k, deep=False, soft=4.0)
+        if item is None:
+            return
+        box, region = item
+        space = np.maximum(ctx.csf[box], ctx.cistern[box])
+        # only where the pixel is still soft tissue / CSF (not bone of the skull base, not ventricles)
+        cur = hu[box]
+        ok = (cur > -30) & (cur < 60) & (ctx.vent[box] < 0.5)
+        frac = space * region * ok * np.float32(0.95)
+        if float(frac.max()) <= 0:
+            return
+        _write(hu, mask, box, frac.astype(np.float32), self.hu, self.label)
+
+
+def _blood_hu(rng: np.random.Generator) -> float:
+    return float(rng.uniform(55.0, 85.0))
+
+
+def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float, z_hi: float) -> Lesion:
+    """Draw one lesion of type ``label`` whose centre lies between heights ``z_lo`` and ``z_hi`` (mm).
+
+    The centre range is clipped to where the type can occur (e.g. intraventricular blood needs ventricles).
+    """
+    h = head.height
+    a, b = head.a, head.b
+
+    def zpick(t_min: float, t_max: float) -> float:
+        lo, hi = max(z_lo, t_min * h), min(z_hi, t_max * h)
+        if lo > hi:  # the wanted range misses the type's range: take the nearest allowed height
+            return float(np.clip(0.5 * (z_lo + z_hi), t_min * h, t_max * h))
+        return float(rng.uniform(lo, hi))
+
+    size = rng.random()  # 0 small .. 1 large
+    if label == EPIDURAL:
+        theta0 = float((0.0 if rng.random() < 0.5 else math.pi) + rng.normal(0, 0.7))
+        z0 = zpick(0.35, 0.85)
+        span = float(rng.uniform(0.25, 0.55))
+        zr = float(rng.uniform(12.0, 32.0))
+        h_max = float(min(4.0 + 24.0 * size**1.3, 0.7 * min(span * 70.0, zr)))
+        return Epidural(
+            label=EPIDURAL,
+            hu=_blood_hu(rng),
+            z0=z0,
+            zr=zr,
+            theta0=theta0,
+            span=span,
+            h_max=h_max,
+            power=1.0,
+            shift_mm=-math.copysign(min(12.0, h_max * span * zr / 40.0), math.cos(theta0)),
+        )
+    if label == SUBDURAL:
+        r = rng.random()
+        hu = _blood_hu(rng) if r < 0.7 else float(rng.uniform(40.0, 50.0))
+        if rng.random() < 0.18:
+            z0 = zpick(0.45, 0.85)
+            return Subdural(
+                label=SUBDURAL,
+                hu=hu,
+                z0=z0,
+                zr=float(rng.uniform(15.0, 35.0)),
+                h_max=float(rng.uniform(2.0, 6.0)),
+                falx=True,
+                v0=float(rng.uniform(-0.4, 0.4) * b),
+                vr=float(rng.uniform(20.0, 45.0)),
+                side=float(rng.choice([-1.0, 1.0])),
+            )
+        theta0 = float((0.0 if rng.random() < 0.5 else math.pi) + rng.normal(0, 0.45))
+        z0 = zpick(0.38, 0.85)
+        h_max = float(2.0 + 13.0 * size**1.5)
+        span = float(rng.uniform(0.6, 1.25))
+        zr = float(rng.uniform(25.0, 55.0))
+        return Subdural(
+            label=SUBDURAL,
+            hu=hu,
+            z0=z0,
+            zr=zr,
+            theta0=theta0,
+            span=span,
+            h_max=h_max,
+            power=float(rng.uniform(0.25, 0.5)),
+            shift_mm=-math.copysign(min(14.0, h_max * span * zr / 45.0), math.cos(theta0)),
+        )
+    if label == INTRAPARENCHYMAL:
+        deep = rng.random() < 0.45
+        r = float(3.0 + 22.0 * size**1.6)
+        if deep:
+            z0 = zpick(0.38, 0.52)
+            sgn = float(rng.choice([-1.0, 1.0]))
+            u0 = sgn * float(rng.uniform(0.15, 0.3)) * a
+            v0 = float(rng.uniform(-0.1, 0.15)) * b
+        else:
+            z0 = zpick(0.35, 0.85)
+            ang = float(rng.uniform(0, 2 * math.pi))
+            # somewhere in the lobes, 12 mm or more below the cortex
+            scale = math.sqrt(max(0.2, 1.0 - ((z0 / h - 0.45) / 0.58) ** 2)) if z0 > 0.45 * h else 1.0
+            rr = float(rng.uniform(0.35, 0.75))
+            u0 = math.cos(ang) * a * scale * rr
+            v0 = math.sin(ang) * b * scale * rr
+            r = min(r, 0.45 * a * scale)
+        ru = r * float(rng.uniform(0.75, 1.25))
+        rv = r * float(rng.uniform(0.75, 1.25))
+        lobes = tuple(
+            (float(o), float(rng.uniform(0.03, 0.14)), float(rng.uniform(0, 2 * math.pi))) for o in (2, 3, 5)
+        )
+        vol = 4.0 / 3.0 * math.pi * ru * rv * r / 1000.0
+        return Intraparenchymal(
+            label=INTRAPARENCHYMAL,
+            hu=float(rng.uniform(58.0, 90.0)),
+            z0=z0,
+            zr=r * float(rng.uniform(0.7, 1.1)),
+            u0=u0,
+            v0=v0,
+            ru=ru,
+            rv=rv,
+            edema_mm=float(rng.uniform(1.0, 3.0) + 0.25 * r),
+            edema_drop=float(rng.uniform(6.0, 12.0)),
+            lobes=lobes,
+            shift_mm=-math.copysign(min(10.0, 0.25 * vol), u0) if vol > 8 else 0.0,
+        )
+    if label == INTRAVENTRICULAR:
+        if rng.random() < 0.35:
+            sgn = float(rng.choice([-1.0, 1.0]))
+            z0 = zpick(0.4, 0.62)
+            return Intraventricular(
+                label=INTRAVENTRICULAR,
+                hu=_blood_hu(rng),
+                z0=z0,
+                zr=float(rng.uniform(10.0, 30.0)),
+                casting=True,
+                u0=sgn * 0.12 * a,
+                v0=float(rng.uniform(-0.2, 0.25)) * b,
+                radius=float(rng.uniform(15.0, 40.0)),
+            )
+        return Intraventricular(
+            label=INTRAVENTRICULAR,
+            hu=_blood_hu(rng),
+            z0=zpick(0.43, 0.49),
+            zr=float(rng.uniform(5.0, 12.0)),
+            casting=False,
+            level_v=float(rng.uniform(0.22, 0.36)) * b,
+        )
+    if label == SUBARACHNOID:
+        where = rng.random()
+        if where < 0.3:  # basal cisterns
+            z0 = zpick(0.18, 0.32)
+            u0, v0, rad = 0.0, -0.05 * b, float(rng.uniform(20.0, 40.0))
+        elif where < 0.55:  # Sylvian fissure
+            z0 = zpick(0.32, 0.48)
+            sgn = float(rng.choice([-1.0, 1.0]))
+            u0, v0, rad = sgn * 0.75 * a, -0.04 * b, float(rng.uniform(14.0, 30.0))
+        else:  # convexity sulci
+            z0 = zpick(0.4, 0.88)
+            t0 = z0 / h
+            scale = math.sqrt(max(0.1, 1.0 - ((t0 - 0.45) / 0.58) ** 2)) if t0 > 0.45 else 1.0
+            ang = float(rng.uniform(0, 2 * math.pi))
+            u0, v0 = math.cos(ang) * a * scale * 0.85, math.sin(ang) * b * scale * 0.85
+            rad = float(rng.uniform(12.0, 32.0))
+        return Subarachnoid(
+            label=SUBARACHNOID,
+            hu=float(rng.uniform(60.0, 85.0)),
+            z0=z0,
+            zr=rad * float(rng.uniform(0.6, 1.0)),
+            u0=u0,
+            v0=v0,
+            radius=rad,
+        )
+    raise ValueError(f"unknown lesion label {label}")
