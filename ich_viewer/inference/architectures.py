@@ -1,0 +1,140 @@
+"""The model architectures, defined once and shared by the app and the ``training`` package.
+
+Every architecture maps the stacked-window input of :class:`~ich_viewer.core.windowing.ModelInput`
+(float32 ``(size, size, channels)`` in [0, 1]) to six sigmoid probabilities in
+:data:`~ich_viewer.core.labels.LABELS` order. All of them end in the same head::
+
+    ... last conv -> BN -> ReLU -> global pooling -> Dropout -> Dense(6, name="logits")
+        -> Activation("sigmoid", name="probabilities")
+
+so that Grad-CAM can take the gradient of a label's pre-sigmoid logit with respect to the layer named by
+:func:`gradcam_layer_name`. The models are flat functional graphs (no nested model as one layer) without
+``Lambda`` layers, so they save and load with Keras safe mode.
+
+Keras is imported lazily, inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ich_viewer.core.labels import LABELS
+from ich_viewer.core.windowing import ModelInput
+
+__all__ = ["ARCHITECTURES", "DEFAULT_ARCHITECTURE", "build_model", "describe", "gradcam_layer_name"]
+
+#: The architectures :func:`build_model` knows, default first.
+ARCHITECTURES: tuple[str, ...] = ("ich_cnn", "efficientnet_b0")
+
+#: The architecture of the bundled demo model.
+DEFAULT_ARCHITECTURE = "ich_cnn"
+
+_GRADCAM_LAYERS = {"ich_cnn": "last_conv", "efficientnet_b0": "top_conv"}
+
+#: Filters of the ``ich_cnn`` conv layers, per block; a max-pool (2x2) follows every block but the last.
+#: At input 256 the last block (and so ``last_conv``) works at 32x32, i.e. 8 input pixels per cell.
+_ICH_CNN_BLOCKS: tuple[tuple[int, ...], ...] = ((16,), (32,), (48, 48), (64, 96))
+
+
+def _check(architecture: str) -> str:
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
+    return architecture
+
+
+def gradcam_layer_name(architecture: str) -> str:
+    """Return the name of the last convolutional layer of ``architecture`` (the Grad-CAM target).
+
+    Raises
+    ------
+    ValueError
+        For an architecture not in :data:`ARCHITECTURES`.
+    """
+    return _GRADCAM_LAYERS[_check(architecture)]
+
+
+def describe(architecture: str) -> str:
+    """Return a one-line human description of ``architecture``."""
+    if _check(architecture) == "ich_cnn":
+        return (
+            "small custom CNN: 4 blocks of 3x3 Conv-BN-ReLU (16, 32, 48x2, 64+96 filters) with 2x2 max-pooling, "
+            "global average+max pooling, dropout, dense sigmoid head"
+        )
+    return "EfficientNetB0 backbone (random init, flat graph), global average pooling, dropout, dense sigmoid head"
+
+
+def _conv_bn_relu(x: Any, filters: int, name: str, conv_name: str | None = None) -> Any:
+    from keras import layers
+
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=conv_name or f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def _head(x: Any, dropout: float, pooling: str) -> Any:
+    from keras import layers
+
+    avg = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "avg+max":
+        mx = layers.GlobalMaxPooling2D(name="max_pool")(x)
+        x = layers.Concatenate(name="pool_concat")([avg, mx])
+    else:
+        x = avg
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    x = layers.Dense(len(LABELS), name="logits")(x)
+    return layers.Activation("sigmoid", name="probabilities", dtype="float32")(x)
+
+
+def build_model(
+    architecture: str = DEFAULT_ARCHITECTURE,
+    model_input: ModelInput | None = None,
+    *,
+    dropout: float = 0.3,
+) -> Any:
+    """Build an untrained model.
+
+    Parameters
+    ----------
+    architecture : str
+        ``"ich_cnn"`` (the small custom CNN of the bundled model) or ``"efficientnet_b0"``
+        (``keras.applications.EfficientNetB0``, ``weights=None``, flattened into one functional graph).
+    model_input : ModelInput, optional
+        The preprocessing the model is fed with; its :attr:`~ModelInput.shape` ``(size, size, channels)`` is
+        the input shape (default ``ModelInput()``: 256x256x3). ``ich_cnn`` needs ``size`` divisible by 8.
+    dropout : float
+        Dropout rate before the dense head.
+
+    Returns
+    -------
+    keras.Model
+        Input ``"image"`` float32 ``(None, size, size, channels)``; output float32 ``(None, 6)`` sigmoid
+        probabilities in LABELS order. The dense layer before the sigmoid is named ``"logits"``, the sigmoid
+        ``"probabilities"``, and the last convolution :func:`gradcam_layer_name` ``(architecture)``.
+    """
+    import keras
+    from keras import layers
+
+    _check(architecture)
+    model_input = model_input or ModelInput()
+    size = model_input.size
+    inputs = keras.Input(shape=model_input.shape, name="image", dtype="float32")
+    if architecture == "ich_cnn":
+        if size % 8:
+            raise ValueError(f"ich_cnn needs an input size divisible by 8, got {size}")
+        x = inputs
+        last_block = len(_ICH_CNN_BLOCKS) - 1
+        for b, filters in enumerate(_ICH_CNN_BLOCKS):
+            for j, f in enumerate(filters):
+                is_last = b == last_block and j == len(filters) - 1
+                x = _conv_bn_relu(x, f, f"block{b + 1}_{j + 1}", conv_name="last_conv" if is_last else None)
+            if b != last_block:
+                x = layers.MaxPooling2D(2, name=f"block{b + 1}_pool")(x)
+        outputs = _head(x, dropout, "avg+max")
+        return keras.Model(inputs, outputs, name="ich_cnn")
+
+    # EfficientNetB0 expects 0..255 input and rescales by 1/255 itself; ModelInput gives 0..1.
+    scaled = layers.Rescaling(255.0, name="to_255")(inputs)
+    base = keras.applications.EfficientNetB0(include_top=False, weights=None, input_tensor=scaled)
+    x = base.output  # a tensor of our own graph: the backbone's layers become layers of the flat model
+    outputs = _head(x, dropout, "avg")
+    return keras.Model(inputs, outputs, name="efficientnet_b0")

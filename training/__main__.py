@@ -1,0 +1,193 @@
+"""``python -m training train | evaluate | export | explain-eval`` (see ``training/REBUILD.md``).
+
+Errors in the input (missing files, bad options) are reported as one line on stderr with exit code 1 or 2.
+Heavy modules are imported inside the commands: this module is re-imported by the phantom-generation worker
+processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_USAGE, EXIT_DATA = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m training", description="Train, evaluate, export and explain ICH models.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model into a run folder")
+    t.add_argument("--data", choices=("phantom", "rsna"), default="phantom")
+    t.add_argument("--out", required=True, help="run folder to create")
+    t.add_argument("--architecture", default="ich_cnn", help="ich_cnn (default) or efficientnet_b0")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--batch-size", type=int, default=32, help="global batch size")
+    t.add_argument("--image-size", type=int, default=256, help="model input size (multiple of 8)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay after warm-up)")
+    t.add_argument("--steps-per-epoch", type=int, default=None, help="default: training slices / batch size")
+    t.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs")
+    t.add_argument("--dropout", type=float, default=0.3)
+    t.add_argument("--no-augment", action="store_true", help="switch off training augmentation")
+    t.add_argument(
+        "--negative-fraction", type=float, default=None, help="share of slices without blood per batch"
+    )
+    t.add_argument(
+        "--min-sensitivity", type=float, default=0.9, help="validation sensitivity of the thresholds"
+    )
+    t.add_argument("--context-slices", type=int, default=0, help="neighbouring slices per side (RSNA only)")
+    t.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="data-generation processes"
+    )
+    t.add_argument("--train-size", type=int, default=6000, help="phantom training slices")
+    t.add_argument("--val-size", type=int, default=1200, help="phantom validation slices")
+    t.add_argument("--test-size", type=int, default=1200, help="phantom held-out test slices")
+    t.add_argument("--phantom-size", type=int, default=256, help="size at which phantoms are generated")
+    t.add_argument("--endless", action="store_true", help="phantoms: a fresh slice for every draw")
+    t.add_argument("--rsna-csv", help="stage_2_train.csv")
+    t.add_argument("--rsna-dir", help="folder of the RSNA DICOM files")
+    t.add_argument("--rsna-index", help="JSON index cache (written on first use, read afterwards)")
+    t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras progress display")
+
+    e = sub.add_parser("evaluate", help="evaluate a run (or a model folder) on held-out data")
+    e.add_argument("path", help="run folder, or a model folder (model.json) to test on held-out phantoms")
+    e.add_argument("--split", default="test", choices=("test", "val"))
+    e.add_argument("--n", type=int, default=None, help="phantoms: number of slices (default: the run's)")
+    e.add_argument("--report", default=None, help="report folder (default RUN/report)")
+    e.add_argument("--phantom-size", type=int, default=256, help="model folder only: phantom generation size")
+    e.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+
+    x = sub.add_parser("export", help="write the model folder of a run")
+    x.add_argument("run_dir")
+    x.add_argument("--name", default="ich-demo-cnn")
+    x.add_argument("--out", required=True, help="model folder to write, e.g. resources/models/ich-demo-cnn")
+    x.add_argument("--version", default="1.0")
+
+    g = sub.add_parser("explain-eval", help="Grad-CAM localisation on phantoms with known masks")
+    g.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    g.add_argument("--per-kind", type=int, default=100, help="positive slices per hemorrhage type (>= 100)")
+    g.add_argument("--dilate", type=int, default=3, help="mask dilation in pixels for the pointing game")
+    g.add_argument("--phantom-size", type=int, default=256, help="size at which phantoms are generated")
+    g.add_argument(
+        "--record", action="store_true", help="write the figures into model.json (metrics.gradcam)"
+    )
+    g.add_argument("--out", default=None, help="folder for explain.json and example PNGs")
+    g.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    return p
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from training.train import TrainConfig, run_training
+
+    config = TrainConfig(
+        out=a.out,
+        data=a.data,
+        architecture=a.architecture,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        image_size=a.image_size,
+        seed=a.seed,
+        lr=a.lr,
+        steps_per_epoch=a.steps_per_epoch,
+        patience=a.patience,
+        dropout=a.dropout,
+        augment=not a.no_augment,
+        negative_fraction=a.negative_fraction,
+        min_sensitivity=a.min_sensitivity,
+        context_slices=a.context_slices,
+        workers=a.workers,
+        train_size=a.train_size,
+        val_size=a.val_size,
+        test_size=a.test_size,
+        phantom_size=a.phantom_size,
+        endless=a.endless,
+        rsna_csv=a.rsna_csv,
+        rsna_dir=a.rsna_dir,
+        rsna_index=a.rsna_index,
+        verbose=a.verbose,
+    )
+    run_training(config)
+    return EXIT_OK
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from training.evaluate import evaluate_model_folder, evaluate_run, format_table
+
+    path = Path(a.path)
+    if (path / "model.json").is_file():
+        report = Path(a.report or f"report-{path.name}")
+        metrics = evaluate_model_folder(
+            path, report, n=a.n or 1200, phantom_size=a.phantom_size, workers=a.workers
+        )
+    else:
+        metrics = evaluate_run(path, split=a.split, n=a.n, report_dir=a.report)
+        report = (
+            Path(a.report) if a.report else path / ("report" if a.split == "test" else f"report-{a.split}")
+        )
+    print(format_table(metrics))
+    print(f"report: {report}")
+    return EXIT_OK
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from training.export import export_run
+
+    info = export_run(a.run_dir, a.out, name=a.name, version=a.version)
+    print(f"wrote {info.folder} (sha256 {info.sha256[:12]}…, {info.model_path.stat().st_size / 1e6:.1f} MB)")
+    return EXIT_OK
+
+
+def _cmd_explain(a: argparse.Namespace) -> int:
+    from training.explain import run_explain_eval
+
+    run_explain_eval(
+        model_dir=a.model,
+        per_kind=a.per_kind,
+        dilate=a.dilate,
+        phantom_size=a.phantom_size,
+        record=a.record,
+        out=a.out,
+        workers=a.workers,
+    )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    handler = {
+        "train": _cmd_train,
+        "evaluate": _cmd_evaluate,
+        "export": _cmd_export,
+        "explain-eval": _cmd_explain,
+    }[args.command]
+    from ich_viewer.errors import IchViewerError
+
+    try:
+        return handler(args)
+    except ValueError as exc:
+        print(f"training: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, IchViewerError) as exc:
+        print(f"training: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except KeyboardInterrupt:
+        print("training: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

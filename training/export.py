@@ -1,0 +1,130 @@
+"""Export a training run as the contract's model folder (model.keras + model.json) for the app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ich_viewer.core.labels import LABELS
+from ich_viewer.core.windowing import ModelInput
+from ich_viewer.inference.model_folder import ModelInfo, write_model_folder
+from training.train import BEST_FILE, THRESHOLDS_FILE, TrainConfig, read_run
+
+__all__ = ["export_run", "metrics_summary", "training_data_text"]
+
+REPORT_DIR = "report"
+
+
+def metrics_summary(metrics: dict[str, Any], *, split: str, data: str) -> dict[str, Any]:
+    """The compact held-out figures stored in model.json (per-label ROC-AUC, sensitivity, specificity, ...)."""
+    per = metrics["labels"]
+
+    def pick(key: str) -> dict[str, float | None]:
+        return {
+            name: (None if per[name][key] is None else round(float(per[name][key]), 4)) for name in LABELS
+        }
+
+    return {
+        "split": split,
+        "data": data,
+        "n_slices": metrics["n_slices"],
+        "roc_auc": pick("roc_auc"),
+        "sensitivity": pick("recall"),
+        "specificity": pick("specificity"),
+        "precision": pick("precision"),
+        "f1": pick("f1"),
+        "accuracy": pick("accuracy"),
+        "weighted_log_loss": None
+        if metrics.get("weighted_log_loss") is None
+        else round(float(metrics["weighted_log_loss"]), 4),
+    }
+
+
+def training_data_text(run: dict[str, Any]) -> str:
+    """Plain words for model.json's ``training_data``."""
+    config = TrainConfig.from_json(run["config"])
+    if config.data == "rsna":
+        return f"RSNA Intracranial Hemorrhage Detection (patient-level split, seed {config.seed}): {run['data']['train']}"
+    from training.data_phantom import DATA_VERSION, PhantomSpec
+
+    train = PhantomSpec("train", 1_000_000 if config.endless else config.train_size)
+    val = PhantomSpec("val", config.val_size)
+    test = PhantomSpec("test", config.test_size)
+    (a, b), (c, d), (e, f) = train.seed_range(), val.seed_range(), test.seed_range()
+    return (
+        f"{DATA_VERSION}, 2-D slices generated at {config.phantom_size} px: training seeds {a}-{b}, "
+        f"validation seeds {c}-{d}, held-out test seeds {e}-{f}; not patient data"
+    )
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    name: str,
+    version: str = "1.0",
+) -> ModelInfo:
+    """Write the model folder of ``run_dir`` into ``out``.
+
+    The checkpoint ``best.keras`` is re-saved without optimizer state; the thresholds come from
+    ``thresholds.json`` (chosen on the validation split), the metrics from the validation report and, when
+    ``python -m training evaluate`` has run, the held-out test report (``report/metrics.json``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run folder lacks its checkpoint or thresholds.
+    """
+    import keras
+
+    import training.models  # noqa: F401  (registers the custom loss for the checkpoint)
+
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    for needed in (BEST_FILE, THRESHOLDS_FILE):
+        if not (run_dir / needed).is_file():
+            raise FileNotFoundError(f"{run_dir} has no {needed}: the run did not finish")
+    model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    thresholds = json.loads((run_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
+    config = TrainConfig.from_json(run["config"])
+    metrics: dict[str, Any] = {}
+    test_path = run_dir / REPORT_DIR / "metrics.json"
+    if test_path.is_file():
+        test = json.loads(test_path.read_text(encoding="utf-8"))
+        metrics["heldout"] = metrics_summary(test, split="test", data=test.get("data", "held-out test split"))
+    if run.get("val_metrics"):
+        metrics["validation"] = metrics_summary(run["val_metrics"], split="val", data=run["data"]["val"])
+    extra = {
+        "description": (
+            "Demo model for ICH triage research; trained on synthetic phantoms, not validated on patients."
+            if config.data == "phantom"
+            else "ICH triage research model trained on RSNA data; not a medical device."
+        ),
+        "training": {
+            "data_source": config.data,
+            "epochs_run": run.get("epochs_run"),
+            "epochs": config.epochs,
+            "steps_per_epoch": run.get("steps_per_epoch"),
+            "batch_size": config.batch_size,
+            "learning_rate": config.lr,
+            "seed": config.seed,
+            "train_size": config.train_size,
+            "timings_s": run.get("timings_s"),
+            "strategy": run.get("strategy"),
+            "threshold_rule": f"max Youden index at validation sensitivity >= {config.min_sensitivity}",
+        },
+    }
+    return write_model_folder(
+        model,
+        out,
+        name=name,
+        version=version,
+        model_input=ModelInput.from_json(run["model_input"]),
+        thresholds=thresholds,
+        training_data=training_data_text(run),
+        metrics=metrics,
+        architecture=config.architecture,
+        gradcam_layer=run["gradcam_layer"],
+        extra=extra,
+    )

@@ -1,0 +1,107 @@
+"""Loss, metrics and compilation of the ICH models (the architectures live in ``ich_viewer.inference``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from ich_viewer.core.labels import LABELS, RSNA_LOSS_WEIGHTS
+from ich_viewer.core.windowing import ModelInput
+from ich_viewer.inference.architectures import build_model
+
+__all__ = ["WeightedBCE", "compile_model", "create_model", "weighted_log_loss"]
+
+_EPS = 1e-7
+
+
+def weighted_log_loss(
+    y_true: np.ndarray, y_prob: np.ndarray, weights: Sequence[float] = RSNA_LOSS_WEIGHTS
+) -> float:
+    """The RSNA 2019 weighted multi-label log loss, in numpy.
+
+    Per label the mean binary cross-entropy over samples, then the weighted mean over labels with
+    :data:`~ich_viewer.core.labels.RSNA_LOSS_WEIGHTS` (``any`` = 2, subtypes = 1).
+
+    Parameters
+    ----------
+    y_true : numpy.ndarray
+        0/1 labels, shape ``(n, 6)`` in LABELS order.
+    y_prob : numpy.ndarray
+        Probabilities, shape ``(n, 6)``; clipped to ``[1e-7, 1 - 1e-7]``.
+
+    Returns
+    -------
+    float
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.clip(np.asarray(y_prob, dtype=np.float64), _EPS, 1.0 - _EPS)
+    w = np.asarray(weights, dtype=np.float64)
+    per_label = -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)).mean(axis=0)
+    return float((per_label * w).sum() / w.sum())
+
+
+@keras.saving.register_keras_serializable(package="ich_training")
+class WeightedBCE(keras.losses.Loss):
+    """Weighted binary cross-entropy over the six labels (RSNA weighting: ``any`` counts twice).
+
+    For probabilities ``(batch, 6)`` the loss of a sample is ``sum_l w_l * BCE(y_l, p_l) / sum_l w_l``;
+    Keras then averages over the batch, so on a whole data set it equals :func:`weighted_log_loss`.
+    """
+
+    def __init__(
+        self, weights: Sequence[float] = RSNA_LOSS_WEIGHTS, name: str = "weighted_bce", **kwargs: Any
+    ):
+        super().__init__(name=name, **kwargs)
+        self.label_weights = tuple(float(w) for w in weights)
+        if len(self.label_weights) != len(LABELS):
+            raise ValueError(f"need {len(LABELS)} loss weights, got {len(self.label_weights)}")
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_true = ops.cast(y_true, y_pred.dtype)
+        p = ops.clip(y_pred, _EPS, 1.0 - _EPS)
+        bce = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
+        w = ops.convert_to_tensor(np.asarray(self.label_weights, dtype=np.float32), dtype=y_pred.dtype)
+        return ops.sum(bce * w, axis=-1) / float(sum(self.label_weights))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["weights"] = list(self.label_weights)
+        return config
+
+
+def compile_model(model: Any, *, learning_rate: float = 1e-3, weight_decay: float = 1e-4) -> Any:
+    """Compile ``model`` with AdamW, :class:`WeightedBCE`, binary accuracy and multi-label ROC-AUC.
+
+    Returns the same model.
+    """
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
+        loss=WeightedBCE(),
+        metrics=[
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.AUC(name="auc", multi_label=True, num_labels=len(LABELS)),
+        ],
+    )
+    return model
+
+
+def create_model(
+    architecture: str,
+    model_input: ModelInput,
+    *,
+    learning_rate: float = 1e-3,
+    dropout: float = 0.3,
+    seed: int | None = None,
+) -> Any:
+    """Build (with :func:`~ich_viewer.inference.architectures.build_model`) and compile a model.
+
+    ``seed`` seeds Keras' initialisers so that a run is repeatable.
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    model = build_model(architecture, model_input, dropout=dropout)
+    return compile_model(model, learning_rate=learning_rate)

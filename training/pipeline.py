@@ -1,0 +1,307 @@
+"""The tf.data input pipeline: parallel decoding, caching, class-balanced sampling, augmentation, prefetch.
+
+A *slice source* is anything with ``len()``, a ``strata`` array (one small integer per slice, 0 = no
+hemorrhage, used for class-balanced sampling), a ``description``, and ``load(i) -> (x, y)`` returning the
+model input of slice ``i`` (float32 ``(size, size, channels)``, made by
+:class:`~ich_viewer.core.windowing.ModelInput`) and its labels (float32 ``(6,)`` in LABELS order).
+:class:`InMemorySlices` is a source whose inputs are already decoded (float16 to halve the memory).
+
+Training streams are endless: stratum indices are shuffled and drawn with fixed weights
+(``tf.data.Dataset.sample_from_datasets``), then decoded, batched and augmented. Evaluation streams are the
+slices in order, decoded once and cached. Every random step is seeded, so that all workers of a
+multi-worker run see the same index stream and ``AutoShardPolicy.DATA`` gives each a disjoint share.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import tensorflow as tf
+
+from ich_viewer.core.labels import LABELS
+from ich_viewer.core.windowing import ModelInput
+
+__all__ = [
+    "Augment",
+    "InMemorySlices",
+    "SliceSource",
+    "make_eval_dataset",
+    "make_train_dataset",
+    "predict_source",
+    "source_arrays",
+]
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+class SliceSource(Protocol):
+    """A finite, indexable set of labelled slices (see the module docstring)."""
+
+    model_input: ModelInput
+    strata: np.ndarray
+    description: str
+
+    def __len__(self) -> int: ...
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True, eq=False)
+class InMemorySlices:
+    """Decoded slices held in memory.
+
+    Attributes
+    ----------
+    x : numpy.ndarray
+        float16, shape ``(n, size, size, channels)``, model input in [0, 1].
+    y : numpy.ndarray
+        uint8, shape ``(n, 6)``, labels in LABELS order.
+    strata : numpy.ndarray
+        int32, shape ``(n,)``; 0 = no hemorrhage.
+    model_input : ModelInput
+        The preprocessing that made ``x``.
+    description : str
+        Where the slices come from, in plain words.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    strata: np.ndarray
+    model_input: ModelInput
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.x)
+        if self.x.shape[1:] != self.model_input.shape:
+            raise ValueError(
+                f"inputs have shape {self.x.shape[1:]}, the model input is {self.model_input.shape}"
+            )
+        if self.y.shape != (n, len(LABELS)) or self.strata.shape != (n,):
+            raise ValueError(f"labels {self.y.shape} / strata {self.strata.shape} do not match {n} slices")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(x float32 (size, size, channels), y float32 (6,))`` of slice ``index``."""
+        return self.x[index].astype(np.float32), self.y[index].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random augmentation of training batches (train split only).
+
+    Geometry: left-right flip (the label set is left-right symmetric; no up-down flips, which a head CT never
+    shows), rotation, isotropic zoom and shift, filled with 0 (air is below every model window). Intensity:
+    a per-image HU offset and per-pixel Gaussian HU noise, applied to pixels inside each window (clipped
+    pixels stay clipped), converted to each channel's scale with the window widths of the model input.
+
+    Attributes
+    ----------
+    rotation_deg : float
+        Maximum absolute rotation in degrees.
+    zoom : float
+        Maximum relative zoom (0.1 = 0.9x to 1.1x).
+    shift : float
+        Maximum shift as a fraction of the image size.
+    flip_lr : bool
+        Flip left-right with probability 0.5.
+    hu_offset : float
+        Maximum absolute HU offset per image.
+    hu_noise : float
+        Standard deviation of the added noise in HU.
+    """
+
+    rotation_deg: float = 15.0
+    zoom: float = 0.10
+    shift: float = 0.06
+    flip_lr: bool = True
+    hu_offset: float = 6.0
+    hu_noise: float = 3.0
+
+    def __call__(
+        self, images: tf.Tensor, labels: tf.Tensor, model_input: ModelInput
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Augment a batch ``images`` float32 ``(b, h, w, c)``; labels pass through unchanged."""
+        shape = tf.shape(images)
+        b, h, w = shape[0], shape[1], shape[2]
+        hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+        if self.flip_lr:
+            flip = tf.random.uniform([b, 1, 1, 1]) < 0.5
+            images = tf.where(flip, tf.reverse(images, axis=[2]), images)
+        angle = tf.random.uniform([b], -1.0, 1.0) * (self.rotation_deg * math.pi / 180.0)
+        scale = 1.0 + tf.random.uniform([b], -self.zoom, self.zoom)
+        tx = tf.random.uniform([b], -self.shift, self.shift) * wf
+        ty = tf.random.uniform([b], -self.shift, self.shift) * hf
+        # Output pixel (x, y) samples input pixel A @ (x - c) + c + t with A = rotation / scale.
+        cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+        cx, cy = (wf - 1.0) / 2.0, (hf - 1.0) / 2.0
+        a0, a1 = cos, -sin
+        b0, b1 = sin, cos
+        a2 = cx - a0 * cx - a1 * cy + tx
+        b2 = cy - b0 * cx - b1 * cy + ty
+        zeros = tf.zeros_like(a0)
+        transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+        images = tf.raw_ops.ImageProjectiveTransformV3(
+            images=images,
+            transforms=transforms,
+            output_shape=tf.stack([h, w]),
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode="CONSTANT",
+        )
+        # Intensity jitter in HU, scaled per channel by 1 / window width; only inside each window.
+        widths = np.array([wd for _, wd in model_input.windows], dtype=np.float32)
+        per_channel = tf.constant(np.tile(1.0 / widths, 2 * model_input.context_slices + 1))
+        offset = tf.random.uniform([b, 1, 1, 1], -self.hu_offset, self.hu_offset)
+        noise = tf.random.normal(tf.shape(images), stddev=self.hu_noise)
+        inside = tf.logical_and(images > 0.0, images < 1.0)
+        jittered = tf.clip_by_value(images + (offset + noise) * per_channel, 0.0, 1.0)
+        images = tf.where(inside, jittered, images)
+        return images, labels
+
+
+def _loader(source: Any) -> Any:
+    """Return a tf function ``index -> (x float32, y float32)`` for ``source``."""
+    shape = source.model_input.shape
+    if isinstance(source, InMemorySlices):
+        xs = tf.constant(source.x)
+        ys = tf.constant(source.y.astype(np.float32))
+
+        def load_memory(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            return tf.cast(tf.gather(xs, i), tf.float32), tf.gather(ys, i)
+
+        return load_memory
+
+    def _py_load(i: np.int64) -> tuple[np.ndarray, np.ndarray]:
+        x, y = source.load(int(i))
+        return np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
+
+    def load_lazy(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x, y = tf.numpy_function(_py_load, [i], (tf.float32, tf.float32), stateful=False)
+        x.set_shape(shape)
+        y.set_shape((len(LABELS),))
+        return x, y
+
+    return load_lazy
+
+
+def _with_sharding(ds: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = True
+    return ds.with_options(options)
+
+
+def stratum_weights(strata: np.ndarray, negative_fraction: float | None) -> dict[int, float]:
+    """Sampling weight of every stratum present: 0 (negatives) gets ``negative_fraction``, the others share
+    the rest equally; ``None`` gives every stratum the same weight."""
+    present = sorted(int(s) for s in np.unique(strata))
+    positives = [s for s in present if s != 0]
+    if negative_fraction is None or 0 not in present or not positives:
+        return {s: 1.0 / len(present) for s in present}
+    if not 0.0 < negative_fraction < 1.0:
+        raise ValueError(f"negative fraction must be in (0, 1), got {negative_fraction}")
+    weights = {0: float(negative_fraction)}
+    weights.update({s: (1.0 - negative_fraction) / len(positives) for s in positives})
+    return weights
+
+
+def make_train_dataset(
+    source: Any,
+    *,
+    batch_size: int,
+    seed: int = 0,
+    weights: Mapping[int, float] | None = None,
+    augment: Augment | None = None,
+) -> tf.data.Dataset:
+    """Endless, class-balanced, augmented training batches.
+
+    Parameters
+    ----------
+    source : SliceSource or InMemorySlices
+        The training slices.
+    batch_size : int
+        Global batch size (a distribution strategy splits it over replicas).
+    seed : int
+        Seeds shuffling and stratum sampling (the same on every worker).
+    weights : mapping of stratum -> weight, optional
+        Sampling weights (default :func:`stratum_weights` with equal weights).
+    augment : Augment, optional
+        Augmentation applied per batch; None for none.
+
+    Returns
+    -------
+    tf.data.Dataset
+        Endless ``(x float32 (batch, size, size, channels), y float32 (batch, 6))``.
+    """
+    strata = np.asarray(source.strata)
+    if len(strata) == 0:
+        raise ValueError("the training set is empty")
+    weights = dict(weights) if weights else stratum_weights(strata, None)
+    keys = [k for k in sorted(weights) if np.any(strata == k)]
+    if not keys:
+        raise ValueError("no training slice falls into a weighted stratum")
+    streams = []
+    for j, k in enumerate(keys):
+        idx = np.flatnonzero(strata == k).astype(np.int64)
+        streams.append(
+            tf.data.Dataset.from_tensor_slices(idx)
+            .shuffle(len(idx), seed=seed + 101 * j, reshuffle_each_iteration=True)
+            .repeat()
+        )
+    total = sum(weights[k] for k in keys)
+    indices = tf.data.Dataset.sample_from_datasets(
+        streams, weights=[weights[k] / total for k in keys], seed=seed, stop_on_empty_dataset=False
+    )
+    ds = indices.map(_loader(source), num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if augment is not None:
+        model_input = source.model_input
+        ds = ds.map(lambda x, y: augment(x, y, model_input), num_parallel_calls=AUTOTUNE)
+    return _with_sharding(ds.prefetch(AUTOTUNE))
+
+
+def make_eval_dataset(source: Any, *, batch_size: int, cache: bool = True) -> tf.data.Dataset:
+    """The slices of ``source`` in order, decoded in parallel (cached after the first pass), batched.
+
+    Returns
+    -------
+    tf.data.Dataset
+        ``(x float32 (batch, size, size, channels), y float32 (batch, 6))``, finite, no augmentation.
+    """
+    ds = tf.data.Dataset.range(len(source)).map(
+        _loader(source), num_parallel_calls=AUTOTUNE, deterministic=True
+    )
+    if cache and not isinstance(source, InMemorySlices):
+        ds = ds.cache()
+    return _with_sharding(ds.batch(batch_size).prefetch(AUTOTUNE))
+
+
+def source_arrays(source: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return the labels ``y`` uint8 ``(n, 6)`` and strata int32 ``(n,)`` of a source, loading it if need be."""
+    if isinstance(source, InMemorySlices):
+        return source.y, source.strata
+    ys = np.stack([source.load(i)[1] for i in range(len(source))]).astype(np.uint8)
+    return ys, np.asarray(source.strata)
+
+
+def predict_source(model: Any, source: Any, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` over every slice of ``source`` in order.
+
+    Returns
+    -------
+    (y_true, y_prob) : tuple of numpy.ndarray
+        uint8 ``(n, 6)`` labels and float32 ``(n, 6)`` probabilities.
+    """
+    ys, probs = [], []
+    for x, y in make_eval_dataset(source, batch_size=batch_size, cache=False):
+        probs.append(np.asarray(model(x, training=False), dtype=np.float32))
+        ys.append(y.numpy().astype(np.uint8))
+    if not probs:
+        return np.zeros((0, len(LABELS)), np.uint8), np.zeros((0, len(LABELS)), np.float32)
+    return np.concatenate(ys), np.concatenate(probs)
