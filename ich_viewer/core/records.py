@@ -6,8 +6,12 @@ Fields may be added (with defaults); existing fields keep their meaning.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ich_viewer.core.dicom_io import PixelEncoding
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class SliceInfo:
         (0020,0032) Image Position (Patient) in mm.
     slice_thickness : float or None
         (0018,0050) Slice Thickness in mm.
+    encoding : ich_viewer.core.dicom_io.PixelEncoding or None
+        How the loader turns this slice's stored values into HU (set by the scan; None = decode from scratch).
     """
 
     path: str
@@ -40,6 +46,7 @@ class SliceInfo:
     frame: int | None = None
     image_position: tuple[float, float, float] | None = None
     slice_thickness: float | None = None
+    encoding: PixelEncoding | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -99,10 +106,17 @@ class Series:
     hu : numpy.ndarray
         int16 where the modality LUT is exact, else float32; shape ``(slices, rows, cols)`` in display
         order, each slice in the orientation of the DICOM pixel data (row 0 at the top).
+    failed : tuple of Skipped
+        Files whose pixels could not be decoded, with the reason; their slices are blank.
+    blank_slices : tuple of int
+        Display-order indices of the slices left blank because decoding failed (filled with -1024 HU in CT,
+        0 otherwise).
     """
 
     info: SeriesInfo
     hu: np.ndarray
+    failed: tuple[Skipped, ...] = ()
+    blank_slices: tuple[int, ...] = ()
 
     @property
     def hu_min(self) -> float:
@@ -143,9 +157,12 @@ class LoadProgress:
         Slices decoded so far and in all.
     hu_slice : numpy.ndarray
         The decoded slice in HU, shape ``(rows, cols)``.
+    error : str or None
+        Why the slice could not be decoded (it is then blank), None when it was.
     """
 
     index: int
     done: int
     total: int
     hu_slice: np.ndarray = field(repr=False)
+    error: str | None = None

@@ -1,0 +1,910 @@
+"""Read one DICOM file: its header without pixels, its image geometry, and its pixels in Hounsfield units.
+
+The pieces, from the outside in:
+
+- :func:`read_header` reads a file's header without the pixel data (``stop_before_pixels``); files without
+  the ``DICM`` preamble are only forced open when their first bytes look like a DICOM group 0002/0008 tag.
+- :func:`read_image_header` turns a header into an :class:`ImageHeader`: one :class:`SliceInfo` per image (a
+  multi-frame file gives one per frame), the values that group images into series, the viewer metadata and a
+  :class:`PixelEncoding` per slice that says how to turn its stored values into HU. Non-image files (DICOMDIR,
+  structured reports, presentation states, colour images, files without pixel data, undecodable transfer
+  syntaxes, absurd sizes, truncated pixel data) raise :class:`~ich_viewer.errors.DicomReadError` with the
+  reason.
+- :func:`hu_from_stored` is the one modality LUT: ``HU = stored * (0028,1053) Rescale Slope + (0028,1052)
+  Rescale Intercept``, with the RSNA 12-bit fix and (0028,0120) Pixel Padding Value.
+- :func:`decode_slices` decodes the slices of one file to HU: uncompressed little-endian files are read straight
+  from the byte offset found while reading the header (no second parse), everything else through pydicom and
+  the pylibjpeg plugins.
+- :func:`hu_from_dataset` does the same for a dataset already in memory.
+
+Choices (documented here once):
+
+- **dtype**: HU are int16 when slope and intercept are integers and every value fits int16, else float32.
+- **RSNA 12-bit fix** (CT only): when (0028,0101) Bits Stored is 12, (0028,0103) Pixel Representation is 0 and
+  Rescale Intercept > -100, stored values are shifted by +1000, values >= 4096 wrap by -4096, and the intercept
+  becomes -1000 (the well-known fix of the RSNA 2019 Kaggle exports).
+- **Pixel padding**: stored values equal to Pixel Padding Value (or inside the range it spans with (0028,0121)
+  Pixel Padding Range Limit) become :data:`PADDING_HU_CT` (-1024, air) in CT; in other modalities they
+  become the smallest non-padding value of the slice (0 where the whole slice is padding).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from ich_viewer.core.records import SliceInfo
+from ich_viewer.errors import DicomReadError
+
+__all__ = [
+    "MAX_DIMENSION",
+    "MAX_IMAGE_BYTES",
+    "PADDING_HU_CT",
+    "ImageHeader",
+    "PixelEncoding",
+    "decode_slices",
+    "encodings_from_dataset",
+    "hu_from_dataset",
+    "hu_from_stored",
+    "read_header",
+    "read_image_header",
+    "slice_normal",
+]
+
+#: HU that padding pixels (Pixel Padding Value) become in CT: air.
+PADDING_HU_CT = -1024
+#: Largest accepted (0028,0010) Rows / (0028,0011) Columns; larger declared sizes are refused before allocating.
+MAX_DIMENSION = 8192
+#: Largest accepted pixel data of one file in bytes (all frames).
+MAX_IMAGE_BYTES = 4 * 1024**3
+
+_NATIVE_LITTLE_ENDIAN = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian})
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+_FLOAT_PIXEL_TAGS = (b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
+_LONG_VRS = frozenset({b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN", b"SQ", b"UC", b"UR", b"UT"})
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+_GRAYSCALE = frozenset({"MONOCHROME1", "MONOCHROME2"})
+# SOP classes (prefixes) that never hold a viewable image, with a short name for the skip reason.
+_NON_IMAGE_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("1.2.840.10008.5.1.4.1.1.88.", "structured report (SR)"),
+    ("1.2.840.10008.5.1.4.1.1.11.", "presentation state"),
+    ("1.2.840.10008.5.1.4.1.1.104.", "encapsulated document"),
+    ("1.2.840.10008.5.1.4.1.1.9.", "waveform"),
+    ("1.2.840.10008.5.1.4.1.1.66", "raw data / registration / segmentation support object"),
+    ("1.2.840.10008.5.1.4.1.1.481.", "radiotherapy object"),
+    ("1.2.840.10008.5.1.4.1.1.67", "real world value mapping"),
+    ("1.2.840.10008.5.1.4.1.1.200.", "protocol"),
+)
+
+
+@dataclass(frozen=True)
+class PixelEncoding:
+    """How to turn the stored values of one slice (one frame) into Hounsfield units.
+
+    Attributes
+    ----------
+    transfer_syntax : str
+        (0002,0010) Transfer Syntax UID of the file.
+    rows, columns : int
+        (0028,0010) Rows, (0028,0011) Columns.
+    bits_allocated, bits_stored : int
+        (0028,0100) Bits Allocated, (0028,0101) Bits Stored.
+    pixel_representation : int
+        (0028,0103) Pixel Representation: 0 unsigned, 1 two's complement.
+    slope, intercept : float
+        (0028,1053) Rescale Slope and (0028,1052) Rescale Intercept as they will be applied, i.e. after the
+        RSNA fix (intercept -1000 where ``rsna_fix``); 1 and 0 when absent.
+    rsna_fix : bool
+        Apply the RSNA 12-bit fix to the stored values (see the module docstring).
+    padding : tuple of 2 ints or None
+        Inclusive range of stored values that are padding, from (0028,0120) Pixel Padding Value and
+        (0028,0121) Pixel Padding Range Limit; None when not declared.
+    is_ct : bool
+        (0008,0060) Modality is ``CT`` (decides the padding value).
+    data_offset : int or None
+        Byte offset in the file of this frame's native pixel values (uncompressed little-endian only); None
+        means decode through pydicom.
+    frame : int or None
+        Frame index in a multi-frame file.
+    modality_lut : bool
+        The file has a (0028,3000) Modality LUT Sequence: HU come from pydicom's ``apply_modality_lut`` (float32).
+    """
+
+    transfer_syntax: str
+    rows: int
+    columns: int
+    bits_allocated: int = 16
+    bits_stored: int = 16
+    pixel_representation: int = 0
+    slope: float = 1.0
+    intercept: float = 0.0
+    rsna_fix: bool = False
+    padding: tuple[int, int] | None = None
+    is_ct: bool = True
+    data_offset: int | None = None
+    frame: int | None = None
+    modality_lut: bool = False
+
+    @property
+    def integer_lut(self) -> bool:
+        """True when the modality LUT maps integers to integers (HU can be int16 if they fit)."""
+        return (
+            (not self.modality_lut) and float(self.slope).is_integer() and float(self.intercept).is_integer()
+        )
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one native frame."""
+        return self.rows * self.columns * max(self.bits_allocated, 8) // 8
+
+    @property
+    def native_dtype(self) -> np.dtype:
+        """The little-endian numpy dtype of the native stored values."""
+        kind = "i" if self.pixel_representation else "u"
+        return np.dtype(f"<{kind}{max(self.bits_allocated, 8) // 8}")
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a scan needs of one image file, read from its header only.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    slices : tuple of SliceInfo
+        One per image: one for a single-frame file, one per frame of a multi-frame file (in frame order),
+        each with its :class:`PixelEncoding` in ``encoding``.
+    sop_class_uid, series_uid, study_uid, modality : str
+        (0008,0016), (0020,000E), (0020,000D), (0008,0060); empty where absent.
+    series_number : int or None
+        (0020,0011) Series Number.
+    rows, columns : int
+        Image size.
+    orientation : tuple of 6 floats or None
+        (0020,0037) Image Orientation (Patient) (enhanced files: from the Plane Orientation Sequence).
+    pixel_spacing : tuple of 2 floats or None
+        (0028,0030) Pixel Spacing ``(row spacing, column spacing)`` in mm, else (0018,1164) Imager Pixel Spacing.
+    spacing_between_slices : float or None
+        (0018,0088) Spacing Between Slices.
+    gantry_tilt : float or None
+        (0018,1120) Gantry/Detector Tilt in degrees.
+    transfer_syntax : str
+        (0002,0010) Transfer Syntax UID.
+    meta : dict
+        Viewer metadata (SeriesInfo field name -> value): patient, study, description, institution, kVp,
+        window center/width (first value of multi-valued), …
+    """
+
+    path: str
+    slices: tuple[SliceInfo, ...]
+    sop_class_uid: str
+    series_uid: str
+    study_uid: str
+    modality: str
+    series_number: int | None
+    rows: int
+    columns: int
+    orientation: tuple[float, float, float, float, float, float] | None
+    pixel_spacing: tuple[float, float] | None
+    spacing_between_slices: float | None
+    gantry_tilt: float | None
+    transfer_syntax: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Header reading
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PixelElement:
+    """Where the pixel data element starts, read right after a ``stop_before_pixels`` parse."""
+
+    kind: str  # "pixel", "float", "none"
+    value_offset: int | None = None
+    length: int | None = None
+
+
+def _looks_like_raw_dicom(head: bytes) -> bool:
+    """True when a file without preamble starts like a DICOM data set (group 0002 or 0008, little endian)."""
+    if len(head) < 8:
+        return False
+    group, element = struct.unpack("<HH", head[:4])
+    if group not in (0x0002, 0x0008) or element > 0x0100:
+        group, element = struct.unpack(">HH", head[:4])  # explicit VR big endian
+        if group not in (0x0002, 0x0008) or element > 0x0100:
+            return False
+    vr = head[4:6]
+    if vr.isalpha() and vr.isupper():
+        return True
+    # implicit VR: a 4-byte length that is plausible
+    (length,) = struct.unpack("<I", head[4:8])
+    return length < 1 << 16
+
+
+def _open_header(fp: BinaryIO, path: str) -> tuple[Dataset, _PixelElement]:
+    head = fp.read(132)
+    if not head:
+        raise DicomReadError("empty file")
+    if len(head) == 132 and head[128:132] == b"DICM":
+        force = False
+    elif _looks_like_raw_dicom(head):
+        force = True
+    else:
+        raise DicomReadError("not a DICOM file")
+    fp.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
+    except Exception as exc:  # pydicom raises many types on broken headers
+        raise DicomReadError(f"unreadable DICOM header ({type(exc).__name__}: {_short(exc)})") from None
+    if force and "SOPClassUID" not in ds and "Rows" not in ds and "SOPInstanceUID" not in ds:
+        raise DicomReadError("not a DICOM file")
+    pixel = _PixelElement("none")
+    ts = _transfer_syntax(ds)
+    if ts in _NATIVE_LITTLE_ENDIAN or not ts:
+        pos = fp.tell()
+        tag = fp.read(12)
+        if tag[:4] == _PIXEL_DATA_TAG and len(tag) == 12:
+            explicit = tag[4:6].isalpha() and tag[4:6].isupper()
+            if explicit and tag[4:6] in _LONG_VRS:
+                (length,) = struct.unpack("<I", tag[8:12])
+                pixel = _PixelElement("pixel", pos + 12, length)
+            elif explicit:
+                (length,) = struct.unpack("<H", tag[6:8])
+                pixel = _PixelElement("pixel", pos + 8, length)
+            else:
+                (length,) = struct.unpack("<I", tag[4:8])
+                pixel = _PixelElement("pixel", pos + 8, length)
+        elif tag[:4] in _FLOAT_PIXEL_TAGS:
+            pixel = _PixelElement("float")
+    else:
+        # compressed / big endian / deflated: pydicom stopped at the pixel data tag of the (inner) stream
+        pixel = _PixelElement("pixel")
+    return ds, pixel
+
+
+def read_header(path: str | os.PathLike[str]) -> Dataset:
+    """Read the header of one DICOM file without its pixel data.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file. Files with the ``DICM`` preamble are read normally; files without it only when their first
+        bytes look like a DICOM data set (``force=True`` is never used on arbitrary files).
+
+    Returns
+    -------
+    pydicom.dataset.Dataset
+        The data set up to (not including) (7FE0,0010) Pixel Data, with ``file_meta`` where present.
+
+    Raises
+    ------
+    DicomReadError
+        ``"empty file"``, ``"not a DICOM file"``, or an unreadable header (the reason is in the message).
+    """
+    try:
+        with open(path, "rb") as fp:
+            ds, _ = _open_header(fp, str(path))
+    except OSError as exc:
+        raise DicomReadError(f"cannot open file ({exc.strerror or exc})") from None
+    return ds
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Values from headers
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _short(exc: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _transfer_syntax(ds: Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    if ts:
+        return str(ts).strip()
+    # forced read of a file without meta: pydicom records what it detected
+    implicit = getattr(ds, "is_implicit_VR", None)
+    little = getattr(ds, "is_little_endian", None)
+    if little is False:
+        return "1.2.840.10008.1.2.2"
+    if implicit is True:
+        return ImplicitVRLittleEndian
+    if implicit is False:
+        return ExplicitVRLittleEndian
+    return ""
+
+
+def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """Return ``ds.keyword`` or ``default`` when absent, empty or unparsable."""
+    try:
+        value = ds.get(keyword, None)
+        if value is None:
+            return default
+        if hasattr(value, "value"):
+            value = value.value
+    except Exception:
+        return default
+    if value is None or value == "" or (isinstance(value, (list, tuple)) and len(value) == 0):
+        return default
+    return value
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = _get(ds, keyword, "")
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _first_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            if len(value) == 0:
+                return None
+            value = value[0]
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _int(value: Any) -> int | None:
+    f = _first_float(value)
+    if f is None:
+        return None
+    return int(f)
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if len(out) != n or not all(math.isfinite(v) for v in out):
+        return None
+    return out
+
+
+def _orientation(value: Any) -> tuple[float, float, float, float, float, float] | None:
+    out = _floats(value, 6)
+    if out is None:
+        return None
+    row, col = np.asarray(out[:3]), np.asarray(out[3:])
+    if np.linalg.norm(row) < 1e-3 or np.linalg.norm(col) < 1e-3 or np.linalg.norm(np.cross(row, col)) < 1e-3:
+        return None
+    return out  # type: ignore[return-value]
+
+
+def slice_normal(orientation: Sequence[float]) -> np.ndarray:
+    """Return the unit slice normal: the cross product of the row and column direction cosines.
+
+    Parameters
+    ----------
+    orientation : sequence of 6 floats
+        (0020,0037) Image Orientation (Patient).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(3,)``; ``(0, 0, 1)`` for standard axial ``(1, 0, 0, 0, 1, 0)``.
+    """
+    cosines = np.asarray(orientation, dtype=np.float64)
+    normal = np.cross(cosines[:3], cosines[3:])
+    return normal / np.linalg.norm(normal)
+
+
+def _seq_item(ds: Dataset | None, keyword: str) -> Dataset | None:
+    if ds is None:
+        return None
+    seq = _get(ds, keyword)
+    try:
+        return seq[0] if seq is not None and len(seq) > 0 else None
+    except (TypeError, IndexError):
+        return None
+
+
+def _functional(shared: Dataset | None, frame: Dataset | None, seq: str, keyword: str) -> Any:
+    """Value of ``keyword`` in functional group ``seq``: per-frame first, then shared."""
+    for group in (frame, shared):
+        item = _seq_item(group, seq)
+        if item is not None:
+            value = _get(item, keyword)
+            if value is not None:
+                return value
+    return None
+
+
+def _padding_range(ds: Dataset) -> tuple[int, int] | None:
+    value = _int(_get(ds, "PixelPaddingValue"))
+    if value is None:
+        return None
+    limit = _int(_get(ds, "PixelPaddingRangeLimit"))
+    if limit is None:
+        return (value, value)
+    return (min(value, limit), max(value, limit))
+
+
+def _viewer_meta(ds: Dataset) -> dict[str, Any]:
+    return {
+        "patient_name": _text(ds, "PatientName"),
+        "patient_id": _text(ds, "PatientID"),
+        "patient_age": _text(ds, "PatientAge"),
+        "patient_sex": _text(ds, "PatientSex"),
+        "patient_birth_date": _text(ds, "PatientBirthDate"),
+        "study_date": _text(ds, "StudyDate"),
+        "study_time": _text(ds, "StudyTime"),
+        "study_description": _text(ds, "StudyDescription"),
+        "description": _text(ds, "SeriesDescription"),
+        "institution": _text(ds, "InstitutionName"),
+        "manufacturer": _text(ds, "Manufacturer"),
+        "kvp": _first_float(_get(ds, "KVP")),
+        "window_center": _first_float(_get(ds, "WindowCenter")),
+        "window_width": _first_float(_get(ds, "WindowWidth")),
+    }
+
+
+def encodings_from_dataset(ds: Dataset, *, data_offset: int | None = None) -> tuple[PixelEncoding, ...]:
+    """Return one :class:`PixelEncoding` per frame of ``ds`` (one for a single-frame data set).
+
+    Parameters
+    ----------
+    ds : pydicom.dataset.Dataset
+        A header (pixels not needed). Per-frame rescale of enhanced files comes from the Pixel Value
+        Transformation Sequence (0028,9145) of the per-frame or shared functional groups.
+    data_offset : int, optional
+        Byte offset of the native pixel values in the file (frame ``k`` starts ``k * frame_bytes`` later).
+
+    Raises
+    ------
+    DicomReadError
+        When the pixel description is missing or unusable (size, bits, colour).
+    """
+    rows = _int(_get(ds, "Rows"))
+    columns = _int(_get(ds, "Columns"))
+    if not rows or not columns or rows < 1 or columns < 1:
+        raise DicomReadError("no image size (Rows/Columns missing)")
+    if rows > MAX_DIMENSION or columns > MAX_DIMENSION:
+        raise DicomReadError(f"declared image size {rows}x{columns} is implausible (over {MAX_DIMENSION})")
+    samples = _int(_get(ds, "SamplesPerPixel")) or 1
+    photometric = _text(ds, "PhotometricInterpretation").upper() or "MONOCHROME2"
+    if samples != 1 or photometric not in _GRAYSCALE:
+        raise DicomReadError(f"colour image ({photometric}), not a grayscale slice")
+    bits_allocated = _int(_get(ds, "BitsAllocated")) or 16
+    if bits_allocated not in (8, 16, 32):
+        raise DicomReadError(f"unsupported Bits Allocated {bits_allocated}")
+    bits_stored = _int(_get(ds, "BitsStored")) or bits_allocated
+    bits_stored = min(max(bits_stored, 1), bits_allocated)
+    representation = 1 if _int(_get(ds, "PixelRepresentation")) == 1 else 0
+    n_frames = max(_int(_get(ds, "NumberOfFrames")) or 1, 1)
+    if rows * columns * n_frames * bits_allocated // 8 > MAX_IMAGE_BYTES:
+        raise DicomReadError(f"declared image size {n_frames}x{rows}x{columns} is implausibly large")
+    modality = _text(ds, "Modality").upper()
+    is_ct = modality == "CT"
+    ts = _transfer_syntax(ds)
+    padding = _padding_range(ds)
+    has_lut = _get(ds, "ModalityLUTSequence") is not None
+    shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
+    frame_bytes = rows * columns * bits_allocated // 8
+    out = []
+    for k in range(n_frames):
+        frame_ds = None
+        if per_frame is not None:
+            try:
+                frame_ds = per_frame[k]
+            except (IndexError, TypeError):
+                frame_ds = None
+        slope = _first_float(
+            _functional(shared, frame_ds, "PixelValueTransformationSequence", "RescaleSlope")
+        )
+        intercept = _first_float(
+            _functional(shared, frame_ds, "PixelValueTransformationSequence", "RescaleIntercept")
+        )
+        if slope is None:
+            slope = _first_float(_get(ds, "RescaleSlope"))
+        if intercept is None:
+            intercept = _first_float(_get(ds, "RescaleIntercept"))
+        slope = 1.0 if slope is None or slope == 0 else slope
+        intercept = 0.0 if intercept is None else intercept
+        rsna_fix = is_ct and bits_stored == 12 and representation == 0 and intercept > -100 and not has_lut
+        out.append(
+            PixelEncoding(
+                transfer_syntax=ts,
+                rows=rows,
+                columns=columns,
+                bits_allocated=bits_allocated,
+                bits_stored=bits_stored,
+                pixel_representation=representation,
+                slope=slope,
+                intercept=-1000.0 if rsna_fix else intercept,
+                rsna_fix=rsna_fix,
+                padding=padding,
+                is_ct=is_ct,
+                data_offset=None if data_offset is None else data_offset + k * frame_bytes,
+                frame=k if n_frames > 1 else None,
+                modality_lut=has_lut,
+            )
+        )
+    return tuple(out)
+
+
+def _check_decodable(ts: str) -> None:
+    if not ts or ts in _NATIVE_LITTLE_ENDIAN:
+        return
+    from pydicom.pixels import get_decoder
+
+    name = f"{UID(ts).name} ({ts})" if UID(ts).is_transfer_syntax else ts
+    try:
+        decoder = get_decoder(ts)
+    except (NotImplementedError, ValueError):
+        raise DicomReadError(f"cannot decode transfer syntax {name}") from None
+    if not decoder.is_available:
+        raise DicomReadError(f"no decoder installed for transfer syntax {name}")
+
+
+def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
+    """Read one file's header and describe its images, without reading pixel data.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    ImageHeader
+        Slices (one per frame) with positions along the slice normal, encodings and grouping values.
+
+    Raises
+    ------
+    DicomReadError
+        For anything that is not a usable grayscale image, with the reason: ``"not a DICOM file"``,
+        ``"DICOMDIR (media directory), not an image"``, ``"structured report (SR), not an image"``,
+        ``"presentation state, not an image"``, ``"no pixel data"``, ``"colour image (RGB), …"``,
+        ``"cannot decode transfer syntax … (uid)"``, ``"truncated pixel data: …"``, ``"declared image size …"``.
+    """
+    path_str = str(path)
+    try:
+        with open(path_str, "rb") as fp:
+            ds, pixel = _open_header(fp, path_str)
+            file_size = os.fstat(fp.fileno()).st_size
+    except OSError as exc:
+        raise DicomReadError(f"cannot open file ({exc.strerror or exc})") from None
+    try:
+        return _describe(ds, pixel, path_str, file_size)
+    except DicomReadError:
+        raise
+    except Exception as exc:  # malformed values deep in a header
+        raise DicomReadError(f"unusable DICOM header ({type(exc).__name__}: {_short(exc)})") from None
+
+
+def _describe(ds: Dataset, pixel: _PixelElement, path: str, file_size: int) -> ImageHeader:
+    meta = getattr(ds, "file_meta", None)
+    media_class = str(getattr(meta, "MediaStorageSOPClassUID", "") or "") if meta is not None else ""
+    sop_class = _text(ds, "SOPClassUID") or media_class
+    if media_class == _MEDIA_DIRECTORY or sop_class == _MEDIA_DIRECTORY or "DirectoryRecordSequence" in ds:
+        raise DicomReadError("DICOMDIR (media directory), not an image")
+    for prefix, what in _NON_IMAGE_PREFIXES:
+        if sop_class.startswith(prefix):
+            raise DicomReadError(f"{what}, not an image")
+    if pixel.kind == "float":
+        raise DicomReadError("float pixel data is not supported")
+    if "Rows" not in ds or "Columns" not in ds:
+        name = UID(sop_class).name if sop_class else "unknown SOP class"
+        raise DicomReadError(f"no image data ({name})")
+    ts = _transfer_syntax(ds)
+    native = ts in _NATIVE_LITTLE_ENDIAN
+    if native and pixel.kind == "none":
+        raise DicomReadError("no pixel data")
+    _check_decodable(ts)
+    data_offset: int | None = None
+    encodings = encodings_from_dataset(ds)
+    if native and pixel.kind == "pixel" and pixel.value_offset is not None:
+        first = encodings[0]
+        needed = first.frame_bytes * len(encodings)
+        if pixel.length == _UNDEFINED_LENGTH:
+            data_offset = None  # encapsulated data under a native syntax: leave it to pydicom
+        else:
+            available = min(pixel.length or 0, max(file_size - pixel.value_offset, 0))
+            if first.bits_allocated >= 8 and available < needed:
+                raise DicomReadError(f"truncated pixel data: {available} of {needed} bytes")
+            if first.bits_allocated >= 8:
+                data_offset = pixel.value_offset
+        if data_offset is not None:
+            encodings = encodings_from_dataset(ds, data_offset=data_offset)
+
+    modality = _text(ds, "Modality").upper()
+    instance = _int(_get(ds, "InstanceNumber"))
+    sop_uid = _text(ds, "SOPInstanceUID") or (
+        str(getattr(meta, "MediaStorageSOPInstanceUID", "")) if meta else ""
+    )
+    thickness = _first_float(_get(ds, "SliceThickness"))
+    orientation = _orientation(_get(ds, "ImageOrientationPatient"))
+    spacing = _floats(_get(ds, "PixelSpacing"), 2) or _floats(_get(ds, "ImagerPixelSpacing"), 2)
+    shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
+    slices: list[SliceInfo] = []
+    n_frames = len(encodings)
+    if n_frames == 1 and per_frame is None:
+        position = _floats(_get(ds, "ImagePositionPatient"), 3)
+        slices.append(_slice(path, sop_uid, instance, position, orientation, None, thickness, encodings[0]))
+    else:
+        frame_orientations = []
+        for k in range(n_frames):
+            frame_ds = None
+            if per_frame is not None:
+                try:
+                    frame_ds = per_frame[k]
+                except (IndexError, TypeError):
+                    frame_ds = None
+            f_orient = _orientation(
+                _functional(shared, frame_ds, "PlaneOrientationSequence", "ImageOrientationPatient")
+            )
+            f_orient = f_orient or orientation
+            frame_orientations.append(f_orient)
+            f_pos = _floats(_functional(shared, frame_ds, "PlanePositionSequence", "ImagePositionPatient"), 3)
+            if f_pos is None and k == 0:
+                f_pos = _floats(_get(ds, "ImagePositionPatient"), 3) if n_frames == 1 else None
+            f_thick = _first_float(_functional(shared, frame_ds, "PixelMeasuresSequence", "SliceThickness"))
+            f_spacing = _floats(_functional(shared, frame_ds, "PixelMeasuresSequence", "PixelSpacing"), 2)
+            if f_spacing is not None and spacing is None:
+                spacing = f_spacing
+            frame = k if n_frames > 1 else None
+            slices.append(
+                _slice(path, sop_uid, instance, f_pos, f_orient, frame, f_thick or thickness, encodings[k])
+            )
+        if orientation is None and frame_orientations:
+            orientation = frame_orientations[0]
+    return ImageHeader(
+        path=path,
+        slices=tuple(slices),
+        sop_class_uid=sop_class,
+        series_uid=_text(ds, "SeriesInstanceUID"),
+        study_uid=_text(ds, "StudyInstanceUID"),
+        modality=modality,
+        series_number=_int(_get(ds, "SeriesNumber")),
+        rows=encodings[0].rows,
+        columns=encodings[0].columns,
+        orientation=orientation,
+        pixel_spacing=spacing,  # type: ignore[arg-type]
+        spacing_between_slices=_first_float(_get(ds, "SpacingBetweenSlices")),
+        gantry_tilt=_first_float(_get(ds, "GantryDetectorTilt")),
+        transfer_syntax=ts,
+        meta=_viewer_meta(ds),
+    )
+
+
+def _slice(
+    path: str,
+    sop_uid: str,
+    instance: int | None,
+    position: tuple[float, ...] | None,
+    orientation: tuple[float, ...] | None,
+    frame: int | None,
+    thickness: float | None,
+    encoding: PixelEncoding,
+) -> SliceInfo:
+    position_mm = None
+    if position is not None and orientation is not None:
+        position_mm = float(np.dot(np.asarray(position, dtype=np.float64), slice_normal(orientation)))
+    return SliceInfo(
+        path=path,
+        sop_uid=sop_uid,
+        instance=instance,
+        position_mm=position_mm,
+        frame=frame,
+        image_position=position,  # type: ignore[arg-type]
+        slice_thickness=thickness,
+        encoding=encoding,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pixels
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _correct_unused_bits(stored: np.ndarray, enc: PixelEncoding) -> np.ndarray:
+    """Mask (unsigned) or sign-extend (signed) values whose Bits Stored < Bits Allocated, like pydicom."""
+    shift = max(enc.bits_allocated, 8) - enc.bits_stored
+    if shift <= 0 or stored.dtype.itemsize * 8 != max(enc.bits_allocated, 8):
+        return stored
+    if not stored.flags.writeable:
+        stored = stored.copy()
+    np.left_shift(stored, shift, out=stored)
+    np.right_shift(stored, shift, out=stored)
+    return stored
+
+
+def hu_from_stored(stored: np.ndarray, encoding: PixelEncoding) -> np.ndarray:
+    """Apply the modality LUT (and the RSNA fix and padding) to stored values.
+
+    Parameters
+    ----------
+    stored : numpy.ndarray
+        Stored pixel values of one slice as decoded (any integer dtype), shape ``(rows, cols)`` (or any shape).
+    encoding : PixelEncoding
+        The slice's encoding (slope, intercept, fix, padding).
+
+    Returns
+    -------
+    numpy.ndarray
+        HU, same shape: int16 when the LUT is integer and all values fit int16, else float32.
+    """
+    stored = np.asarray(stored)
+    pad_mask = None
+    if encoding.padding is not None:
+        low, high = encoding.padding
+        pad_mask = (stored >= low) & (stored <= high) if low != high else stored == low
+        if not pad_mask.any():
+            pad_mask = None
+    if encoding.rsna_fix:
+        raw = stored.astype(np.int32) + 1000
+        raw[raw >= 4096] -= 4096
+    else:
+        raw = stored
+    if encoding.integer_lut:
+        slope, intercept = int(encoding.slope), int(encoding.intercept)
+        if slope == 1 and intercept == 0 and raw.dtype == np.int16:
+            hu: np.ndarray = raw.copy() if raw is stored else raw
+        else:
+            wide = raw.astype(np.int32)
+            if slope != 1:
+                wide *= slope
+            if intercept:
+                wide += intercept
+            hu = wide
+        if hu.size:
+            lo, hi = int(hu.min()), int(hu.max())
+        else:
+            lo = hi = 0
+        if lo >= -32768 and hi <= 32767:
+            hu = hu.astype(np.int16, copy=False)
+        else:
+            hu = hu.astype(np.float32)
+    else:
+        hu = (raw.astype(np.float64) * encoding.slope + encoding.intercept).astype(np.float32)
+    if pad_mask is not None:
+        if encoding.is_ct:
+            fill: float = PADDING_HU_CT
+        else:
+            rest = hu[~pad_mask]
+            fill = rest.min() if rest.size else 0
+        hu[pad_mask] = fill
+    return hu
+
+
+def _decode_native(path: str, enc: PixelEncoding) -> np.ndarray:
+    assert enc.data_offset is not None
+    count = enc.rows * enc.columns
+    stored = np.fromfile(path, dtype=enc.native_dtype, count=count, offset=enc.data_offset)
+    if stored.size != count:
+        raise DicomReadError(
+            f"truncated pixel data: {stored.size * stored.itemsize} of {enc.frame_bytes} bytes"
+        )
+    stored = stored.reshape(enc.rows, enc.columns)
+    return _correct_unused_bits(stored, enc)
+
+
+def _ts_name(ts: str) -> str:
+    if not ts:
+        return "unknown transfer syntax"
+    uid = UID(ts)
+    return f"{uid.name} ({ts})" if uid.is_transfer_syntax else ts
+
+
+def decode_slices(path: str | os.PathLike[str], slices: Sequence[SliceInfo]) -> list[np.ndarray]:
+    """Decode the given slices of one file to HU.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file all of ``slices`` come from.
+    slices : sequence of SliceInfo
+        Slices with an ``encoding`` (as made by :func:`read_image_header`).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One HU array ``(rows, cols)`` per slice, int16 or float32 (see :func:`hu_from_stored`).
+
+    Raises
+    ------
+    DicomReadError
+        When the file cannot be decoded; the message names the transfer syntax.
+    """
+    path_str = str(path)
+    encodings = [s.encoding for s in slices]
+    if not encodings:
+        return []
+    if all(e is not None and e.data_offset is not None and not e.modality_lut for e in encodings):
+        try:
+            return [hu_from_stored(_decode_native(path_str, e), e) for e in encodings]  # type: ignore[arg-type]
+        except OSError as exc:
+            raise DicomReadError(f"cannot read pixel data ({exc.strerror or exc})") from None
+    ts = next((e.transfer_syntax for e in encodings if e is not None), "")
+    try:
+        ds = pydicom.dcmread(path_str, force=True)
+        ts = _transfer_syntax(ds) or ts
+        frames = [s.frame for s in slices]
+        return [hu_from_dataset(ds, frame) for frame in frames]
+    except DicomReadError as exc:
+        message = str(exc)
+        if not message.startswith("cannot decode"):
+            message = f"cannot decode {_ts_name(ts)}: {message}"
+        raise DicomReadError(message) from None
+    except Exception as exc:
+        raise DicomReadError(f"cannot decode {_ts_name(ts)}: {_short(exc)}") from None
+
+
+def hu_from_dataset(ds: Dataset, frame: int | None = None) -> np.ndarray:
+    """Decode the pixel data of a dataset in memory and return it in HU.
+
+    Parameters
+    ----------
+    ds : pydicom.dataset.Dataset
+        A full data set with (7FE0,0010) Pixel Data; compressed syntaxes decode through pydicom's plugins
+        (pylibjpeg for JPEG, JPEG-LS, JPEG 2000; RLE; deflate).
+    frame : int, optional
+        Frame index of a multi-frame data set; None decodes every frame.
+
+    Returns
+    -------
+    numpy.ndarray
+        int16 or float32 (see :func:`hu_from_stored`); ``(rows, cols)`` for a single-frame data set or when
+        ``frame`` is given, else ``(frames, rows, cols)``.
+
+    Raises
+    ------
+    DicomReadError
+        No pixel data, an unusable pixel description, or a decoding failure (the transfer syntax is named).
+    """
+    if "PixelData" not in ds:
+        raise DicomReadError("no pixel data")
+    encodings = encodings_from_dataset(ds)
+    n = len(encodings)
+    if frame is not None and not 0 <= frame < n:
+        raise DicomReadError(f"frame {frame} out of range (the file has {n})")
+    ts = _transfer_syntax(ds)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if n > 1 and frame is not None:
+                from pydicom.pixels import pixel_array
+
+                stored = pixel_array(ds, index=frame)
+            else:
+                stored = ds.pixel_array
+    except Exception as exc:
+        raise DicomReadError(f"cannot decode {_ts_name(ts)}: {_short(exc)}") from None
+    if encodings[0].modality_lut:
+        from pydicom.pixels import apply_modality_lut
+
+        return np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
+    if n == 1 or frame is not None:
+        return hu_from_stored(stored, encodings[frame or 0])
+    slices = [hu_from_stored(stored[k], encodings[k]) for k in range(n)]
+    dtype = np.float32 if any(s.dtype == np.float32 for s in slices) else np.int16
+    return np.stack([s.astype(dtype, copy=False) for s in slices])

@@ -1,0 +1,545 @@
+"""Find the image series in a folder, put their slices in display order, and load them as HU volumes.
+
+- :func:`scan` reads headers only (no pixels), recursively, and groups images into :class:`SeriesInfo`: by
+  (0020,000E) Series Instance UID, split further where image size or orientation differ. Images without a Series
+  Instance UID are grouped by study, series number, modality, folder, size and orientation (never merged with
+  other series), and the series carries a warning. Files that are not usable images are listed in
+  ``ScanResult.skipped`` with a reason; so are second copies of an already seen SOP Instance UID.
+- Display order is ascending position along the slice normal (the cross product of the row and column
+  cosines of (0020,0037) Image Orientation (Patient)) of (0020,0032) Image Position (Patient); where geometry is
+  missing, (0020,0013) Instance Number, then the file name (natural order). Spacing is ``(between slices = median
+  of the position steps, row, column)`` in mm.
+- Warnings (exact wording, used in ``inspect --json``): ``"gantry tilt 12.0 degrees"``, ``"uneven slice spacing:
+  5.0 to 10.0 mm"``, ``"missing slices: about 1 between 0.0 and 10.0 mm"``, ``"duplicate slice positions: 1 at
+  5.0 mm"``, ``"mixed slice thickness: 2.5 to 5.0 mm"``, and a few more that explain fall-backs.
+- :func:`iter_load` decodes slices in a thread pool and yields a :class:`LoadProgress` per slice; a slice whose
+  file cannot be decoded becomes blank (-1024 HU in CT, 0 otherwise), is reported in the progress' ``error``,
+  and its file is listed in ``Series.failed`` (and its index in ``Series.blank_slices``): one bad file never
+  kills a series.
+
+Nothing here ever writes to the folder it reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import threading
+import warnings
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ich_viewer.core.dicom_io import (
+    PADDING_HU_CT,
+    ImageHeader,
+    decode_slices,
+    read_image_header,
+    slice_normal,
+)
+from ich_viewer.core.records import LoadProgress, ScanResult, Series, SeriesInfo, Skipped, SliceInfo
+from ich_viewer.errors import CancelledError, DicomReadError, NoUsableSeriesError
+
+__all__ = [
+    "default_workers",
+    "group_headers",
+    "iter_load",
+    "list_files",
+    "load_path",
+    "load_series",
+    "pick_series",
+    "scan",
+]
+
+_ORIENTATION_TOLERANCE = 1e-3
+_SAME_POSITION_MM = 0.01
+_TILT_MIN_DEGREES = 0.1
+
+
+def default_workers() -> int:
+    """Number of decoding threads used when none is given: the CPU count, between 2 and 8."""
+    return min(8, max(2, os.cpu_count() or 2))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Scanning
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _natural_key(path: str) -> tuple:
+    parts = re.split(r"(\d+)", path)
+    return tuple((0, int(p), p) if p.isdigit() else (1, 0, p.lower()) for p in parts)
+
+
+def list_files(path: str | os.PathLike[str]) -> tuple[list[str], list[Skipped]]:
+    """List the files under ``path`` (recursively, sorted), or ``[path]`` for a file.
+
+    Returns
+    -------
+    tuple
+        ``(files, problems)``: absolute file paths in a stable order, and folders that could not be listed.
+        Folder links are not followed (no loops).
+
+    Raises
+    ------
+    NoUsableSeriesError
+        When ``path`` does not exist.
+    """
+    root = os.path.abspath(os.fspath(path))
+    if not os.path.exists(root):
+        raise NoUsableSeriesError(f"no such file or folder: {os.fspath(path)}")
+    if not os.path.isdir(root):
+        return [root], []
+    problems: list[Skipped] = []
+
+    def on_error(exc: OSError) -> None:
+        problems.append(Skipped(str(exc.filename or root), f"cannot list folder ({exc.strerror or exc})"))
+
+    files: list[str] = []
+    for folder, dirs, names in os.walk(root, onerror=on_error):
+        dirs.sort(key=_natural_key)
+        for name in sorted(names, key=_natural_key):
+            files.append(os.path.join(folder, name))
+    return files, problems
+
+
+def scan(path: str | Path, *, should_stop: Callable[[], bool] | None = None) -> ScanResult:
+    """Scan a folder (recursively) or one file for image series, reading headers only.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder or a single DICOM file.
+    should_stop : callable, optional
+        Polled before each file; when it returns True the scan stops by raising
+        :class:`~ich_viewer.errors.CancelledError`.
+
+    Returns
+    -------
+    ScanResult
+        ``series`` largest first (then CT before other modalities, then by UID), slices in display order;
+        ``skipped``: every file looked at and not used, with a reason. Bad files never raise.
+
+    Raises
+    ------
+    NoUsableSeriesError
+        Only when ``path`` does not exist.
+    CancelledError
+        When ``should_stop`` asked for it.
+    """
+    files, skipped = list_files(path)
+    headers: list[ImageHeader] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for file in files:
+            if should_stop is not None and should_stop():
+                raise CancelledError("scan cancelled")
+            try:
+                headers.append(read_image_header(file))
+            except DicomReadError as exc:
+                skipped.append(Skipped(file, str(exc)))
+            except Exception as exc:  # never let one odd file stop a scan
+                skipped.append(Skipped(file, f"unreadable ({type(exc).__name__}: {exc})"))
+    series, more_skipped = group_headers(headers)
+    return ScanResult(series=tuple(series), skipped=tuple(skipped + more_skipped))
+
+
+@dataclass
+class _Group:
+    series_uid: str
+    synthetic_uid: bool
+    orientation: tuple[float, ...] | None
+    headers: list[ImageHeader] = field(default_factory=list)
+
+
+def _same_orientation(a: tuple[float, ...] | None, b: tuple[float, ...] | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return max(abs(x - y) for x, y in zip(a, b, strict=True)) <= _ORIENTATION_TOLERANCE
+
+
+def group_headers(headers: Sequence[ImageHeader]) -> tuple[list[SeriesInfo], list[Skipped]]:
+    """Group image headers into series and order each one (see the module docstring).
+
+    Returns
+    -------
+    tuple
+        ``(series, skipped)``: series sorted largest first; files skipped as duplicates of an already seen
+        SOP Instance UID.
+    """
+    skipped: list[Skipped] = []
+    seen: dict[tuple[str, int | None], str] = {}
+    groups: dict[tuple, list[_Group]] = {}
+    for header in headers:
+        duplicate = None
+        for s in header.slices:
+            if s.sop_uid and (s.sop_uid, s.frame) in seen:
+                duplicate = seen[(s.sop_uid, s.frame)]
+                break
+        if duplicate is not None:
+            skipped.append(Skipped(header.path, f"duplicate of {duplicate} (same SOP Instance UID)"))
+            continue
+        for s in header.slices:
+            if s.sop_uid:
+                seen[(s.sop_uid, s.frame)] = header.path
+        if header.series_uid:
+            base: tuple = ("uid", header.series_uid, header.rows, header.columns)
+            uid, synthetic = header.series_uid, False
+        else:
+            folder = os.path.dirname(header.path)
+            base = (
+                "no-uid",
+                header.study_uid,
+                header.series_number,
+                header.modality,
+                folder,
+                header.rows,
+                header.columns,
+            )
+            digest = hashlib.sha1(repr(base).encode()).hexdigest()[:12]
+            uid, synthetic = f"no-series-uid-{digest}", True
+        clusters = groups.setdefault(base, [])
+        for group in clusters:
+            if _same_orientation(group.orientation, header.orientation):
+                group.headers.append(header)
+                break
+        else:
+            clusters.append(_Group(uid, synthetic, header.orientation, [header]))
+
+    parts_per_uid: dict[str, int] = {}
+    for clusters in groups.values():
+        for group in clusters:
+            parts_per_uid[group.series_uid] = parts_per_uid.get(group.series_uid, 0) + 1
+    infos = []
+    for clusters in groups.values():
+        for group in clusters:
+            infos.append(_build_series(group, parts_per_uid[group.series_uid]))
+    infos.sort(key=lambda s: (-s.n_slices, 0 if s.is_ct else 1, s.series_uid, s.rows, s.columns))
+    return infos, skipped
+
+
+def _mm(value: float) -> str:
+    """Format a length for a warning: ``5.0``, ``0.625``, ``1.25``, ``10.0``."""
+    text = f"{value:.3f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(np.median(np.asarray(values, dtype=np.float64)))
+
+
+def _order(slices: list[SliceInfo]) -> tuple[list[SliceInfo], str | None]:
+    big = math.inf
+    if slices and all(s.position_mm is not None for s in slices):
+        key = lambda s: (  # noqa: E731
+            s.position_mm,
+            s.instance if s.instance is not None else big,
+            _natural_key(s.path),
+            s.frame or 0,
+        )
+        return sorted(slices, key=key), None
+    if all(s.instance is not None for s in slices):
+        note = "image position missing: slices ordered by instance number" if len(slices) > 1 else None
+    else:
+        note = "image position and instance number missing: slices ordered by file name"
+        if len(slices) == 1 or all(s.path == slices[0].path for s in slices):
+            note = None
+    key2 = lambda s: (  # noqa: E731
+        s.instance is None,
+        s.instance if s.instance is not None else 0,
+        _natural_key(s.path),
+        s.frame or 0,
+    )
+    return sorted(slices, key=key2), note
+
+
+def _geometry_warnings(ordered: list[SliceInfo]) -> tuple[float | None, list[str]]:
+    """Return (spacing between slices or None, warnings) from the positions of ordered slices."""
+    positions = [s.position_mm for s in ordered]
+    if len(ordered) < 2 or any(p is None for p in positions):
+        return None, []
+    warns: list[str] = []
+    diffs = np.diff(np.asarray(positions, dtype=np.float64))
+    steps = diffs[diffs > _SAME_POSITION_MM]
+    duplicates = np.flatnonzero(diffs <= _SAME_POSITION_MM)
+    if duplicates.size:
+        at = positions[int(duplicates[0])]
+        warns.append(
+            f"duplicate slice positions: {duplicates.size} at {_mm(float(at))} mm"
+            if duplicates.size == 1
+            else f"duplicate slice positions: {duplicates.size}, first at {_mm(float(at))} mm"
+        )
+    if steps.size == 0:
+        return None, warns
+    spacing = float(np.median(steps))
+    low, high = float(steps.min()), float(steps.max())
+    if high - low > max(0.01, 0.02 * spacing):
+        warns.append(f"uneven slice spacing: {_mm(low)} to {_mm(high)} mm")
+        gaps = np.flatnonzero(diffs > 1.5 * spacing)
+        if gaps.size:
+            missing = int(sum(max(round(float(diffs[g]) / spacing) - 1, 1) for g in gaps))
+            first = int(gaps[0])
+            where = f"between {_mm(float(positions[first]))} and {_mm(float(positions[first + 1]))} mm"
+            if gaps.size > 1:
+                where = f"in {gaps.size} gaps, first {where}"
+            warns.append(f"missing slices: about {missing} {where}")
+    return spacing, warns
+
+
+def _tilt_degrees(ordered: list[SliceInfo], orientation: tuple[float, ...] | None) -> float | None:
+    if orientation is None or len(ordered) < 2:
+        return None
+    first, last = ordered[0].image_position, ordered[-1].image_position
+    if first is None or last is None:
+        return None
+    offset = np.asarray(last, dtype=np.float64) - np.asarray(first, dtype=np.float64)
+    length = float(np.linalg.norm(offset))
+    if length < 1e-3:
+        return None
+    cos = abs(float(np.dot(offset, slice_normal(orientation)))) / length
+    if cos < 1e-6:
+        return None
+    return math.degrees(math.acos(min(1.0, cos)))
+
+
+def _build_series(group: _Group, parts: int) -> SeriesInfo:
+    header_of = {h.path: h for h in group.headers}
+    slices = [s for h in group.headers for s in h.slices]
+    ordered, note = _order(slices)
+    warns: list[str] = []
+    if group.synthetic_uid:
+        warns.append("no Series Instance UID: grouped by study, series number, folder, size and orientation")
+    if parts > 1:
+        warns.append(f"series split in {parts} by image size or orientation")
+    if note:
+        warns.append(note)
+    reference = header_of[ordered[len(ordered) // 2].path]
+
+    spacing, geometry_warnings = _geometry_warnings(ordered)
+    tilt = _tilt_degrees(ordered, group.orientation)
+    if tilt is None and reference.gantry_tilt is not None and spacing is None:
+        tilt = abs(reference.gantry_tilt)
+    if tilt is not None and tilt >= _TILT_MIN_DEGREES:
+        warns.append(f"gantry tilt {tilt:.1f} degrees")
+    warns.extend(geometry_warnings)
+
+    thicknesses = [s.slice_thickness for s in ordered if s.slice_thickness is not None]
+    thickness = _median(thicknesses) if thicknesses else None
+    if thicknesses and max(thicknesses) - min(thicknesses) > 0.01:
+        warns.append(f"mixed slice thickness: {_mm(min(thicknesses))} to {_mm(max(thicknesses))} mm")
+    if spacing is None:
+        spacing = reference.spacing_between_slices or thickness or 1.0
+    if reference.pixel_spacing is None:
+        warns.append("pixel spacing missing: 1.0 mm assumed")
+        row_spacing, col_spacing = 1.0, 1.0
+    else:
+        row_spacing, col_spacing = reference.pixel_spacing
+    if any(s.encoding is not None and s.encoding.rsna_fix for s in ordered):
+        warns.append("RSNA 12-bit pixel fix applied (intercept -1000)")
+
+    meta = reference.meta
+    return SeriesInfo(
+        series_uid=group.series_uid,
+        study_uid=reference.study_uid,
+        modality=reference.modality,
+        description=meta.get("description", ""),
+        rows=reference.rows,
+        columns=reference.columns,
+        slices=tuple(ordered),
+        spacing_mm=(float(spacing), float(row_spacing), float(col_spacing)),
+        warnings=tuple(warns),
+        orientation=group.orientation,  # type: ignore[arg-type]
+        patient_name=meta.get("patient_name", ""),
+        patient_id=meta.get("patient_id", ""),
+        patient_age=meta.get("patient_age", ""),
+        patient_sex=meta.get("patient_sex", ""),
+        patient_birth_date=meta.get("patient_birth_date", ""),
+        study_date=meta.get("study_date", ""),
+        study_time=meta.get("study_time", ""),
+        study_description=meta.get("study_description", ""),
+        series_number=reference.series_number,
+        institution=meta.get("institution", ""),
+        manufacturer=meta.get("manufacturer", ""),
+        kvp=meta.get("kvp"),
+        slice_thickness=thickness,
+        window_center=meta.get("window_center"),
+        window_width=meta.get("window_width"),
+        transfer_syntax=reference.transfer_syntax,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _fill_value(info: SeriesInfo) -> int:
+    return PADDING_HU_CT if info.is_ct else 0
+
+
+def _tasks(info: SeriesInfo) -> list[tuple[str, list[int]]]:
+    """Decoding jobs: one per slice for native files, one per file otherwise (in display order)."""
+    tasks: list[tuple[str, list[int]]] = []
+    per_file: dict[str, list[int]] = {}
+    first_index: dict[str, int] = {}
+    for i, s in enumerate(info.slices):
+        enc = s.encoding
+        if enc is not None and enc.data_offset is not None and not enc.modality_lut:
+            tasks.append((s.path, [i]))
+        else:
+            if s.path not in per_file:
+                per_file[s.path] = []
+                first_index[s.path] = i
+                tasks.append((s.path, per_file[s.path]))
+            per_file[s.path].append(i)
+    return tasks
+
+
+def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[LoadProgress, None, Series]:
+    """Decode a series in parallel, yielding progress per slice; the generator returns the :class:`Series`.
+
+    Parameters
+    ----------
+    info : SeriesInfo
+        A series from :func:`scan`.
+    workers : int, optional
+        Decoding threads (default :func:`default_workers`).
+
+    Yields
+    ------
+    LoadProgress
+        One per slice as soon as it is decoded (in completion order): its display index, ``done``/``total`` and
+        the slice in HU (a view into the volume being filled); ``error`` says why a slice is blank.
+
+    Returns
+    -------
+    Series
+        ``hu`` int16 when every slice's modality LUT is integer and fits, else float32, shape
+        ``(slices, rows, cols)`` in display order; ``failed`` lists undecodable files.
+
+    Notes
+    -----
+    Closing the generator (``gen.close()``, or dropping it) cancels the decoding still queued; slices being
+    decoded at that moment finish in the background and are discarded.
+    """
+    n = info.n_slices
+    rows, cols = info.rows, info.columns
+    integer = all(s.encoding is not None and s.encoding.integer_lut for s in info.slices)
+    volume = np.empty((n, rows, cols), dtype=np.int16 if integer else np.float32)
+    fill = _fill_value(info)
+    stop = threading.Event()
+
+    def run(task: tuple[str, list[int]]) -> tuple[list[int], list[np.ndarray] | None, str | None]:
+        path, indices = task
+        if stop.is_set():
+            return indices, None, "cancelled"
+        try:
+            arrays = decode_slices(path, [info.slices[i] for i in indices])
+        except DicomReadError as exc:
+            return indices, None, str(exc)
+        except Exception as exc:
+            return indices, None, f"cannot decode pixel data ({type(exc).__name__}: {exc})"
+        for array in arrays:
+            if array.shape != (rows, cols):
+                return (
+                    indices,
+                    None,
+                    f"image size {array.shape[0]}x{array.shape[1]} differs from {rows}x{cols}",
+                )
+        return indices, arrays, None
+
+    executor = ThreadPoolExecutor(
+        max_workers=max(1, workers or default_workers()), thread_name_prefix="dicom"
+    )
+    pending: set[Future] = set()
+    failed: dict[str, str] = {}
+    blank: list[int] = []
+    done = 0
+    try:
+        for task in _tasks(info):
+            pending.add(executor.submit(run, task))
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                indices, arrays, error = future.result()
+                for k, i in enumerate(indices):
+                    if arrays is None:
+                        volume[i] = fill
+                        blank.append(i)
+                        failed.setdefault(info.slices[i].path, error or "cannot decode pixel data")
+                    else:
+                        array = arrays[k]
+                        if array.dtype != volume.dtype and volume.dtype == np.int16:
+                            volume = volume.astype(np.float32)
+                        volume[i] = array
+                    done += 1
+                    yield LoadProgress(index=i, done=done, total=n, hu_slice=volume[i], error=error)
+    finally:
+        stop.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+    return Series(
+        info=info,
+        hu=volume,
+        failed=tuple(Skipped(path, reason) for path, reason in failed.items()),
+        blank_slices=tuple(sorted(blank)),
+    )
+
+
+def load_series(info: SeriesInfo, *, workers: int | None = None) -> Series:
+    """Load a whole series (runs :func:`iter_load` to completion)."""
+    gen = iter_load(info, workers=workers)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as result:
+            return result.value
+
+
+def pick_series(result: ScanResult, series_uid: str | None = None) -> SeriesInfo:
+    """Choose a series of a scan: the given UID (the largest part where it was split), else the largest CT
+    series, else the largest series.
+
+    Raises
+    ------
+    NoUsableSeriesError
+        When the scan found no series, or none with ``series_uid``.
+    """
+    if not result.series:
+        raise NoUsableSeriesError("no readable DICOM image series")
+    if series_uid is not None:
+        matches = [s for s in result.series if s.series_uid == series_uid]
+        if not matches:
+            raise NoUsableSeriesError(f"series {series_uid} not found")
+        return matches[0]
+    ct = [s for s in result.series if s.is_ct]
+    return ct[0] if ct else result.series[0]
+
+
+def load_path(path: str | Path, series_uid: str | None = None) -> Series:
+    """Scan ``path``, pick a series (:func:`pick_series`) and load it.
+
+    Raises
+    ------
+    NoUsableSeriesError
+        ``"no readable DICOM image series in PATH (N files skipped)"``, an unknown ``series_uid``, or a series
+        none of whose slices could be decoded.
+    """
+    result = scan(path)
+    if not result.series:
+        raise NoUsableSeriesError(
+            f"no readable DICOM image series in {os.fspath(path)} ({len(result.skipped)} files skipped)"
+        )
+    try:
+        info = pick_series(result, series_uid)
+    except NoUsableSeriesError as exc:
+        raise NoUsableSeriesError(f"{exc} in {os.fspath(path)}") from None
+    series = load_series(info)
+    if len(series.blank_slices) == info.n_slices:
+        reason = series.failed[0].reason if series.failed else "unknown reason"
+        raise NoUsableSeriesError(f"no slice of series {info.series_uid} could be decoded ({reason})")
+    return series
