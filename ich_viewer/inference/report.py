@@ -73,12 +73,15 @@ def predict_report(
         ``gradcam_dir`` cannot be written.
     """
     from ich_viewer.core.series import load_path
+    from ich_viewer.inference.model_folder import verify_model_folder
+    from ich_viewer.resources import default_model_dir
 
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    # Load the model first: a broken model folder fails fast, before any pixel is decoded.
-    engine = InferenceEngine.load(model_dir)
+    # Cheap checks first: a broken model folder or an unreadable study fails before TensorFlow is imported.
+    verify_model_folder(model_dir if model_dir is not None else default_model_dir())
     series = load_path(path, series_uid)
+    engine = InferenceEngine.load(model_dir)
     prediction = engine.predict(series, batch_size=batch_size or DEFAULT_BATCH_SIZE)
     report = prediction.to_json(series, engine.info, engine.device)
     if gradcam_dir is not None:

@@ -1,0 +1,86 @@
+"""The bundled demo model on generated phantoms: a hemorrhage is flagged near the blood, a normal head is not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ich_viewer.core.labels import LABELS
+from ich_viewer.resources import default_model_dir
+from tests.inference.helpers import make_series
+
+pytest.importorskip("ich_viewer.core.phantom", reason="waiting for the phantom generator")
+
+pytestmark = pytest.mark.skipif(
+    not (default_model_dir() / "model.json").is_file(),
+    reason=f"the bundled model is not built yet ({default_model_dir()} has no model.json)",
+)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from ich_viewer.inference.engine import InferenceEngine
+
+    return InferenceEngine.load()
+
+
+def _series(study):
+    series = make_series(study.hu)
+    return series
+
+
+@pytest.mark.parametrize(("seed", "kind"), [(101, "intraparenchymal"), (102, "subdural"), (103, "epidural")])
+def test_positive_phantom_flagged_near_the_blood(engine, seed, kind):
+    from ich_viewer.core.phantom import generate_study
+
+    study = generate_study(seed=seed, kind=kind, n_slices=24, size=256)
+    pred = engine.predict(_series(study))
+    assert pred.flagged, f"{kind} phantom not flagged: any {pred.study_probabilities[0]:.3f}"
+    bleeding = np.flatnonzero(study.labels[:, 0])
+    lo, hi = int(bleeding.min()), int(bleeding.max())
+    assert lo <= pred.top_slices[0] <= hi, (pred.top_slices, (lo, hi))
+    above = [i for i in pred.top_slices if pred.probabilities[i, 0] >= pred.thresholds["any"]]
+    assert all(lo - 1 <= i <= hi + 1 for i in above), (above, (lo, hi))
+    k = LABELS.index(kind)
+    assert pred.study_probabilities[k] >= 0.5 * pred.thresholds[kind] or pred.study_probabilities[k] == max(
+        pred.study_probabilities[1:]
+    )
+
+
+@pytest.mark.parametrize("seed", [201, 202])
+def test_negative_phantom_not_flagged(engine, seed):
+    from ich_viewer.core.phantom import generate_study
+
+    study = generate_study(seed=seed, kind="none", n_slices=24, size=256)
+    pred = engine.predict(_series(study))
+    assert not pred.flagged, (
+        f"normal phantom flagged: any {pred.study_probabilities[0]:.3f} at {pred.top_slices}"
+    )
+
+
+def test_gradcam_points_at_the_blood(engine):
+    from ich_viewer.core.phantom import generate_study
+    from ich_viewer.inference.gradcam import GradCam
+
+    study = generate_study(seed=104, kind="intraparenchymal", n_slices=24, size=256)
+    series = _series(study)
+    pred = engine.predict(series)
+    top = pred.top_slices[0]
+    result = GradCam(engine).result(series, top, "any")
+    assert not result.vanished and result.heatmap.shape == (256, 256)
+    assert result.heatmap.max() == pytest.approx(1.0)
+    if study.mask[top].any():
+        import cv2
+
+        blood = cv2.dilate((study.mask[top] > 0).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+        row, col = np.unravel_index(np.argmax(result.heatmap), result.heatmap.shape)
+        assert blood[row, col], "Grad-CAM maximum is not on the hemorrhage"
+
+
+def test_self_test_passes():
+    pytest.importorskip("ich_viewer.core.series", reason="waiting for the study engine")
+    from ich_viewer.inference.self_test import run_self_test
+
+    ok, message = run_self_test()
+    assert ok, message
+    assert "\n" not in message
