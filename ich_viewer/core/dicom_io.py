@@ -897,7 +897,9 @@ def hu_from_dataset(ds: Dataset, frame: int | None = None) -> np.ndarray:
                 stored = pixel_array(ds, index=frame)
             else:
                 stored = ds.pixel_array
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # decoder plugins written in Rust raise pyo3's PanicException (a BaseException)
         raise DicomReadError(f"cannot decode {_ts_name(ts)}: {_short(exc)}") from None
     if encodings[0].modality_lut:
         from pydicom.pixels import apply_modality_lut
