@@ -131,6 +131,17 @@ def _to_jpeg_lossless(path: Path) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+def _transfer_syntaxes(folders: list[Path]) -> set[str]:
+    """Return the (0002,0010) Transfer Syntax UIDs of the DICOM files in ``folders``."""
+    import pydicom
+
+    return {
+        str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+        for folder in folders
+        for path in sorted(folder.glob("*.dcm"))
+    }
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise _SelfTestError(message)
@@ -157,7 +168,7 @@ def run_self_test(model_dir: str | Path | None = None, *, check_quality: bool = 
     """
     step = "loading the model"
     try:
-        from pydicom.uid import JPEG2000Lossless, RLELossless
+        from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
         from ich_viewer.core.phantom import generate_study, write_study_dicom
         from ich_viewer.core.series import load_path
@@ -179,6 +190,12 @@ def run_self_test(model_dir: str | Path | None = None, *, check_quality: bool = 
             neg_files = sorted(write_study_dicom(negative, neg_dir, transfer_syntax=RLELossless))
             for path in neg_files[::2]:
                 _to_jpeg_lossless(Path(path))
+
+            syntaxes = _transfer_syntaxes([pos_dir, neg_dir])
+            wanted = {JPEG2000Lossless, RLELossless, JPEGLosslessSV1}
+            _check(
+                wanted <= syntaxes, f"phantom files were written as {sorted(syntaxes)}, not {sorted(wanted)}"
+            )
 
             step = "decoding JPEG 2000 / RLE / JPEG lossless DICOM"
             t0 = time.perf_counter()

@@ -41,3 +41,22 @@ def test_jpeg_lossless_round_trip(frame, tmp_path):
 def test_encoder_refuses_non_16_bit():
     with pytest.raises(ValueError, match="16-bit"):
         encode_jpeg_lossless(np.zeros((4, 4), np.uint8))
+
+
+def test_self_test_end_to_end_with_tiny_model(tiny_model_dir):
+    pytest.importorskip("ich_viewer.core.series", reason="waiting for the study engine")
+    pytest.importorskip("ich_viewer.core.phantom", reason="waiting for the phantom generator")
+    from ich_viewer.inference.self_test import run_self_test
+
+    ok, message = run_self_test(tiny_model_dir, check_quality=False)
+    assert ok, message
+    assert "\n" not in message
+    assert "tiny-test-cnn" in message and "JPEG 2000, RLE, JPEG lossless" in message
+
+
+def test_self_test_reports_a_broken_model_in_one_line(tmp_path):
+    from ich_viewer.inference.self_test import run_self_test
+
+    ok, message = run_self_test(tmp_path / "missing-model")
+    assert not ok
+    assert message.startswith("loading the model:") and "not found" in message and "\n" not in message
