@@ -193,8 +193,9 @@ def write_series(
         options = dict(kwargs)
         if per_slice is not None:
             options.update(per_slice[k])
-        ds = ct_slice(stored[k], position=positions[k], instance=instance, **options)  # type: ignore[arg-type]
         name = names[k] if names is not None else f"{prefix}{labels[k]:04d}.dcm"
+        options.setdefault("sop_uid", uid(folder, name, k, options.get("series_uid")))
+        ds = ct_slice(stored[k], position=positions[k], instance=instance, **options)  # type: ignore[arg-type]
         paths.append(write(ds, folder / name))
     return paths
 
