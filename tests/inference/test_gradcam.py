@@ -197,3 +197,31 @@ class TestWithTinyModel:
         assert find_gradcam_layer(tiny_engine.model, "conv1") == "conv1"
         assert find_gradcam_layer(tiny_engine.model, "no_such_layer") == "last_conv"
         assert find_gradcam_layer(tiny_engine.model, "gap") == "last_conv"  # 2-D output: not usable
+
+
+@pytest.mark.parametrize("architecture", ["ich_cnn", "efficientnet_b0"])
+def test_both_training_architectures(architecture):
+    architectures = pytest.importorskip("ich_viewer.inference.architectures")
+    mi = ModelInput(size=32)
+    model = architectures.build_model(architecture, mi)
+    info = ModelInfo(
+        folder=Path("/nowhere"),
+        name=architecture,
+        version="0",
+        labels=LABELS,
+        input=mi,
+        thresholds={},
+        training_data="none",
+        sha256="0" * 64,
+        gradcam_layer=architectures.gradcam_layer_name(architecture),
+    )
+    cam = GradCam(InferenceEngine(model, info))
+    assert cam.layer_name == architectures.gradcam_layer_name(architecture)
+    series = make_series(random_head(2, rows=40, cols=36))
+    cam.warm_up()
+    assert cam.target_kind == "logit"
+    for result in cam.iter_results(series, label="intraventricular"):
+        assert result.heatmap.shape == (40, 36) and result.heatmap.dtype == np.float32
+        assert np.all(np.isfinite(result.heatmap))
+        assert result.heatmap.min() >= 0.0 and result.heatmap.max() <= 1.0
+        assert result.vanished or result.heatmap.max() == pytest.approx(1.0)
