@@ -53,6 +53,8 @@ class Prediction:
         The model that produced it (used by :meth:`to_json`).
     device : str
         Where the model ran: ``"CPU"`` or ``"GPU:0 (<name>)"``.
+    series_uid : str
+        (0020,000E) Series Instance UID of the series predicted (empty when built from bare probabilities).
     """
 
     probabilities: np.ndarray = field(repr=False)
@@ -62,6 +64,7 @@ class Prediction:
     thresholds: dict[str, float]
     model: ModelInfo | None = field(default=None, repr=False)
     device: str = "CPU"
+    series_uid: str = ""
 
     @classmethod
     def from_probabilities(
@@ -71,6 +74,7 @@ class Prediction:
         *,
         model: ModelInfo | None = None,
         device: str = "CPU",
+        series_uid: str = "",
     ) -> Prediction:
         """Build a prediction from per-slice probabilities.
 
@@ -96,6 +100,7 @@ class Prediction:
             thresholds=full_thresholds,
             model=model,
             device=device,
+            series_uid=series_uid,
         )
 
     @property
@@ -315,14 +320,24 @@ class InferenceEngine:
                 x = pending.result()
                 if k + 1 < len(batches):
                     pending = pool.submit(self._prepare, hu, batches[k + 1], step)
-                probs = self.forward(x)[: len(rows)]
+                try:
+                    probs = self.forward(x)[: len(rows)]
+                except Exception as exc:
+                    if type(exc).__name__ == "ResourceExhaustedError":
+                        raise ModelError(
+                            f"out of memory running {self.info.name} with {step} slices per batch; "
+                            "try a smaller batch size"
+                        ) from None
+                    raise
                 if not np.all(np.isfinite(probs)):
                     raise ModelError(f"model {self.info.name} produced non-finite probabilities")
                 out[rows.start : rows.stop] = probs
                 yield (rows.stop, total)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-        return Prediction.from_probabilities(out, self.info.thresholds, model=self.info, device=self.device)
+        return Prediction.from_probabilities(
+            out, self.info.thresholds, model=self.info, device=self.device, series_uid=series.info.series_uid
+        )
 
     def predict(self, series: Series, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Prediction:
         """Run :meth:`iter_predict` to completion and return its :class:`Prediction`."""

@@ -96,6 +96,7 @@ class TestPredict:
         np.testing.assert_array_equal(pred.study_probabilities, pred.probabilities.max(axis=0))
         assert pred.thresholds == TINY_THRESHOLDS and list(pred.thresholds) == list(LABELS)
         assert tiny_engine.device == "CPU" or tiny_engine.device.startswith("GPU")
+        assert pred.series_uid == series.info.series_uid and pred.model is tiny_engine.info
 
     def test_equals_keras_model_on_the_shared_preprocessing(self, tiny_engine):
         hu = random_head(9, rows=50, cols=44, seed=5)
