@@ -31,7 +31,8 @@ __all__ = [
     "stratum_of",
 ]
 
-#: First seed of every split; a split's seeds are ``SPLIT_SEEDS[split] + i`` (ranges of 10 million).
+#: First seed of every split; a split's seeds are ``SPLIT_SEEDS[split] + i`` (ranges of 10 million; the upper
+#: half of each range is kept for substitute seeds, see :func:`_generate`).
 SPLIT_SEEDS: dict[str, int] = {"train": 0, "val": 10_000_000, "test": 20_000_000, "explain": 30_000_000}
 SPLIT_RANGE = 10_000_000
 
@@ -96,11 +97,23 @@ class PhantomSpec:
 
 
 def _generate(seed: int, kind: str, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(hu int16 (size, size), mask uint8 (size, size), labels uint8 (6,))`` of one phantom slice."""
+    """``(hu int16 (size, size), mask uint8 (size, size), labels uint8 (6,))`` of one phantom slice.
+
+    In the rare case that the generator cannot place the requested hemorrhage for ``seed`` (it raises
+    ``RuntimeError``), a substitute seed from the upper half of the same split's range is used, so the set
+    stays deterministic and the splits stay disjoint.
+    """
     from ich_viewer.core.phantom import generate_slice
 
-    s = generate_slice(seed, kind, size)
-    return np.asarray(s.hu), np.asarray(s.mask, dtype=np.uint8), np.asarray(s.labels, dtype=np.uint8)
+    base = seed - seed % SPLIT_RANGE
+    for attempt in range(8):
+        try:
+            s = generate_slice(seed, kind, size)
+        except RuntimeError:
+            seed = base + SPLIT_RANGE // 2 + ((seed - base) * 8 + attempt) % (SPLIT_RANGE // 2)
+            continue
+        return np.asarray(s.hu), np.asarray(s.mask, dtype=np.uint8), np.asarray(s.labels, dtype=np.uint8)
+    raise RuntimeError(f"the phantom generator could not place a {kind} hemorrhage (seed {seed})")
 
 
 class PhantomSlices:

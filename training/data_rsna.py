@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,8 +39,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Transfer syntaxes whose pixel data length is fixed by the header (used to spot truncated files cheaply).
-_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", ""}
 #: HU of a slice that could not be decoded at training time (becomes an all-zero input: "no hemorrhage").
 _AIR = -1024.0
 
@@ -190,25 +188,6 @@ class RsnaIndex:
         )
 
 
-def _pixel_bytes_ok(path: str, rows: int, columns: int, bits_allocated: int, frames: int = 1) -> bool:
-    """True unless the file is too short to hold its uncompressed pixel data."""
-    expected = rows * columns * max(bits_allocated, 8) // 8 * max(frames, 1)
-    try:
-        return os.path.getsize(path) >= expected
-    except OSError:
-        return False
-
-
-def _bits_allocated(path: str) -> int:
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["BitsAllocated"])
-        return int(ds.get("BitsAllocated", 16) or 16)
-    except Exception:  # an unreadable header: assume the common 16 bits
-        return 16
-
-
 def build_index(
     csv_path: str | Path,
     dicom_dir: str | Path,
@@ -216,7 +195,7 @@ def build_index(
     verify_pixels: bool = False,
     should_stop: Callable[[], bool] | None = None,
 ) -> RsnaIndex:
-    """Scan the DICOM folder, join it with the label CSV and check that each file holds its pixels.
+    """Scan the DICOM folder (headers only), order every series, and join its slices with the label CSV.
 
     Parameters
     ----------
@@ -225,7 +204,8 @@ def build_index(
     dicom_dir : str or Path
         The folder of DICOM files (searched recursively).
     verify_pixels : bool
-        Decode every file (slow) instead of only checking the length of uncompressed pixel data.
+        Also decode every file (slow); by default the scanner's header checks (which catch truncated
+        uncompressed pixel data) decide.
     should_stop : callable, optional
         Passed to the scanner to cancel it.
 
@@ -246,19 +226,14 @@ def build_index(
     except IchViewerError as exc:
         raise RsnaDataError(str(exc)) from None
     skipped: Counter = Counter()
-    skipped["not readable"] += len(result.skipped)
+    for item in result.skipped:  # the scanner's reasons, e.g. "truncated pixel data: 10 of 512 bytes"
+        skipped[item.reason.split(":")[0].split(" (")[0]] += 1
     slices: list[RsnaSlice] = []
     series_paths: dict[str, tuple[str, ...]] = {}
     seen: set[str] = set()
     for info in result.series:
-        bits = _bits_allocated(info.slices[0].path) if info.slices else 16
         readable: list[tuple[str, str]] = []
         for s in info.slices:
-            if info.transfer_syntax in _UNCOMPRESSED and not _pixel_bytes_ok(
-                s.path, info.rows, info.columns, bits
-            ):
-                skipped["truncated pixel data"] += 1
-                continue
             if verify_pixels and not _decodes(s.path):
                 skipped["pixel data not decodable"] += 1
                 continue
@@ -297,7 +272,9 @@ def _read_hu(path: str) -> np.ndarray:
 
     from ich_viewer.core.dicom_io import hu_from_dataset
 
-    ds = pydicom.dcmread(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # RSNA's "ID_..." UIDs are not valid DICOM UIDs
+        ds = pydicom.dcmread(path)
     return np.asarray(hu_from_dataset(ds), dtype=np.float32)
 
 
@@ -328,7 +305,12 @@ def split_by_patient(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(keys))
     frac = np.asarray(fractions, dtype=np.float64) / float(sum(fractions))
-    bounds = np.rint(np.cumsum(frac) * len(keys)).astype(int)
+    n = len(keys)
+    # validation and test get at least one patient each (when asked for and there are enough patients)
+    n_val = max(round(float(frac[1]) * n), 1 if frac[1] > 0 and n >= 3 else 0)
+    n_test = max(round(float(frac[2]) * n), 1 if frac[2] > 0 and n >= 3 else 0)
+    n_train = max(n - n_val - n_test, 0)
+    bounds = np.array([n_train, n_train + n_val])
     where: dict[str, str] = {}
     for rank, j in enumerate(order):
         split = "train" if rank < bounds[0] else "val" if rank < bounds[1] else "test"

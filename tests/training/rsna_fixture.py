@@ -1,0 +1,126 @@
+"""Tiny RSNA-format fixtures: DICOM files with ``ID_xxx`` UIDs in a flat folder, a ``stage_2_train.csv``,
+one truncated file and one non-DICOM file."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+
+from ich_viewer.core.labels import LABELS
+
+
+@dataclass(frozen=True)
+class RsnaFixture:
+    csv_path: Path
+    dicom_dir: Path
+    #: sop uid -> (patient id, study uid, series uid, z position, labels (6,), HU value of the slice)
+    truth: dict[str, tuple[str, str, str, float, tuple[int, ...], int]]
+    truncated_sop: str
+
+
+def _write_ct(
+    path: Path, *, sop: str, study: str, series: str, patient: str, z: float, hu: int, size: int
+) -> None:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"  # RSNA's real UIDs are not valid DICOM UIDs either
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = sop
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = series
+    ds.PatientID = patient
+    ds.Modality = "CT"
+    ds.ImagePositionPatient = [-60.0, -60.0, z]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.SliceThickness = 5.0
+    ds.Rows = ds.Columns = size
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleIntercept = -1024
+    ds.RescaleSlope = 1
+    ds.WindowCenter = 30
+    ds.WindowWidth = 80
+    stored = np.full((size, size), hu + 1024, dtype=np.int16)
+    stored[: size // 4] = 0  # a band of air (-1024 HU)
+    ds.PixelData = stored.tobytes()
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+
+
+def make_rsna_fixture(
+    root: Path, n_patients: int = 6, slices: int = 4, size: int = 16, seed: int = 0
+) -> RsnaFixture:
+    """Write ``n_patients`` patients (one study, one series each, ``slices`` slices, shuffled file names)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "ID_..." is not a valid DICOM UID, as in the real data
+        return _make(root, n_patients, slices, size, seed)
+
+
+def _make(root: Path, n_patients: int, slices: int, size: int, seed: int) -> RsnaFixture:
+    rng = np.random.default_rng(seed)
+    dicom_dir = root / "stage_2_train"
+    dicom_dir.mkdir(parents=True)
+    truth: dict[str, tuple[str, str, str, float, tuple[int, ...], int]] = {}
+    rows: list[tuple[str, int]] = []
+    for p in range(n_patients):
+        patient, study, series = f"ID_pat{p:03d}", f"ID_study{p:03d}", f"ID_series{p:03d}"
+        zs = [10.0 + 5.0 * k for k in range(slices)]
+        for k in rng.permutation(slices):
+            sop = f"ID_{rng.integers(16**9):09x}{p}{k}"
+            labels = [0] * len(LABELS)
+            if p % 2 == 1 and k in (1, 2):  # odd patients bleed on two middle slices
+                labels[1 + p % 5] = 1
+                labels[0] = 1
+            hu = 20 + 10 * k + p
+            _write_ct(
+                dicom_dir / f"{sop}.dcm",
+                sop=sop,
+                study=study,
+                series=series,
+                patient=patient,
+                z=zs[k],
+                hu=hu,
+                size=size,
+            )
+            truth[sop] = (patient, study, series, zs[k], tuple(labels), hu)
+            rows += [(f"{sop}_{name}", labels[j]) for j, name in enumerate(LABELS)]
+    # one truncated file (labelled in the CSV, like RSNA's known corrupt image) and one stray text file
+    truncated = "ID_truncated0"
+    path = dicom_dir / f"{truncated}.dcm"
+    _write_ct(
+        path,
+        sop=truncated,
+        study="ID_study000",
+        series="ID_series000",
+        patient="ID_pat000",
+        z=99.0,
+        hu=40,
+        size=size,
+    )
+    path.write_bytes(path.read_bytes()[:-100])
+    rows += [(f"{truncated}_{name}", 0) for name in LABELS]
+    (dicom_dir / "notes.txt").write_text("not a DICOM file\n")
+    # the CSV, shuffled, with one malformed row and one image lacking rows (dropped)
+    order = rng.permutation(len(rows))
+    csv_path = root / "stage_2_train.csv"
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["ID", "Label"])
+        for i in order:
+            w.writerow(rows[i])
+        w.writerow(["ID_garbage_unknownlabel", 1])
+        w.writerow(["ID_partial_any", 1])
+    return RsnaFixture(csv_path=csv_path, dicom_dir=dicom_dir, truth=truth, truncated_sop=truncated)

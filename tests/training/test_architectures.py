@@ -1,0 +1,88 @@
+"""The one definition of the model architectures (``ich_viewer.inference.architectures``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from ich_viewer.core.labels import LABELS  # noqa: E402
+from ich_viewer.core.windowing import ModelInput  # noqa: E402
+from ich_viewer.inference.architectures import (  # noqa: E402
+    ARCHITECTURES,
+    build_model,
+    describe,
+    gradcam_layer_name,
+)
+
+
+def _conv_layers(model) -> list:
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+class TestIchCnn:
+    def test_input_output_and_named_layers(self) -> None:
+        model = build_model("ich_cnn", ModelInput(size=64))
+        assert model.input_shape == (None, 64, 64, 3)
+        assert model.output_shape == (None, len(LABELS))
+        logits = model.get_layer("logits")
+        assert isinstance(logits, keras.layers.Dense) and logits.units == 6
+        probs = model.get_layer("probabilities")
+        assert isinstance(probs, keras.layers.Activation)
+        assert model.layers[-1] is probs and model.layers[-2] is logits
+
+    def test_gradcam_layer_is_the_last_conv_at_one_eighth(self) -> None:
+        model = build_model("ich_cnn", ModelInput(size=256))
+        name = gradcam_layer_name("ich_cnn")
+        assert _conv_layers(model)[-1].name == name
+        assert tuple(model.get_layer(name).output.shape[1:3]) == (32, 32)
+
+    def test_flat_and_no_lambda(self) -> None:
+        model = build_model("ich_cnn", ModelInput(size=32))
+        assert not any(isinstance(layer, keras.Model) for layer in model.layers)
+        assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
+
+    def test_outputs_are_probabilities(self) -> None:
+        model = build_model("ich_cnn", ModelInput(size=32))
+        out = np.asarray(model(np.random.default_rng(0).random((3, 32, 32, 3), dtype=np.float32)))
+        assert out.shape == (3, 6) and np.all((out > 0) & (out < 1))
+
+    def test_context_channels(self) -> None:
+        model = build_model("ich_cnn", ModelInput(size=32, context_slices=1))
+        assert model.input_shape == (None, 32, 32, 9)
+
+    def test_safe_mode_round_trip(self, tmp_path) -> None:
+        model = build_model("ich_cnn", ModelInput(size=32))
+        path = tmp_path / "m.keras"
+        model.save(path)
+        again = keras.saving.load_model(path, compile=False, safe_mode=True)
+        x = np.random.default_rng(1).random((2, 32, 32, 3), dtype=np.float32)
+        np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-6)
+        assert again.get_layer(gradcam_layer_name("ich_cnn")) is not None
+
+    def test_size_must_divide_by_eight(self) -> None:
+        with pytest.raises(ValueError, match="divisible by 8"):
+            build_model("ich_cnn", ModelInput(size=36))
+
+
+class TestEfficientNet:
+    def test_flat_with_top_conv(self) -> None:
+        model = build_model("efficientnet_b0", ModelInput(size=64))
+        assert not any(isinstance(layer, keras.Model) for layer in model.layers)
+        assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
+        name = gradcam_layer_name("efficientnet_b0")
+        assert name == "top_conv"
+        assert _conv_layers(model)[-1].name == name
+        assert model.get_layer("logits").units == 6
+        assert model.layers[-1].name == "probabilities"
+        assert model.output_shape == (None, 6)
+
+
+def test_unknown_architecture() -> None:
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("resnet9000")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        gradcam_layer_name("resnet9000")
+    assert ARCHITECTURES[0] == "ich_cnn"
+    assert all(describe(a) for a in ARCHITECTURES)

@@ -1,0 +1,54 @@
+"""The weighted BCE loss (RSNA weights) and its numpy twin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+from ich_viewer.core.labels import RSNA_LOSS_WEIGHTS
+from training.models import WeightedBCE, weighted_log_loss
+
+
+def _bce(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def test_weights_are_the_rsna_ones() -> None:
+    assert RSNA_LOSS_WEIGHTS == (2.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+    assert WeightedBCE().label_weights == RSNA_LOSS_WEIGHTS
+
+
+def test_keras_loss_equals_numpy_log_loss() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random((50, 6)) < 0.3).astype(np.float32)
+    p = rng.uniform(0.02, 0.98, (50, 6)).astype(np.float32)
+    keras_loss = float(WeightedBCE()(y, p))
+    assert keras_loss == pytest.approx(weighted_log_loss(y, p), rel=1e-4)
+    # by hand: per-label BCE weighted 2,1,1,1,1,1 over 7
+    hand = float((_bce(y, p).mean(axis=0) * np.array(RSNA_LOSS_WEIGHTS)).sum() / 7.0)
+    assert keras_loss == pytest.approx(hand, rel=1e-4)
+
+
+def test_any_counts_twice() -> None:
+    y = np.zeros((1, 6), np.float32)
+    wrong_any = np.full((1, 6), 0.01, np.float32)
+    wrong_any[0, 0] = 0.9
+    wrong_sub = np.full((1, 6), 0.01, np.float32)
+    wrong_sub[0, 3] = 0.9
+    loss_any, loss_sub = float(WeightedBCE()(y, wrong_any)), float(WeightedBCE()(y, wrong_sub))
+    base = float(_bce(np.zeros(1), np.array([0.01]))[0])
+    high = float(_bce(np.zeros(1), np.array([0.9]))[0])
+    assert loss_any == pytest.approx((2 * high + 5 * base) / 7, rel=1e-4)
+    assert loss_sub == pytest.approx((2 * base + 4 * base + high) / 7, rel=1e-4)
+    assert loss_any > loss_sub
+
+
+def test_perfect_predictions_cost_almost_nothing_and_config_round_trips() -> None:
+    y = np.eye(6, dtype=np.float32)
+    assert float(WeightedBCE()(y, y)) < 1e-5
+    loss = WeightedBCE.from_config(WeightedBCE(weights=(1, 1, 1, 1, 1, 3)).get_config())
+    assert loss.label_weights == (1, 1, 1, 1, 1, 3)
+    with pytest.raises(ValueError):
+        WeightedBCE(weights=(1, 2))

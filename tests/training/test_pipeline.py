@@ -1,0 +1,171 @@
+"""The tf.data pipeline: shapes, class-balanced sampling, augmentation, evaluation order, sharding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from ich_viewer.core.windowing import ModelInput  # noqa: E402
+from training.pipeline import (  # noqa: E402
+    Augment,
+    InMemorySlices,
+    make_eval_dataset,
+    make_train_dataset,
+    predict_source,
+    source_arrays,
+    stratum_weights,
+)
+
+MI = ModelInput(size=16)
+
+
+def _slices(n: int = 40, positives: int = 4) -> InMemorySlices:
+    rng = np.random.default_rng(0)
+    x = rng.random((n, 16, 16, 3)).astype(np.float16)
+    y = np.zeros((n, 6), np.uint8)
+    y[:positives, 0] = 1
+    y[:positives, 2] = 1
+    x[:, 0, 0, 0] = np.arange(n) / 64.0  # identifies the slice (exact in float16)
+    strata = y[:, 0].astype(np.int32)
+    return InMemorySlices(x=x, y=y, strata=strata, model_input=MI, description="test")
+
+
+class _LazySource:
+    """A lazy source (like RSNA or endless phantoms): each slice made on load."""
+
+    model_input = MI
+    description = "lazy"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.strata = (np.arange(n) % 2).astype(np.int32)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.zeros(6, np.float32)
+        y[0] = y[1] = float(i % 2)
+        return np.full((16, 16, 3), i / 100.0, np.float32), y
+
+
+def test_in_memory_checks_shapes() -> None:
+    s = _slices()
+    with pytest.raises(ValueError):
+        InMemorySlices(x=s.x[:, :8], y=s.y, strata=s.strata, model_input=MI)
+    with pytest.raises(ValueError):
+        InMemorySlices(x=s.x, y=s.y[:3], strata=s.strata, model_input=MI)
+
+
+def test_train_batches_shapes_and_dtypes() -> None:
+    ds = make_train_dataset(_slices(), batch_size=8, seed=1, augment=Augment())
+    x, y = next(iter(ds))
+    assert x.shape == (8, 16, 16, 3) and x.dtype == tf.float32
+    assert y.shape == (8, 6) and y.dtype == tf.float32
+    assert float(tf.reduce_min(x)) >= 0.0 and float(tf.reduce_max(x)) <= 1.0
+
+
+def test_class_balanced_sampling_follows_the_weights() -> None:
+    s = _slices(n=100, positives=5)  # 5 % positives in the data
+    ds = make_train_dataset(s, batch_size=50, seed=3, weights=stratum_weights(s.strata, 0.5))
+    ys = np.concatenate([y.numpy() for _, y in ds.take(20)])
+    assert 0.44 < ys[:, 0].mean() < 0.56  # drawn 50/50
+    again = np.concatenate([y.numpy() for _, y in make_train_dataset(s, batch_size=50, seed=3).take(2)])
+    first = np.concatenate([y.numpy() for _, y in make_train_dataset(s, batch_size=50, seed=3).take(2)])
+    np.testing.assert_array_equal(again, first)  # seeded: every worker sees the same stream
+
+
+def test_labels_travel_with_their_images() -> None:
+    s = _slices(n=40, positives=4)
+    for x, y in make_train_dataset(s, batch_size=10, seed=0).take(5):
+        idx = np.rint(x.numpy()[:, 0, 0, 0] * 64).astype(int)
+        np.testing.assert_array_equal(y.numpy(), s.y[idx].astype(np.float32))
+
+
+def test_stratum_weights() -> None:
+    strata = np.array([0, 0, 1, 2, 2, 5])
+    w = stratum_weights(strata, 0.4)
+    assert w[0] == pytest.approx(0.4)
+    assert w[1] == w[2] == w[5] == pytest.approx(0.2)
+    assert stratum_weights(strata, None) == {0: 0.25, 1: 0.25, 2: 0.25, 5: 0.25}
+    with pytest.raises(ValueError):
+        stratum_weights(strata, 1.5)
+
+
+class TestAugment:
+    def test_identity_settings_change_nothing(self) -> None:
+        x = tf.random.uniform((4, 16, 16, 3))
+        aug = Augment(rotation_deg=0, zoom=0, shift=0, flip_lr=False, hu_offset=0, hu_noise=0)
+        out, _ = aug(x, tf.zeros((4, 6)), MI)
+        np.testing.assert_allclose(out.numpy(), x.numpy(), atol=1e-5)
+
+    def test_flip_is_left_right_only(self) -> None:
+        img = np.zeros((1, 16, 16, 3), np.float32)
+        img[0, 2, 1] = 1.0  # near the top-left corner
+        aug = Augment(rotation_deg=0, zoom=0, shift=0, flip_lr=True, hu_offset=0, hu_noise=0)
+        seen = set()
+        for _ in range(30):
+            out, _ = aug(tf.constant(img), tf.zeros((1, 6)), MI)
+            r, c = np.argwhere(out.numpy()[0, :, :, 0] > 0.5)[0]
+            seen.add((int(r), int(c)))
+        assert seen == {(2, 1), (2, 14)}  # same row: never flipped up-down
+
+    def test_geometry_fills_with_air_and_labels_pass(self) -> None:
+        x = tf.ones((8, 16, 16, 3)) * 0.5
+        y = tf.one_hot([0, 1, 2, 3, 4, 5, 0, 1], 6)
+        aug = Augment(rotation_deg=30, zoom=0.2, shift=0.2, hu_offset=0, hu_noise=0)
+        out, y2 = aug(x, y, MI)
+        values = np.unique(np.round(out.numpy(), 3))
+        assert values.min() == 0.0 and values.max() <= 0.5 + 1e-3  # corners filled with 0 = air
+        np.testing.assert_array_equal(y2.numpy(), y.numpy())
+
+    def test_intensity_jitter_is_in_hu_and_spares_clipped_pixels(self) -> None:
+        x = np.zeros((2, 16, 16, 3), np.float32)
+        x[:, :8] = 0.5  # inside every window
+        x[:, 8:12] = 1.0  # saturated (e.g. bone in the brain window)
+        aug = Augment(rotation_deg=0, zoom=0, shift=0, flip_lr=False, hu_offset=10.0, hu_noise=0)
+        out = aug(tf.constant(x), tf.zeros((2, 6)), MI)[0].numpy()
+        assert np.all(out[:, 12:] == 0.0) and np.all(out[:, 8:12] == 1.0)
+        delta = out[:, :8] - 0.5  # offset / width per channel: brain 80 HU, subdural 200, bone 2800
+        for b in range(2):
+            hu = delta[b, :, :, 0] * 80.0
+            assert np.ptp(hu) < 1e-3 and abs(hu.mean()) <= 10.0 + 1e-3
+            np.testing.assert_allclose(delta[b, :, :, 1] * 200.0, hu, atol=1e-3)
+            np.testing.assert_allclose(delta[b, :, :, 2] * 2800.0, hu, atol=1e-2)
+
+
+def test_eval_dataset_keeps_order_and_remainder() -> None:
+    s = _slices(n=23)
+    batches = list(make_eval_dataset(s, batch_size=10))
+    assert [int(x.shape[0]) for x, _ in batches] == [10, 10, 3]
+    idx = np.concatenate([np.rint(x.numpy()[:, 0, 0, 0] * 64).astype(int) for x, _ in batches])
+    np.testing.assert_array_equal(idx, np.arange(23))
+
+
+def test_lazy_source_decodes_in_order_and_caches() -> None:
+    src = _LazySource(7)
+    xs = np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in make_eval_dataset(src, batch_size=3)])
+    np.testing.assert_allclose(xs, np.arange(7) / 100.0, atol=1e-6)
+    y, _strata = source_arrays(src)
+    np.testing.assert_array_equal(y[:, 0], np.arange(7) % 2)
+    x, yb = next(iter(make_train_dataset(src, batch_size=4, seed=0)))
+    np.testing.assert_array_equal(yb.numpy()[:, 0], np.rint(x.numpy()[:, 0, 0, 0] * 100) % 2)
+
+
+def test_datasets_are_sharded_by_data() -> None:
+    for ds in (make_train_dataset(_slices(), batch_size=4), make_eval_dataset(_slices(), batch_size=4)):
+        policy = ds.options().experimental_distribute.auto_shard_policy
+        assert policy == tf.data.experimental.AutoShardPolicy.DATA
+
+
+def test_predict_source_in_order() -> None:
+    s = _slices(n=11)
+
+    def model(x, training=False):
+        return tf.repeat(x[:, :1, 0, 0], 6, axis=1)
+
+    y, p = predict_source(model, s, batch_size=4)
+    assert y.shape == (11, 6) and p.shape == (11, 6) and p.dtype == np.float32
+    np.testing.assert_allclose(p[:, 0], np.arange(11) / 64.0, atol=1e-3)
