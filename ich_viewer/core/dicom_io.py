@@ -17,6 +17,10 @@ The pieces, from the outside in:
   the pylibjpeg plugins.
 - :func:`hu_from_dataset` does the same for a dataset already in memory.
 
+Nothing here touches the global warnings filters (that is not thread-safe and these functions run in decoding
+threads); :func:`ich_viewer.core.series.scan` and the ``inspect`` report silence pydicom's validation warnings
+around their own calls.
+
 Choices (documented here once):
 
 - **dtype**: HU are int16 when slope and intercept are integers and every value fits int16, else float32.
@@ -33,14 +37,15 @@ from __future__ import annotations
 import math
 import os
 import struct
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from ich_viewer.core.records import SliceInfo
@@ -59,6 +64,7 @@ __all__ = [
     "read_header",
     "read_image_header",
     "slice_normal",
+    "viewer_metadata",
 ]
 
 #: HU that padding pixels (Pixel Padding Value) become in CT: air.
@@ -247,9 +253,7 @@ def _open_header(fp: BinaryIO, path: str) -> tuple[Dataset, _PixelElement]:
         raise DicomReadError("not a DICOM file")
     fp.seek(0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
     except Exception as exc:  # pydicom raises many types on broken headers
         raise DicomReadError(f"unreadable DICOM header ({type(exc).__name__}: {_short(exc)})") from None
     if force and "SOPClassUID" not in ds and "Rows" not in ds and "SOPInstanceUID" not in ds:
@@ -332,14 +336,26 @@ def _transfer_syntax(ds: Dataset) -> str:
     return ""
 
 
+_TAGS: dict[str, BaseTag] = {}
+
+
+def _tag(keyword: str) -> BaseTag:
+    tag = _TAGS.get(keyword)
+    if tag is None:
+        number = tag_for_keyword(keyword)
+        if number is None:
+            raise KeyError(keyword)
+        tag = _TAGS[keyword] = Tag(number)
+    return tag
+
+
 def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
-    """Return ``ds.keyword`` or ``default`` when absent, empty or unparsable."""
+    """Return the value of ``keyword`` in ``ds``, or ``default`` when absent, empty or unparsable."""
     try:
-        value = ds.get(keyword, None)
-        if value is None:
+        element = ds.get(_tag(keyword))  # by tag: much cheaper than by keyword
+        if element is None:
             return default
-        if hasattr(value, "value"):
-            value = value.value
+        value = element.value
     except Exception:
         return default
     if value is None or value == "" or (isinstance(value, (list, tuple)) and len(value) == 0):
@@ -465,6 +481,20 @@ def _viewer_meta(ds: Dataset) -> dict[str, Any]:
     }
 
 
+def viewer_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return the viewer metadata of one file (see :attr:`ImageHeader.meta`); empty if it cannot be read.
+
+    Keys: ``patient_name``, ``patient_id``, ``patient_age``, ``patient_sex``, ``patient_birth_date``,
+    ``study_date``, ``study_time``, ``study_description``, ``description`` (series), ``institution``,
+    ``manufacturer`` (str); ``kvp``, ``window_center``, ``window_width`` (float or None; the first value of a
+    multi-valued (0028,1050)/(0028,1051)).
+    """
+    try:
+        return _viewer_meta(read_header(path))
+    except Exception:
+        return {}
+
+
 def encodings_from_dataset(ds: Dataset, *, data_offset: int | None = None) -> tuple[PixelEncoding, ...]:
     """Return one :class:`PixelEncoding` per frame of ``ds`` (one for a single-frame data set).
 
@@ -564,13 +594,16 @@ def _check_decodable(ts: str) -> None:
         raise DicomReadError(f"no decoder installed for transfer syntax {name}")
 
 
-def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
+def read_image_header(path: str | os.PathLike[str], *, metadata: bool = True) -> ImageHeader:
     """Read one file's header and describe its images, without reading pixel data.
 
     Parameters
     ----------
     path : str or path-like
         The file.
+    metadata : bool
+        Fill ``meta`` with the viewer metadata (a scan leaves it empty and reads it once per series with
+        :func:`viewer_metadata`, which saves much of the header parsing time).
 
     Returns
     -------
@@ -593,14 +626,14 @@ def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
     except OSError as exc:
         raise DicomReadError(f"cannot open file ({exc.strerror or exc})") from None
     try:
-        return _describe(ds, pixel, path_str, file_size)
+        return _describe(ds, pixel, path_str, file_size, metadata)
     except DicomReadError:
         raise
     except Exception as exc:  # malformed values deep in a header
         raise DicomReadError(f"unusable DICOM header ({type(exc).__name__}: {_short(exc)})") from None
 
 
-def _describe(ds: Dataset, pixel: _PixelElement, path: str, file_size: int) -> ImageHeader:
+def _describe(ds: Dataset, pixel: _PixelElement, path: str, file_size: int, metadata: bool) -> ImageHeader:
     meta = getattr(ds, "file_meta", None)
     media_class = str(getattr(meta, "MediaStorageSOPClassUID", "") or "") if meta is not None else ""
     sop_class = _text(ds, "SOPClassUID") or media_class
@@ -621,6 +654,7 @@ def _describe(ds: Dataset, pixel: _PixelElement, path: str, file_size: int) -> I
     _check_decodable(ts)
     data_offset: int | None = None
     encodings = encodings_from_dataset(ds)
+    frame_bytes = encodings[0].frame_bytes
     if native and pixel.kind == "pixel" and pixel.value_offset is not None:
         first = encodings[0]
         needed = first.frame_bytes * len(encodings)
@@ -633,7 +667,9 @@ def _describe(ds: Dataset, pixel: _PixelElement, path: str, file_size: int) -> I
             if first.bits_allocated >= 8:
                 data_offset = pixel.value_offset
         if data_offset is not None:
-            encodings = encodings_from_dataset(ds, data_offset=data_offset)
+            encodings = tuple(
+                replace(e, data_offset=data_offset + k * frame_bytes) for k, e in enumerate(encodings)
+            )
 
     modality = _text(ds, "Modality").upper()
     instance = _int(_get(ds, "InstanceNumber"))
@@ -692,7 +728,7 @@ def _describe(ds: Dataset, pixel: _PixelElement, path: str, file_size: int) -> I
         spacing_between_slices=_first_float(_get(ds, "SpacingBetweenSlices")),
         gantry_tilt=_first_float(_get(ds, "GantryDetectorTilt")),
         transfer_syntax=ts,
-        meta=_viewer_meta(ds),
+        meta=_viewer_meta(ds) if metadata else {},
     )
 
 
@@ -889,17 +925,17 @@ def hu_from_dataset(ds: Dataset, frame: int | None = None) -> np.ndarray:
         raise DicomReadError(f"frame {frame} out of range (the file has {n})")
     ts = _transfer_syntax(ds)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if n > 1 and frame is not None:
-                from pydicom.pixels import pixel_array
+        if n > 1 and frame is not None:
+            from pydicom.pixels import pixel_array
 
-                stored = pixel_array(ds, index=frame)
-            else:
-                stored = ds.pixel_array
+            stored = pixel_array(ds, index=frame)
+        else:
+            stored = ds.pixel_array
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except BaseException as exc:  # decoder plugins written in Rust raise pyo3's PanicException (a BaseException)
+    except (
+        BaseException
+    ) as exc:  # decoder plugins written in Rust raise pyo3's PanicException (a BaseException)
         raise DicomReadError(f"cannot decode {_ts_name(ts)}: {_short(exc)}") from None
     if encodings[0].modality_lut:
         from pydicom.pixels import apply_modality_lut

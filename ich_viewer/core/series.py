@@ -41,6 +41,7 @@ from ich_viewer.core.dicom_io import (
     decode_slices,
     read_image_header,
     slice_normal,
+    viewer_metadata,
 )
 from ich_viewer.core.records import LoadProgress, ScanResult, Series, SeriesInfo, Skipped, SliceInfo
 from ich_viewer.errors import CancelledError, DicomReadError, NoUsableSeriesError
@@ -140,7 +141,7 @@ def scan(path: str | Path, *, should_stop: Callable[[], bool] | None = None) -> 
             if should_stop is not None and should_stop():
                 raise CancelledError("scan cancelled")
             try:
-                headers.append(read_image_header(file))
+                headers.append(read_image_header(file, metadata=False))
             except DicomReadError as exc:
                 skipped.append(Skipped(file, str(exc)))
             except Exception as exc:  # never let one odd file stop a scan
@@ -342,7 +343,7 @@ def _build_series(group: _Group, parts: int) -> SeriesInfo:
     if any(s.encoding is not None and s.encoding.rsna_fix for s in ordered):
         warns.append("RSNA 12-bit pixel fix applied (intercept -1000)")
 
-    meta = reference.meta
+    meta = reference.meta or viewer_metadata(reference.path)
     return SeriesInfo(
         series_uid=group.series_uid,
         study_uid=reference.study_uid,
