@@ -455,3 +455,41 @@ class TestLoadPath:
     def test_one_file(self, study: dict) -> None:
         series = load_path(study["head_paths"][5])
         np.testing.assert_array_equal(series.hu[0], study["head"][5] - 1024)
+
+
+class TestCompressedSeries:
+    @pytest.mark.parametrize(
+        "syntax",
+        [
+            pydicom.uid.RLELossless,
+            pydicom.uid.JPEG2000Lossless,
+            pydicom.uid.DeflatedExplicitVRLittleEndian,
+        ],
+    )
+    def test_compressed_series_equals_uncompressed(self, tmp_path: Path, syntax: str) -> None:
+        stored = volume(4, 32, 32, high=3000) - 500  # negative stored values too (signed)
+        paths = fac.write_series(tmp_path / "native", stored, fac.axial_positions(4))
+        for path in paths:
+            ds = pydicom.dcmread(path)
+            if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
+                ds.file_meta.TransferSyntaxUID = syntax
+            else:
+                ds.compress(syntax)
+            (tmp_path / "packed").mkdir(exist_ok=True)
+            ds.save_as(tmp_path / "packed" / path.name)
+        (native,) = scan(tmp_path / "native").series
+        (packed,) = scan(tmp_path / "packed").series
+        assert packed.transfer_syntax == syntax
+        assert [name_of(s.path) for s in packed.slices] == [name_of(s.path) for s in native.slices]
+        a, b = load_series(native), load_series(packed)
+        assert b.hu.dtype == a.hu.dtype == np.int16
+        np.testing.assert_array_equal(b.hu, a.hu)
+        np.testing.assert_array_equal(a.hu, stored - 1024)
+
+    def test_compressed_multiframe(self, tmp_path: Path) -> None:
+        stored = volume(3, 16, 16)
+        ds = fac.enhanced_ct(stored, [(0.0, 0.0, z) for z in (10.0, 0.0, 5.0)])
+        ds.compress(pydicom.uid.RLELossless)
+        fac.write(ds, tmp_path / "mf.dcm")
+        series = load_series(scan(tmp_path).series[0])
+        np.testing.assert_array_equal(series.hu, stored[[1, 2, 0]] - 1024)
