@@ -710,7 +710,7 @@ class MainWindow(QMainWindow):
     def set_window(self, center: float, width: float, name: str = "") -> None:
         """Set W/L (through the image item's levels) and show it in the controls."""
         self.slice_view.set_window(center, width, name)
-        self.window_controls.set_window(self.slice_view.center, self.slice_view.width)
+        self.window_controls.set_window(self.slice_view.wl_center, self.slice_view.wl_width)
 
     def _on_window_controls_changed(self, center: float, width: float, name: str) -> None:
         self.set_window(center, width, name)
@@ -732,9 +732,9 @@ class MainWindow(QMainWindow):
 
     def _on_view_window_drag(self, dx: float, dy: float) -> None:
         """Horizontal drag changes the width, vertical the level (drag down = higher level = darker)."""
-        speed = max(self.slice_view.width, 40.0) / 400.0
-        width = max(1.0, self.slice_view.width + dx * speed)
-        center = self.slice_view.center + dy * speed
+        speed = max(self.slice_view.wl_width, 40.0) / 400.0
+        width = max(1.0, self.slice_view.wl_width + dx * speed)
+        center = self.slice_view.wl_center + dy * speed
         self.set_window(center, width, "")
 
     def reset_view(self) -> None:

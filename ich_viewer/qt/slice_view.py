@@ -179,8 +179,8 @@ class SliceView(pg.GraphicsView):
         self.info: SeriesInfo | None = None
         self.index = 0
         self.slice_hu: np.ndarray | None = None
-        self.center = 40.0
-        self.width = 80.0
+        self.wl_center = 40.0
+        self.wl_width = 80.0
         self.window_name = "Brain"
         self.inverted = False
         self.overlays_visible = True
@@ -272,17 +272,17 @@ class SliceView(pg.GraphicsView):
     @property
     def low(self) -> float:
         """HU shown black."""
-        return self.center - self.width / 2.0
+        return self.wl_center - self.wl_width / 2.0
 
     @property
     def high(self) -> float:
         """HU shown white."""
-        return self.center + self.width / 2.0
+        return self.wl_center + self.wl_width / 2.0
 
     def set_window(self, center: float, width: float, name: str = "") -> None:
         """Set W/L through the image item's levels (the pixels are not recomputed)."""
-        self.center = float(center)
-        self.width = max(1.0, float(width))
+        self.wl_center = float(center)
+        self.wl_width = max(1.0, float(width))
         self.window_name = name
         self.image_item.setLevels((self.low, self.high))
         self._refresh_overlays()
@@ -430,7 +430,8 @@ class SliceView(pg.GraphicsView):
         bl = [
             f"Pos {position:.1f} mm" if position is not None else "",
             f"Thk {thickness:g} mm" if thickness else "",
-            f"W {self.width:.0f}  L {self.center:.0f}{wl_name}" + ("  inverted" if self.inverted else ""),
+            f"W {self.wl_width:.0f}  L {self.wl_center:.0f}{wl_name}"
+            + ("  inverted" if self.inverted else ""),
             f"Zoom {self.zoom_factor() * 100:.0f}%",
         ]
         self._corner["tl"].setText("\n".join(x for x in tl if x))

@@ -13,6 +13,7 @@ that replaced it.
 from __future__ import annotations
 
 import contextlib
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Generator, Sequence
@@ -102,7 +103,12 @@ class JobRunner(QObject):
         self.abort(name)
         token = CancelToken()
         worker = create_worker(
-            func, *args, token=token, _start_thread=False, _worker_class=_ClosingGeneratorWorker
+            func,
+            *args,
+            token=token,
+            _start_thread=False,
+            _worker_class=_ClosingGeneratorWorker,
+            _ignore_errors=True,
         )
 
         def current() -> bool:
@@ -115,6 +121,10 @@ class JobRunner(QObject):
             worker.returned.connect(lambda value: current() and returned(value))
         if errored is not None:
             worker.errored.connect(lambda exc: current() and errored(exc))
+        else:  # an unexpected failure of a job without its own handler goes to the crash handler
+            worker.errored.connect(
+                lambda exc: current() and sys.excepthook(type(exc), exc, exc.__traceback__)
+            )
 
         def on_finished() -> None:
             was_current = current()
@@ -188,7 +198,9 @@ class StudyLoaded:
     series: Series
 
 
-def choose_series(scan: ScanResult, series_uid: str | None = None) -> SeriesInfo:
+def choose_series(
+    scan: ScanResult, series_uid: str | None = None, path: str | Path | None = None
+) -> SeriesInfo:
     """Pick the series to show: the given UID, else the largest CT series, else the largest series.
 
     Raises
@@ -197,7 +209,7 @@ def choose_series(scan: ScanResult, series_uid: str | None = None) -> SeriesInfo
         If the scan found no series (the message summarises why files were skipped).
     """
     if not scan.series:
-        raise NoUsableSeriesError(no_series_message(scan))
+        raise NoUsableSeriesError(no_series_message(scan, path))
     if series_uid:
         for info in scan.series:
             if info.series_uid == series_uid:
@@ -263,7 +275,7 @@ def load_study_job(
     result = scan(path, should_stop=token.is_set)
     if token.is_set():
         raise CancelledError("loading cancelled")
-    chosen = choose_series(result, series_uid)
+    chosen = choose_series(result, series_uid, path)
     yield ScanDone(str(path), result, chosen)
     series = yield from _stream_series(chosen, token)
     return StudyLoaded(result, series)

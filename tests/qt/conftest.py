@@ -1,0 +1,144 @@
+"""Fixtures of the viewer tests: isolated preferences and small CT studies written with pydicom."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own preferences file (never the user's profile)."""
+    path = tmp_path_factory.mktemp("settings") / "ich-viewer.ini"
+    monkeypatch.setenv("ICH_VIEWER_SETTINGS", str(path))
+    return path
+
+
+def head_volume(n_slices: int, rows: int, cols: int, seed: int = 0) -> np.ndarray:
+    """A crude head: padding -2000 outside a circle, skull ring 900 HU, brain 30..50 HU, an 70 HU blob.
+
+    Each voxel differs slightly (a deterministic pattern) so that HU readouts identify the pixel.
+    """
+    rng = np.random.default_rng(seed)
+    r, c = np.mgrid[0:rows, 0:cols]
+    radius = np.hypot((r - rows / 2) / (rows * 0.42), (c - cols / 2) / (cols * 0.36))
+    vol = np.empty((n_slices, rows, cols), dtype=np.int16)
+    for k in range(n_slices):
+        sl = np.full((rows, cols), -1000, dtype=np.int16)
+        sl[radius < 1.0] = 900
+        brain = radius < 0.88
+        sl[brain] = (30 + (r[brain] + 2 * c[brain] + k) % 21).astype(np.int16)
+        blob = np.hypot(r - rows * 0.35, c - cols * 0.6) < rows * 0.08
+        sl[blob & brain] = 70 + k % 5
+        sl[radius > 1.15] = -2000
+        sl += rng.integers(0, 2, size=sl.shape, dtype=np.int16) * 0
+        vol[k] = sl
+    return vol
+
+
+def write_ct_series(
+    folder: Path,
+    hu: np.ndarray,
+    *,
+    description: str = "HEAD 5mm",
+    spacing: tuple[float, float, float] = (5.0, 0.5, 0.5),
+    modality: str = "CT",
+    series_number: int = 2,
+    study_uid: str | None = None,
+    patient_name: str = "DOE^JANE",
+    window: tuple[float, float] | None = (40.0, 150.0),
+    prefix: str = "IM",
+) -> list[Path]:
+    """Write ``hu`` (int16 (S, H, W), display order = ascending z) as a CT series, one file per slice.
+
+    Stored values are ``hu + 1024`` with (0028,1053) Rescale Slope 1 and (0028,1052) Intercept -1024. Files
+    are named in *reverse* order so that the loader must sort by position, not by name.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    study_uid = study_uid or generate_uid()
+    series_uid = generate_uid()
+    frame_uid = generate_uid()
+    n, rows, cols = hu.shape
+    paths = []
+    for k in range(n):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        path = folder / f"{prefix}{n - k:04d}.dcm"
+        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.FrameOfReferenceUID = frame_uid
+        ds.Modality = modality
+        ds.PatientName = patient_name
+        ds.PatientID = "TEST-0001"
+        ds.PatientAge = "045Y"
+        ds.PatientSex = "F"
+        ds.StudyDate = "20240131"
+        ds.StudyTime = "101500"
+        ds.StudyDescription = "CT HEAD WO"
+        ds.SeriesDescription = description
+        ds.SeriesNumber = series_number
+        ds.InstanceNumber = k + 1
+        ds.ImagePositionPatient = [-cols * spacing[2] / 2, -rows * spacing[1] / 2, 10.0 + k * spacing[0]]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing = [spacing[1], spacing[2]]
+        ds.SliceThickness = spacing[0]
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.Rows = rows
+        ds.Columns = cols
+        ds.BitsAllocated = 16
+        ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1
+        ds.RescaleIntercept = -1024
+        ds.RescaleSlope = 1
+        if window is not None:
+            ds.WindowCenter = window[0]
+            ds.WindowWidth = window[1]
+        ds.PixelData = (hu[k].astype(np.int32) + 1024).astype(np.int16).tobytes()
+        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def ct_study(tmp_path) -> Callable[..., tuple[Path, np.ndarray]]:
+    """Factory: ``ct_study(n_slices=8, rows=64, cols=64, name="study")`` → (folder, hu volume)."""
+
+    def make(n_slices: int = 8, rows: int = 64, cols: int = 64, name: str = "study", **kwargs):
+        hu = head_volume(n_slices, rows, cols)
+        folder = tmp_path / name
+        write_ct_series(folder, hu, **kwargs)
+        return folder, hu
+
+    return make
+
+
+@pytest.fixture
+def two_series_study(tmp_path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A folder with a 10-slice CT series, a 4-slice second CT series in a subfolder, and junk files."""
+    folder = tmp_path / "two"
+    big = head_volume(10, 64, 64)
+    small = head_volume(4, 48, 48, seed=1)
+    study_uid = generate_uid()
+    write_ct_series(folder, big, description="HEAD 5mm", study_uid=study_uid)
+    write_ct_series(
+        folder / "bone", small, description="HEAD BONE", study_uid=study_uid, series_number=3, prefix="B"
+    )
+    (folder / "notes.txt").write_text("not a dicom file\n")
+    (folder / "broken.dcm").write_bytes(b"DICM" * 10)
+    return folder, big, small
