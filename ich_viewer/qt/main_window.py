@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self.prefs = Preferences.load(self.settings)
         self.jobs = JobRunner(self)
         self._temp_dirs: list[str] = []
+        self._expected_extras: tuple[str, ...] = ()
         self._details_dialog: DetailsDialog | None = None
 
         # study state
@@ -378,9 +379,21 @@ class MainWindow(QMainWindow):
         self.ai_dock.hide()
 
     # ================================================================================================ opening
-    def open_path(self, path: str | Path, *, series_uid: str | None = None, remember: bool = True) -> None:
-        """Scan and load ``path`` (a folder, searched recursively, or one file) in a worker."""
+    def open_path(
+        self,
+        path: str | Path,
+        *,
+        series_uid: str | None = None,
+        remember: bool = True,
+        expected_extras: tuple[str, ...] = (),
+    ) -> None:
+        """Scan and load ``path`` (a folder, searched recursively, or one file) in a worker.
+
+        ``expected_extras`` names non-DICOM files known to be there (e.g. the demo's ``truth.json``) that are
+        not worth a notice.
+        """
         path = str(path)
+        self._expected_extras = expected_extras
         self._stop_cine()
         self.jobs.abort("thumbnails")
         self.notice.hide()
@@ -452,7 +465,9 @@ class MainWindow(QMainWindow):
     def _on_demo_written(self, folder: str) -> None:
         self._temp_dirs.append(folder)
         # open once this worker's finished() ran, so that the new load job is not aborted by it
-        QTimer.singleShot(0, lambda: self.open_path(folder, remember=False))
+        QTimer.singleShot(
+            0, lambda: self.open_path(folder, remember=False, expected_extras=("truth.json", "mask.npy"))
+        )
 
     def load_series(self, series_uid: str) -> None:
         """Display another series of the scanned study."""
@@ -615,7 +630,7 @@ class MainWindow(QMainWindow):
         self._thumbnails_pending = False
 
     def _show_scan_notice(self, scan: ScanResult) -> None:
-        n_skipped = len(scan.skipped)
+        n_skipped = sum(1 for k in scan.skipped if Path(k.path).name not in self._expected_extras)
         n_warn = sum(len(s.warnings) for s in scan.series)
         if not n_skipped and not n_warn:
             return
