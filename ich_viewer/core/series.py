@@ -430,7 +430,8 @@ def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[Load
     """
     n = info.n_slices
     rows, cols = info.rows, info.columns
-    integer = all(s.encoding is not None and s.encoding.integer_lut for s in info.slices)
+    # int16 unless a slice's LUT is known to be fractional; a slice that turns out float32 upgrades the volume
+    integer = all(s.encoding is None or s.encoding.integer_lut for s in info.slices)
     volume = np.empty((n, rows, cols), dtype=np.int16 if integer else np.float32)
     fill = _fill_value(info)
     stop = threading.Event()
