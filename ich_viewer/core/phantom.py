@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_viewer.core.labels import LABELS
-from ich_viewer.core.phantom_anatomy import Head, render_slice, sample_head
+from ich_viewer.core.phantom_anatomy import Geometry, Head, render_slice, sample_head
 from ich_viewer.core.phantom_lesions import Lesion, sample_lesion
 
 __all__ = [
@@ -246,6 +246,7 @@ def generate_study(
     spacing, z = _study_geometry(base, head, n_slices, thickness)
     wanted = None if kind in ("none", "random") else LABELS.index(kind)
     lesions: tuple[Lesion, ...] = ()
+    geometry = Geometry(head, size)
     for attempt in range(12):
         rng = np.random.default_rng([int(seed), 0x1E5, attempt])
         types = _types_for(kind, rng)
@@ -254,7 +255,7 @@ def generate_study(
         mask = np.empty((n_slices, size, size), dtype=np.uint8)
         for i, zi in enumerate(z):
             noise_rng = np.random.default_rng([int(seed), 0x5EED, i])
-            hu[i], mask[i] = render_slice(head, float(zi), size, lesions, noise_rng)
+            hu[i], mask[i] = render_slice(head, float(zi), size, lesions, noise_rng, geometry)
         hu16, mask, labels = _finalize(hu, mask, head, size)
         if wanted is None or labels[:, wanted].any():
             break

@@ -16,12 +16,12 @@ same code at one level.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
-__all__ = ["Head", "SliceContext", "render_slice", "sample_head", "smooth_field_2d"]
+__all__ = ["Geometry", "Head", "SliceContext", "render_slice", "sample_head", "smooth_field_2d"]
 
 AIR_HU = -1000.0
 
@@ -74,6 +74,14 @@ class Head:
         Amplitude of the beam-hardening streaks between the petrous bones.
     kvp : float
         Nominal tube voltage written to (0018,0060).
+    holder : bool
+        Whether the head holder (a thin curved plastic shell behind the head) is in the field of view.
+    frontal_sinus : float
+        Half width of the frontal sinus in mm (0 = aplastic).
+    mastoid : float
+        Pneumatization of the mastoids (air-cell fraction scale).
+    tentorium_hu : float
+        Density of the tentorium and falx dura.
     """
 
     fov_mm: float
@@ -108,6 +116,10 @@ class Head:
     bg_calc_hu: float
     streak_hu: float
     kvp: float
+    holder: bool = False
+    frontal_sinus: float = 0.0
+    mastoid: float = 1.0
+    tentorium_hu: float = 45.0
 
 
 def _waves(rng: np.random.Generator, n: int, wavelength: tuple[float, float], kz_scale: float) -> np.ndarray:
@@ -125,21 +137,21 @@ def _waves(rng: np.random.Generator, n: int, wavelength: tuple[float, float], kz
 def sample_head(rng: np.random.Generator) -> Head:
     """Draw the anatomy and acquisition of one study (wide variation between seeds)."""
     atrophy = float(rng.beta(1.6, 2.6))
-    a = rng.uniform(60.0, 69.0)
+    a = rng.uniform(63.0, 71.0)
     b = rng.uniform(78.0, 88.0)
     harm = np.array(
         [[k, rng.uniform(0.0, 0.025 / (k - 1)), rng.uniform(0, 2 * math.pi)] for k in (2, 3, 4, 5)]
         + [[1, rng.uniform(0.0, 0.02), math.pi / 2 + rng.normal(0, 0.2)]]
     )
-    grey = rng.uniform(35.0, 40.0)
-    white = grey - rng.uniform(8.0, 11.0)
+    grey = rng.uniform(36.0, 41.0)
+    white = grey - rng.uniform(7.5, 10.5)
     r_pad = rng.random()
     padding: int | None = (
         None if r_pad < 0.45 else (-2048 if r_pad < 0.75 else (-3024 if r_pad < 0.9 else -2000))
     )
     mean_r = 0.5 * (a + b)
     lam = rng.uniform(13.0, 17.0)
-    return Head(
+    head = Head(
         fov_mm=float(rng.uniform(220.0, 250.0)),
         center=(float(rng.normal(0, 4.0)), float(rng.normal(4.0, 4.0))),
         rotation=float(rng.normal(0, math.radians(4.0))),
@@ -172,16 +184,15 @@ def sample_head(rng: np.random.Generator) -> Head:
         bg_calc_hu=float(rng.uniform(90.0, 200.0)) if rng.random() < 0.12 else 0.0,
         streak_hu=float(rng.uniform(15.0, 45.0)) if rng.random() < 0.75 else 0.0,
         kvp=float(rng.choice([100.0, 120.0, 120.0, 140.0])),
+        holder=bool(rng.random() < 0.6),
+        frontal_sinus=float(rng.uniform(8.0, 20.0)) if rng.random() < 0.8 else 0.0,
+        mastoid=float(rng.uniform(0.5, 1.0)),
+        tentorium_hu=float(rng.uniform(40.0, 55.0)),
     )
-
-
-def _wave_sum(waves: np.ndarray, u: np.ndarray, v: np.ndarray, z: float) -> np.ndarray:
-    """Sum of 3-D cosine plane waves evaluated on a slice, each in [-1, 1] (result scaled to ~unit std)."""
-    out = np.zeros(u.shape, dtype=np.float32)
-    for ku, kv, kz, ph in waves:
-        out += np.cos(np.float32(ku) * u + np.float32(kv) * v + np.float32(kz * z + ph))
-    out *= np.float32(math.sqrt(2.0 / len(waves)))
-    return out
+    if not (head.pineal_hu or head.choroid_hu or head.falx_calc_hu):
+        # every head shows at least one benign calcification (pineal gland or choroid plexus are the rule)
+        head = replace(head, pineal_hu=float(rng.uniform(120.0, 400.0)))
+    return head
 
 
 def smooth_field_2d(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
@@ -196,6 +207,44 @@ def smooth_field_2d(rng: np.random.Generator, shape: tuple[int, int], sigma_px: 
 def _ramp(x: np.ndarray, width: float) -> np.ndarray:
     """Soft step 0 -> 1 as ``x`` crosses 0 over ``width`` (float32)."""
     return np.clip(x * np.float32(1.0 / width) + np.float32(0.5), 0.0, 1.0)
+
+
+class Geometry:
+    """The per-study, level-independent pixel geometry of a head at one matrix size (computed once per study).
+
+    Attributes
+    ----------
+    pix : float
+        Pixel spacing in mm.
+    dx, dy : numpy.ndarray
+        float64 ``(size,)``: patient x of every column and y of every row relative to the head centre, in mm.
+    u, v, r, cos_t, sin_t, theta, harm : numpy.ndarray
+        float32 ``(size, size)`` head coordinates, polar coordinates and the skull's radial shape factor.
+    """
+
+    def __init__(self, head: Head, size: int):
+        self.pix = head.fov_mm / size
+        coords = (np.arange(size) - (size - 1) / 2.0) * self.pix
+        self.dx = coords - head.center[0]
+        self.dy = coords - head.center[1]
+        self.ca, self.sa = math.cos(head.rotation), math.sin(head.rotation)
+        dx = self.dx.astype(np.float32)[np.newaxis, :]
+        dy = self.dy.astype(np.float32)[:, np.newaxis]
+        ca, sa = np.float32(self.ca), np.float32(self.sa)
+        self.u = ca * dx + sa * dy
+        self.v = -sa * dx + ca * dy
+        self.r = np.sqrt(self.u * self.u + self.v * self.v) + np.float32(1e-3)
+        self.cos_t = self.u / self.r
+        self.sin_t = self.v / self.r
+        self.theta = np.arctan2(self.v, self.u)
+        # the radial shape factor depends on the angle only: tabulate it
+        grid = np.linspace(-math.pi, math.pi, 2049)
+        table = np.ones_like(grid)
+        for k, amp, ph in head.harmonics:
+            table += amp * np.cos(k * grid - ph)
+        idx = np.rint((self.theta + np.float32(math.pi)) * np.float32(2048 / (2 * math.pi))).astype(np.int32)
+        self.harm = table.astype(np.float32)[idx]
+        self._holder: np.ndarray | None = None
 
 
 class SliceContext:
@@ -219,30 +268,49 @@ class SliceContext:
         Midline shift (mm, positive towards patient left) at this level, from mass effect.
     """
 
-    def __init__(self, head: Head, z: float, size: int):
+    def __init__(self, head: Head, z: float, size: int, geometry: Geometry | None = None):
+        geo = geometry if geometry is not None else Geometry(head, size)
+        self.geometry = geo
         self.head = head
         self.size = size
-        self.pix = head.fov_mm / size
+        self.pix = geo.pix
         self.z = z
         self.t = z / head.height
-        coords = ((np.arange(size, dtype=np.float32) - (size - 1) / 2.0) * np.float32(self.pix)).astype(
-            np.float32
-        )
-        dx = coords[np.newaxis, :] - np.float32(head.center[0])
-        dy = coords[:, np.newaxis] - np.float32(head.center[1])
-        ca, sa = np.float32(math.cos(head.rotation)), np.float32(math.sin(head.rotation))
-        self.u = ca * dx + sa * dy
-        self.v = -sa * dx + ca * dy
-        self.r = np.sqrt(self.u * self.u + self.v * self.v) + np.float32(1e-3)
-        self.cos_t = self.u / self.r
-        self.sin_t = self.v / self.r
-        self.theta = np.arctan2(self.v, self.u)
-        harm = np.ones_like(self.r)
-        for k, amp, ph in head.harmonics:
-            harm += np.float32(amp) * np.cos(np.float32(k) * self.theta - np.float32(ph))
-        self.harm = harm
+        self.u, self.v, self.r = geo.u, geo.v, geo.r
+        self.cos_t, self.sin_t, self.theta, self.harm = geo.cos_t, geo.sin_t, geo.theta, geo.harm
         self.shift = 0.0
         self.d_in = self.surface_depth(0.0)
+
+    def waves(self, waves: np.ndarray, scale: float = 1.0, swap: bool = False) -> np.ndarray:
+        """Sum of 3-D cosine plane waves on this slice, scaled to about unit std (float32 ``(size, size)``).
+
+        Each wave is ``cos(ku * U + kv * V + kz * Z + phase)`` with ``(U, V, Z) = scale * (u, v, z)`` (``u`` and
+        ``v`` exchanged when ``swap``). Computed as two small matrix products (u and v are affine in the pixel
+        indices).
+        """
+        geo = self.geometry
+        ku = waves[:, 0] * scale
+        kv = waves[:, 1] * scale
+        if swap:
+            ku, kv = kv, ku
+        ca, sa = geo.ca, geo.sa
+        kx = ku * ca - kv * sa
+        ky = ku * sa + kv * ca
+        c = waves[:, 2] * scale * self.z + waves[:, 3]
+        ax = np.outer(geo.dx, kx)  # (cols, K)
+        by = np.outer(geo.dy, ky) + c  # (rows, K)
+        cb, sb = np.cos(by).astype(np.float32), np.sin(by).astype(np.float32)
+        cx, sx = np.cos(ax).astype(np.float32), np.sin(ax).astype(np.float32)
+        # sum of outer products (a BLAS matrix product can be very slow here with oversubscribed threads)
+        out = np.zeros((len(geo.dy), len(geo.dx)), dtype=np.float32)
+        tmp = np.empty_like(out)
+        for k in range(len(waves)):
+            np.multiply(cb[:, k, np.newaxis], cx[np.newaxis, :, k], out=tmp)
+            out += tmp
+            np.multiply(sb[:, k, np.newaxis], sx[np.newaxis, :, k], out=tmp)
+            out -= tmp
+        out *= np.float32(math.sqrt(2.0 / len(waves)))
+        return out
 
     def level_scale(self, offset: float) -> float:
         """In-plane scale of the head surface lying ``offset`` mm outside the inner table at this level."""
@@ -340,13 +408,24 @@ class SliceContext:
         return box, _ramp(np.float32(radius) - dist, self.pix)
 
 
-def _paint(img: np.ndarray, item: tuple[tuple[slice, slice], np.ndarray] | None, value, weight: float = 1.0):
-    """Blend ``value`` (scalar or array of the box) into ``img`` with the item's soft occupancy."""
+def _paint(
+    img: np.ndarray,
+    item: tuple[tuple[slice, slice], np.ndarray] | None,
+    value,
+    weight: float = 1.0,
+    within: np.ndarray | None = None,
+):
+    """Blend ``value`` (scalar or array of the box) into ``img`` with the item's soft occupancy.
+
+    ``within`` (a full-size 0..1 array, e.g. the cranial cavity) further limits where it is painted.
+    """
     if item is None:
         return
     box, frac = item
     if weight != 1.0:
         frac = frac * np.float32(weight)
+    if within is not None:
+        frac = frac * within[box]
     sub = img[box]
     sub += frac * (np.asarray(value, dtype=np.float32) - sub)
 
@@ -363,6 +442,7 @@ def render_slice(
     size: int,
     lesions: tuple = (),
     rng: np.random.Generator | None = None,
+    geometry: Geometry | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one axial slice.
 
@@ -377,7 +457,9 @@ def render_slice(
     lesions : tuple of Lesion
         Hemorrhages (3-D objects) to draw.
     rng : numpy.random.Generator, optional
-        Source of the noise (default: no noise).
+        Source of the noise and streaks (default: a noiseless image).
+    geometry : Geometry, optional
+        ``Geometry(head, size)``, shared by the slices of a study to save time.
 
     Returns
     -------
@@ -386,7 +468,7 @@ def render_slice(
     mask : numpy.ndarray
         uint8 ``(size, size)``: 0 no blood, k = label number k (1 epidural … 5 subdural).
     """
-    ctx = SliceContext(head, z, size)
+    ctx = SliceContext(head, z, size, geometry)
     t = ctx.t
     pix = ctx.pix
     mask = np.zeros((size, size), dtype=np.uint8)
@@ -396,8 +478,14 @@ def render_slice(
     thick = head.skull * (1.0 + 0.6 * max(0.0, 0.3 - t) / 0.3)
     d_in = ctx.d_in
     d_out = ctx.surface_depth(thick)
+    ctx.d_out = d_out
     temporalis = np.float32(5.0 * _bump(t, 0.4, 0.3)) * ctx.cos_t * ctx.cos_t
     d_skin = ctx.surface_depth(thick + head.scalp) + temporalis
+    k_face = _bump(t, 0.02, 0.22)
+    if k_face > 0:  # the face in front of the skull base
+        d_skin = np.maximum(
+            d_skin, _ellipse_depth(ctx, 0.0, -0.72 * head.b, 0.72 * head.a * k_face, 0.5 * head.b)
+        )
     hu = np.full((size, size), AIR_HU, dtype=np.float32)
 
     # scalp: skin, fat, galea / muscle
@@ -407,7 +495,7 @@ def render_slice(
     scalp_val = head.scalp_hu + fat_w * np.float32(head.fat_hu - head.scalp_hu)
     hu += scalp * (scalp_val - hu)
 
-    # skull: tables and diploe
+    # skull: tables and diploe (the base of the skull fills the cranial cavity between its fossae)
     skull = _ramp(d_out, pix)
     tot = np.maximum(d_out - d_in, 1.0)
     q = d_out / tot
@@ -415,6 +503,11 @@ def render_slice(
     in_table = (q < table) | (q > 1.0 - table)
     bone_val = np.where(in_table, np.float32(head.table_hu), np.float32(head.diploe_hu))
     hu += skull * (bone_val - hu)
+    ctx.d_cav = _cavity_depth(ctx) if t < 0.3 else d_in
+    base = _ramp(d_in, pix) * _ramp(-ctx.d_cav, pix)
+    if t < 0.3:
+        tex = ctx.waves(head.depth_waves, 3.0)
+        hu += base * (np.float32(head.diploe_hu * 1.15) + np.float32(220.0) * tex - hu)
 
     # --- brain ---------------------------------------------------------------------------------------
     ctx.ext = np.zeros_like(hu)  # extra-axial collections' thickness (mm)
@@ -423,27 +516,51 @@ def render_slice(
         item = les.extra_axial(ctx)
         if item is not None:
             ext_items.append((les, item))
-    d_b = d_in - ctx.ext
+    d_b = ctx.d_cav - ctx.ext
     c_sub = 0.5 + 2.5 * head.atrophy
     d_c = d_b - np.float32(c_sub)
-    # gyral pattern: phase around the circumference warped by a smooth 3-D field
-    warp = _wave_sum(head.waves, ctx.u, ctx.v, z)
-    phase = np.float32(head.n_gyri) * ctx.theta + np.float32(2.2) * warp
+    # gyral pattern: phase around the circumference warped by smooth 3-D fields; finer folia in the
+    # posterior fossa (cerebellum)
+    warp = ctx.waves(head.waves)
+    n_g = np.float32(head.n_gyri)
+    if t < 0.31:
+        pf = _posterior_fossa(ctx)
+        ctx.pf = pf
+    else:
+        ctx.pf = None
+    fine = ctx.waves(head.waves[:3], 2.3, swap=True)
+    phase = n_g * ctx.theta + np.float32(2.6) * warp + np.float32(0.7) * fine
     frac_phase = np.abs(
         ((phase / np.float32(2 * math.pi)) + np.float32(0.5)) % np.float32(1.0) - np.float32(0.5)
     )
-    local_period = np.float32(2 * math.pi / head.n_gyri) * np.maximum(ctx.r, 10.0)
+    local_period = np.float32(2 * math.pi) / n_g * np.maximum(ctx.r, 10.0)
     dist_s = frac_phase * local_period
-    depth_var = _wave_sum(head.depth_waves, ctx.u, ctx.v, z)
-    sd = np.float32(head.sulcal_depth) * (np.float32(1.0) + np.float32(0.35) * depth_var)
-    w_s = np.float32(0.5 + 2.0 * head.atrophy) * (np.float32(1.0) - np.float32(0.4) * np.clip(d_c / sd, 0, 1))
+    depth_var = ctx.waves(head.depth_waves)
+    sd = np.float32(head.sulcal_depth) * np.clip(np.float32(1.0) + np.float32(0.5) * depth_var, 0.15, 2.0)
+    # no sulci near the head centre (the phase pattern would converge into spokes there)
+    r_free = 0.35 * head.a if t >= 0.3 else 0.55 * head.a
+    sd *= np.clip((ctx.r - np.float32(r_free)) / np.float32(15.0), 0.0, 1.0)
+    if ctx.pf is not None:
+        # cerebellar folia: fine fissures running parallel to the surface
+        lam = np.float32(8.0)
+        fol = (d_c + np.float32(4.0) * warp + np.float32(2.0) * fine) / lam
+        dist_f = np.abs((fol + np.float32(0.5)) % np.float32(1.0) - np.float32(0.5)) * lam
+        dist_s = dist_s + ctx.pf * (dist_f - dist_s)
+        sd = sd + ctx.pf * (np.float32(40.0) - sd)
+        w_fol = np.float32(0.25 + 0.9 * head.atrophy)
+    w_s = np.float32(0.5 + 2.0 * head.atrophy) * (
+        np.float32(1.0) - np.float32(0.4) * np.clip(d_c / np.maximum(sd, np.float32(0.1)), 0, 1)
+    )
+    if ctx.pf is not None:
+        w_s = w_s + ctx.pf * (w_fol - w_s)
     e = np.minimum(d_c, np.maximum(dist_s - w_s * 0.5, d_c - sd))
     g_thick = np.float32(2.8)
     nonc = _ramp(e, pix)
-    whitef = _ramp(e - g_thick, max(pix, 1.4))
+    whitef = _ramp(e - g_thick, max(pix, 1.6))
     brain_val = np.float32(head.csf_hu) + nonc * np.float32(head.grey_hu - head.csf_hu)
     brain_val += whitef * np.float32(head.white_hu - head.grey_hu)
-    cav = _ramp(d_in, pix)
+    cav = _ramp(ctx.d_cav, pix)
+    ctx.cav = cav
     hu += cav * (brain_val - hu)
     # CSF fraction of the cortical mantle (sulci + subarachnoid space), used by subarachnoid blood
     ctx.csf = (1.0 - nonc) * cav
@@ -458,6 +575,9 @@ def render_slice(
     for les, item in ext_items:
         les.paint_extra_axial(ctx, hu, mask, item)
 
+    if head.holder:
+        _holder(ctx, hu)
+
     # --- acquisition: blur, noise, streaks -----------------------------------------------------------
     sigma = 0.38 / pix
     if sigma > 0.3:
@@ -465,11 +585,75 @@ def render_slice(
     if rng is not None:
         corr = 0.42 / pix
         noise = smooth_field_2d(rng, hu.shape, corr)
-        level = head.noise_hu * min(1.0, (head.fov_mm / 512.0 / pix)) ** 0.8 * 1.08
+        level = head.noise_hu * min(1.0, (head.fov_mm / 512.0 / pix)) ** 0.2 * 0.97
         hu += noise * np.float32(level)
         if head.streak_hu > 0:
             _streaks(ctx, hu, rng)
     return hu, mask
+
+
+def _ellipse_depth(ctx: SliceContext, cu: float, cv: float, ru: float, rv: float) -> np.ndarray:
+    """Depth in mm inside an ellipse in head coordinates (radial approximation; negative outside)."""
+    if ru <= 0.1 or rv <= 0.1:
+        return np.full_like(ctx.u, -1000.0)
+    du = ctx.u - np.float32(cu)
+    dv = ctx.v - np.float32(cv)
+    dist = np.sqrt(du * du + dv * dv) + np.float32(1e-3)
+    ru32, rv32 = np.float32(ru), np.float32(rv)
+    r_dir = ru32 * rv32 * dist / np.sqrt((rv32 * du) ** 2 + (ru32 * dv) ** 2 + np.float32(1e-6))
+    return r_dir - dist
+
+
+def _cavity_depth(ctx: SliceContext) -> np.ndarray:
+    """Depth (mm) inside the cranial fossae on low slices: posterior, middle (x2) and anterior fossa.
+
+    Between the fossae lies the skull base. Above level 0.3 the cavity is the whole inner table.
+    """
+    head, t = ctx.head, ctx.t
+    a, b = head.a, head.b
+    g = min(1.0, max(0.0, (0.3 - t) / 0.3))
+    depths = [_ellipse_depth(ctx, 0.0, 0.3 * b, 0.9 * a * (1 - 0.3 * g), 0.68 * b * (1 - 0.25 * g))]
+    k = min(1.0, max(0.0, (t - 0.04) / 0.2))
+    if k > 0:
+        for sgn in (-1.0, 1.0):
+            depths.append(
+                _ellipse_depth(
+                    ctx, sgn * 0.55 * a, -0.2 * b, 0.36 * a * (0.3 + 0.7 * k), 0.38 * b * (0.3 + 0.7 * k)
+                )
+            )
+    k = min(1.0, max(0.0, (t - 0.17) / 0.09))
+    if k > 0:
+        depths.append(_ellipse_depth(ctx, 0.0, -0.58 * b, 0.5 * a * k, 0.42 * b * k))
+        depths.append(_ellipse_depth(ctx, 0.0, -0.1 * b, 0.3 * a * k, 0.3 * b * k))
+    comp = np.maximum.reduce(depths) if len(depths) > 1 else depths[0]
+    comp += np.float32(60.0 * min(1.0, max(0.0, (t - 0.24) / 0.06)))
+    return np.minimum(ctx.d_in, comp)
+
+
+def _posterior_fossa(ctx: SliceContext) -> np.ndarray:
+    """0..1 weight of the cerebellum (behind the petrous ridges / tentorium) on low slices."""
+    head, t = ctx.head, ctx.t
+    k = min(1.0, max(0.0, (0.31 - t) / 0.05))
+    # boundary line: moves backwards as the level rises (the tentorium slopes up to the straight sinus)
+    v_line = head.b * (0.05 + 1.6 * max(0.0, t - 0.2))
+    curve = v_line + np.float32(0.45) * np.abs(ctx.u) * np.float32(head.b / head.a) * np.float32(
+        0.0 if t < 0.2 else 1.0
+    )
+    return _ramp(ctx.v - curve, 4.0) * np.float32(k)
+
+
+def _holder(ctx: SliceContext, hu: np.ndarray) -> None:
+    """A thin plastic head holder curving behind the head (fixed to the scanner, not the head)."""
+    geo = ctx.geometry
+    if geo._holder is None:
+        head = ctx.head
+        x = geo.dx.astype(np.float32)[np.newaxis, :]
+        y = geo.dy.astype(np.float32)[:, np.newaxis] + np.float32(10.0)
+        ra, rb = head.a + head.skull + head.scalp + 16.0, head.b + head.skull + head.scalp + 10.0
+        rho = np.sqrt((x / np.float32(ra)) ** 2 + (y / np.float32(rb)) ** 2)
+        dist = np.abs(rho - np.float32(1.0)) * np.float32(0.5 * (ra + rb))
+        geo._holder = _ramp(np.float32(1.2) - dist, ctx.pix) * _ramp(y + np.float32(10.0), 8.0)
+    hu += geo._holder * (np.float32(180.0) - hu) * (hu < -500)
 
 
 def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
@@ -487,38 +671,47 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
     k = _bump(t, 0.4, 0.14)
     if k > 0:
         for sgn in (-1.0, 1.0):
-            p0 = (sgn * a * 0.92 * ctx.level_scale(0.0), -0.08 * b)
-            p1 = (sgn * a * 0.55, 0.0)
-            _paint(hu, ctx.capsule(p0, p1, 3.5 * k), grey)
-            item = ctx.capsule(p0, p1, (0.8 + 1.6 * head.atrophy) * k)
-            _paint(hu, item, csf)
-            _add_csf(ctx.cistern, item)
+            p0 = (sgn * a * 1.0 * ctx.level_scale(0.0), -0.14 * b)
+            p1 = (sgn * a * 0.7, -0.06 * b)
+            p2 = (sgn * a * 0.58, -0.01 * b)
+            width = (0.8 + 1.8 * head.atrophy) * k
+            for q0, q1, w in (
+                (p0, p1, width),
+                (p1, p2, width * 0.8),
+                ((sgn * 0.6 * a, -0.2 * b), (sgn * 0.6 * a, 0.1 * b), width * 0.5),
+            ):
+                _paint(hu, ctx.capsule(q0, q1, 3.0 * k + w), grey, within=ctx.cav)
+            for q0, q1, w in (
+                (p0, p1, width),
+                (p1, p2, width * 0.8),
+                ((sgn * 0.6 * a, -0.2 * b), (sgn * 0.6 * a, 0.1 * b), width * 0.5),
+            ):
+                item = ctx.capsule(q0, q1, w)
+                _paint(hu, item, csf, within=ctx.cav)
+                _add_csf(ctx.cistern, item)
 
-    # deep grey nuclei
+    # lentiform nuclei and thalami (grey, slightly denser than white matter)
     for sgn in (-1.0, 1.0):
         k = _bump(t, 0.46, 0.12)
         if k > 0:
             _paint(
                 hu,
-                ctx.ellipse(sgn * 0.28 * a, -0.03 * b, 0.07 * a * k, 0.17 * b * k, sgn * 0.25, soft=2.0),
+                ctx.ellipse(sgn * 0.3 * a, -0.04 * b, 0.075 * a * k, 0.17 * b * k, sgn * 0.25, soft=2.0),
                 grey - 1,
             )
         k = _bump(t, 0.42, 0.08)
         if k > 0:
-            _paint(hu, ctx.ellipse(sgn * 0.1 * a, 0.12 * b, 0.09 * a * k, 0.11 * b * k, soft=2.0), grey - 2)
-        k = _bump(t, 0.5, 0.12)
-        if k > 0:
-            _paint(hu, ctx.ellipse(sgn * 0.16 * a, -0.22 * b, 0.07 * a * k, 0.08 * b * k, soft=1.5), grey)
+            _paint(hu, ctx.ellipse(sgn * 0.11 * a, 0.12 * b, 0.1 * a * k, 0.11 * b * k, soft=2.0), grey - 2)
         if head.bg_calc_hu > 0:
             k = _bump(t, 0.44, 0.04)
             if k > 0:
-                _paint(hu, ctx.ellipse(sgn * 0.24 * a, -0.02 * b, 2.5 * k, 4.0 * k), head.bg_calc_hu)
+                _paint(hu, ctx.ellipse(sgn * 0.26 * a, -0.03 * b, 2.5 * k, 4.0 * k), head.bg_calc_hu)
 
-    # ventricles: (t center, t half, u, v, ru, rv, angle, occipital)
+    # lateral ventricles: (t center, t half, u, v, ru, rv, angle, occipital)
     parts = [
-        (0.52, 0.13, 0.09, -0.14, 0.065, 0.28, 0.2, False),  # frontal horns + bodies
-        (0.64, 0.09, 0.1, 0.02, 0.055, 0.3, 0.05, False),  # bodies (higher)
-        (0.46, 0.1, 0.21, 0.27, 0.07, 0.14, -0.35, True),  # atria / occipital horns
+        (0.52, 0.1, 0.1, -0.2, 0.085, 0.17, 0.18, False),  # frontal horns
+        (0.6, 0.1, 0.11, -0.02, 0.075, 0.3, -0.06, False),  # bodies
+        (0.46, 0.09, 0.22, 0.26, 0.085, 0.15, 0.35, True),  # atria / occipital horns
         (0.3, 0.06, 0.4, 0.02, 0.022, 0.09, 0.3, False),  # temporal horns
     ]
     for tc, th, cu, cv, ru, rv, ang, occ in parts:
@@ -529,18 +722,29 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
             side = 1.0
             if ctx.shift:
                 # the ventricle on the side of the mass (opposite the shift) is compressed
-                side = (
-                    1.0 - min(0.6, abs(ctx.shift) / 18.0)
-                    if np.sign(ctx.shift) != sgn
-                    else 1.0 + min(0.25, abs(ctx.shift) / 40.0)
-                )
+                if np.sign(ctx.shift) != sgn:
+                    side = 1.0 - min(0.6, abs(ctx.shift) / 18.0)
+                else:
+                    side = 1.0 + min(0.25, abs(ctx.shift) / 40.0)
+            ru_mm = ru * a * k * vs * side
             item = ctx.ellipse(
-                sgn * cu * a, cv * b, ru * a * k * vs * side, rv * b * k * min(vs, 1.2), sgn * ang
+                sgn * (cu * a + (ru_mm - ru * a) * 0.8), cv * b, ru_mm, rv * b * k * min(vs, 1.25), sgn * ang
             )
             _paint(hu, item, csf)
             _add_csf(ctx.vent, item)
             if occ:
                 _add_csf(ctx.vent_occ, item)
+    # caudate heads indent the frontal horns from the side
+    k = _bump(t, 0.5, 0.12)
+    if k > 0:
+        for sgn in (-1.0, 1.0):
+            item = ctx.ellipse(
+                sgn * (0.1 + 0.085 * vs) * a + sgn * 3.0, -0.2 * b, 0.075 * a * k, 0.1 * b * k, soft=1.5
+            )
+            _paint(hu, item, grey)
+            if item is not None:
+                box, frac = item
+                ctx.vent[box] *= 1.0 - frac
     # third and fourth ventricles
     k = _bump(t, 0.37, 0.07)
     if k > 0:
@@ -558,38 +762,43 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
         k = _bump(t, 0.46, 0.035)
         if k > 0:
             for sgn in (-1.0, 1.0):
-                _paint(hu, ctx.ellipse(sgn * 0.21 * a, 0.27 * b, 2.8 * k, 3.5 * k), head.choroid_hu)
+                _paint(hu, ctx.ellipse(sgn * 0.23 * a, 0.27 * b, 2.8 * k, 3.5 * k), head.choroid_hu)
 
     # basal cisterns and brainstem
-    k = _bump(t, 0.26, 0.06)
+    k = _bump(t, 0.27, 0.06)
     if k > 0:
-        item = ctx.ellipse(0.0, -0.08 * b, 0.16 * a * k, 0.11 * b * k)
+        item = ctx.ellipse(0.0, -0.1 * b, 0.17 * a * k, 0.12 * b * k)
         _paint(hu, item, csf)
         _add_csf(ctx.cistern, item)
-    k = _bump(t, 0.18, 0.17)
+    k = _bump(t, 0.16, 0.16)
     if k > 0:
-        item = ctx.ellipse(
-            0.0, 0.1 * b, (0.2 * a + 2.0 + 3 * head.atrophy) * k, (0.17 * b + 2 + 3 * head.atrophy) * k
-        )
+        cis = 1.2 + 2.5 * head.atrophy
+        item = ctx.ellipse(0.0, 0.1 * b, (0.2 * a + cis) * k, (0.17 * b + cis) * k)
         _paint(hu, item, csf)
         _add_csf(ctx.cistern, item)
-        _paint(hu, ctx.ellipse(0.0, 0.1 * b, 0.2 * a * k, 0.17 * b * k, soft=1.5), white + 3)
+        stem = ctx.ellipse(0.0, 0.1 * b, 0.2 * a * k, 0.17 * b * k, soft=1.5)
+        _paint(hu, stem, white + 3)
+        if stem is not None:
+            box, frac = stem
+            ctx.cistern[box] *= 1.0 - frac
 
-    # interhemispheric fissure and falx
+    # interhemispheric fissure and falx; tentorium on low slices
     if t > 0.3:
-        span = 0.55 + 0.45 * min(1.0, (t - 0.3) / 0.35)
-        front = -b * 1.1
-        back = b * 1.1
-        gap_f = -b * (1.0 - span)
-        gap_b = b * (1.0 - span)
+        span = 0.55 + 0.45 * min(1.0, max(0.0, (t - 0.5) / 0.2))
         width = 0.8 + 1.2 * head.atrophy
-        for v0, v1 in ((front, gap_f), (gap_b, back)):
-            _paint(hu, ctx.capsule((0.0, v0), (0.0, v1), width, deep=True), csf)
-            _add_csf(ctx.cistern, ctx.capsule((0.0, v0), (0.0, v1), width, deep=True))
-            _paint(hu, ctx.capsule((0.0, v0), (0.0, v1), 0.45, deep=True), 55.0, 0.8)
-        # the fissure must not reach outside the cavity: handled by the cavity mask multiplication below
-    cav = _ramp(ctx.d_in, ctx.pix)
-    ctx.cistern *= cav
+        for v0, v1 in ((-b * 1.1, -b * (1.0 - span)), (b * (1.0 - span), b * 1.1)):
+            item = ctx.capsule((0.0, v0), (0.0, v1), width, deep=True)
+            _paint(hu, item, csf, within=ctx.cav)
+            _add_csf(ctx.cistern, item)
+            falx = ctx.capsule((0.0, v0), (0.0, v1), 0.45, deep=True)
+            _paint(hu, falx, head.tentorium_hu + 10, 0.8, within=ctx.cav)
+    k = _bump(t, 0.3, 0.08)
+    if k > 0:
+        v_apex = b * (0.05 + 1.6 * max(0.0, t - 0.2)) + 0.45 * 0.0
+        for sgn in (-1.0, 1.0):
+            p1 = (sgn * 0.7 * a, v_apex - 0.45 * 0.7 * b)
+            _paint(hu, ctx.capsule((0.0, v_apex), p1, 0.5), head.tentorium_hu, 0.7 * k, within=ctx.cav)
+    ctx.cistern *= _ramp(ctx.d_cav, ctx.pix)
 
 
 def _add_csf(acc: np.ndarray, item) -> None:
@@ -599,51 +808,74 @@ def _add_csf(acc: np.ndarray, item) -> None:
     np.maximum(acc[box], frac, out=acc[box])
 
 
+def _air_cells(ctx: SliceContext, item, period: float, air_fraction: float) -> tuple | None:
+    """Honeycomb of air cells (bony septa) inside ``item``: returns ``(box, air fraction)``."""
+    if item is None:
+        return None
+    box, frac = item
+    u, v = ctx.u[box], ctx.v[box]
+    w = np.float32(2 * math.pi / period)
+    cells = np.cos(w * u + np.float32(0.7) * np.sin(w * 0.6 * v)) * np.cos(
+        w * v + np.float32(0.7) * np.sin(w * 0.5 * u)
+    )
+    air = _ramp(cells - np.float32(1.0 - 2.0 * air_fraction), 0.35)
+    return box, frac * air
+
+
 def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
-    """Low slices: anterior skull base with orbits and sinuses, petrous bones, mastoids, clivus."""
+    """Low slices: orbits, sinuses, petrous bones with mastoid air cells, clivus, frontal sinus."""
     head, t = ctx.head, ctx.t
+    a, b = head.a, head.b
+    if t < 0.34 and head.frontal_sinus > 0:
+        k = _bump(t, 0.26, 0.07)
+        if k > 0:  # frontal sinus: air inside the frontal bone
+            sc = ctx.level_scale(0.0)
+            item = ctx.ellipse(0.0, -b * sc - 4.0, head.frontal_sinus * k, 14.0, deep=False)
+            if item is not None:
+                box, frac = item
+                inside_bone = _ramp(-ctx.d_in[box] - 1.8, ctx.pix) * _ramp(ctx.d_out[box] - 1.8, ctx.pix)
+                _paint(hu, (box, frac * inside_bone), -900.0)
     if t > 0.3:
         return
-    a, b = head.a, head.b
-    # anterior: everything in front of a line that recedes as the level goes down is skull base / face
-    vcut = -b * (0.05 + 3.6 * t) if t < 0.27 else -10 * b
-    front = _ramp(np.float32(vcut) - ctx.v, 2.0) * _ramp(ctx.d_in + 8.0, ctx.pix)
-    if float(front.max()) > 0:
-        base_val = np.float32(head.diploe_hu * 1.1)
-        hu += front * (base_val - hu)
-        # bony plate at the boundary
-        plate = np.clip(1.0 - np.abs(np.float32(vcut) - ctx.v - 2.5) / 2.5, 0, 1) * _ramp(
-            ctx.d_in + 4, ctx.pix
-        )
-        hu += plate * (np.float32(head.table_hu) - hu)
-        # orbits (fat with globes) and ethmoid / sphenoid air cells
-        k = _bump(t, 0.12, 0.12)
-        if k > 0:
-            for sgn in (-1.0, 1.0):
-                _paint(hu, ctx.ellipse(sgn * 0.38 * a, -0.95 * b, 17 * k, 20 * k, deep=False), -70.0)
-                _paint(hu, ctx.ellipse(sgn * 0.4 * a, -1.0 * b, 11.5 * k, 11.5 * k, deep=False), 12.0)
-            _paint(hu, ctx.ellipse(0.0, -0.9 * b, 10 * k, 22 * k, deep=False), -850.0)
-        k = _bump(t, 0.1, 0.1)
-        if k > 0:
-            _paint(hu, ctx.ellipse(0.0, -0.45 * b, 14 * k, 12 * k, deep=False), -900.0)
-    # petrous ridges and mastoid air cells
+    # orbits: fat cone with the globe in front; ethmoid cells between them; sphenoid sinus behind
     k = _bump(t, 0.14, 0.1)
+    if k > 0:
+        for sgn in (-1.0, 1.0):
+            _paint(hu, ctx.ellipse(sgn * 0.42 * a, -0.86 * b, 15 * k, 24 * k, sgn * 0.35, deep=False), -80.0)
+            _paint(hu, ctx.ellipse(sgn * 0.45 * a, -1.0 * b - 2, 11.5 * k, 11.5 * k, deep=False), 12.0)
+            _paint(hu, ctx.ellipse(sgn * 0.45 * a, -1.0 * b - 12, 4.5 * k, 1.8 * k, deep=False), 90.0)
+            _paint(hu, ctx.capsule((sgn * 0.44 * a, -0.95 * b), (sgn * 0.2 * a, -0.62 * b), 2.0 * k), 35.0)
+        cells = _air_cells(ctx, ctx.ellipse(0.0, -0.88 * b, 9 * k, 22 * k, deep=False), 4.0, 0.7)
+        _paint(hu, cells, -900.0)
+    k = _bump(t, 0.1, 0.11)
+    if k > 0:
+        _paint(hu, ctx.ellipse(0.0, -0.45 * b, 13 * k, 12 * k, deep=False), -920.0)
+    k = _bump(t, -0.04, 0.1)
+    if k > 0:  # maxillary sinuses on the lowest slices
+        for sgn in (-1.0, 1.0):
+            _paint(hu, ctx.ellipse(sgn * 0.33 * a, -0.8 * b, 14 * k, 16 * k, deep=False), -930.0)
+    # petrous ridges (dense), mastoid air cells behind them
+    k = _bump(t, 0.15, 0.1)
     if k > 0:
         for sgn in (-1.0, 1.0):
             _paint(
                 hu,
-                ctx.capsule((sgn * 0.92 * a, 0.28 * b), (sgn * 0.18 * a, -0.12 * b), 7.0 * k),
-                head.table_hu,
+                ctx.capsule((sgn * 0.92 * a, 0.3 * b), (sgn * 0.2 * a, -0.1 * b), 6.0 * k),
+                head.table_hu + 150,
             )
-            _paint(hu, ctx.ellipse(sgn * 0.85 * a, 0.35 * b, 12 * k, 12 * k, deep=False), -700.0)
-    # clivus
-    k = _bump(t, 0.1, 0.12)
+    k = _bump(t, 0.09, 0.1)
     if k > 0:
-        _paint(hu, ctx.capsule((0.0, -0.3 * b), (0.0, -0.06 * b), 8.0 * k), head.diploe_hu * 1.2)
+        for sgn in (-1.0, 1.0):
+            item = ctx.ellipse(sgn * 0.86 * a, 0.33 * b, 13 * k, 17 * k, sgn * 0.5, deep=False)
+            _paint(hu, _air_cells(ctx, item, 3.5, 0.45 * head.mastoid + 0.2), -850.0)
+    # clivus
+    k = _bump(t, 0.08, 0.13)
+    if k > 0:
+        _paint(hu, ctx.capsule((0.0, -0.3 * b), (0.0, -0.08 * b), 7.0 * k), head.diploe_hu * 1.2)
 
 
 def _confounders(ctx: SliceContext, hu: np.ndarray) -> None:
-    """Benign hyperdensities: pineal and falx calcification, superior sagittal sinus (dense venous blood)."""
+    """Benign hyperdensities: pineal and falx calcification, dense venous sinuses."""
     head, t = ctx.head, ctx.t
     b = head.b
     if head.pineal_hu > 0:
@@ -654,29 +886,41 @@ def _confounders(ctx: SliceContext, hu: np.ndarray) -> None:
         k = _bump(t, 0.7, 0.12)
         if k > 0:
             v0 = head.falx_calc_v * b
-            _paint(hu, ctx.capsule((0.0, v0), (0.0, v0 + 9 * k), 1.3, deep=True), head.falx_calc_hu)
-    if t > 0.35:
+            _paint(
+                hu,
+                ctx.capsule((0.0, v0), (0.0, v0 + 9 * k), 1.3, deep=True),
+                head.falx_calc_hu,
+                within=ctx.cav,
+            )
+    if t > 0.35:  # superior sagittal sinus: a small dense triangle at the midline under the inner table
         s = ctx.level_scale(0.0)
         for sgn, size in ((1.0, 4.5), (-1.0, 3.0)):
             k = _bump(t, 0.7, 0.33)
             if k > 0:
                 v = sgn * (b * s * 0.98 - size * 0.5)
                 _paint(hu, ctx.ellipse(0.0, v, size * 0.8, size * 0.6), 58.0)
+    k = _bump(t, 0.2, 0.06)
+    if k > 0:  # transverse sinuses along the occipital inner table
+        s = ctx.level_scale(0.0)
+        for sgn in (-1.0, 1.0):
+            p0 = (sgn * 0.15 * head.a, b * s * 0.93)
+            p1 = (sgn * 0.7 * head.a, b * s * 0.62)
+            _paint(hu, ctx.capsule(p0, p1, 2.5 * k), 57.0, 0.9)
 
 
 def _streaks(ctx: SliceContext, hu: np.ndarray, rng: np.random.Generator) -> None:
-    """Beam-hardening: dark (and flanking bright) bands between the petrous bones on low slices."""
+    """Beam-hardening: dark bands between the petrous bones on low slices."""
     head, t = ctx.head, ctx.t
     k = _bump(t, 0.14, 0.1)
     if k <= 0:
         return
     a, b = head.a, head.b
-    inside = _ramp(ctx.d_in, ctx.pix)
-    for _ in range(2):
-        p0 = (-0.5 * a + rng.normal(0, 5), 0.05 * b + rng.normal(0, 8))
-        p1 = (0.5 * a + rng.normal(0, 5), 0.05 * b + rng.normal(0, 8))
-        item = ctx.capsule(p0, p1, 1.5 + 2 * rng.random())
+    inside = _ramp(ctx.d_cav, ctx.pix) * (hu < 100)
+    for _ in range(3):
+        p0 = (-0.55 * a + rng.normal(0, 5), 0.05 * b + rng.normal(0, 10))
+        p1 = (0.55 * a + rng.normal(0, 5), 0.05 * b + rng.normal(0, 10))
+        item = ctx.capsule(p0, p1, 1.0 + 2.5 * rng.random())
         if item is None:
             continue
         box, frac = item
-        hu[box] -= frac * inside[box] * np.float32(head.streak_hu * k)
+        hu[box] -= frac * inside[box] * np.float32(head.streak_hu * k * rng.uniform(0.5, 1.0))
