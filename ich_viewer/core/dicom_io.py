@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -282,6 +283,12 @@ def _open_header(fp: BinaryIO, path: str) -> tuple[Dataset, _PixelElement]:
     return ds, pixel
 
 
+def _require_regular_file(path: str | os.PathLike[str]) -> None:
+    """Refuse FIFOs, sockets and devices before opening them (opening a FIFO would block)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise DicomReadError("not a regular file")
+
+
 def read_header(path: str | os.PathLike[str]) -> Dataset:
     """Read the header of one DICOM file without its pixel data.
 
@@ -302,6 +309,7 @@ def read_header(path: str | os.PathLike[str]) -> Dataset:
         ``"empty file"``, ``"not a DICOM file"``, or an unreadable header (the reason is in the message).
     """
     try:
+        _require_regular_file(path)
         with open(path, "rb") as fp:
             ds, _ = _open_header(fp, str(path))
     except OSError as exc:
@@ -620,6 +628,7 @@ def read_image_header(path: str | os.PathLike[str], *, metadata: bool = True) ->
     """
     path_str = str(path)
     try:
+        _require_regular_file(path_str)
         with open(path_str, "rb") as fp:
             ds, pixel = _open_header(fp, path_str)
             file_size = os.fstat(fp.fileno()).st_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,13 @@ class TestReadHeader:
         assert path.read_bytes()[128:132] != b"DICM"
         assert read_header(path).Rows == 8
         np.testing.assert_array_equal(decode_file(path), fac.stored_pattern(8, 8, 0) - 1024)
+
+    @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+    def test_fifo_is_refused_without_blocking(self, tmp_path: Path) -> None:
+        fifo = tmp_path / "pipe.dcm"
+        os.mkfifo(fifo)
+        with pytest.raises(DicomReadError, match="not a regular file"):
+            read_image_header(fifo)
 
     def test_missing_file(self, tmp_path: Path) -> None:
         with pytest.raises(DicomReadError, match="cannot open file"):

@@ -147,6 +147,12 @@ class TestScan:
         result = scan(tmp_path)
         assert result.series == () and len(result.skipped) == 6
 
+    @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+    def test_fifo_in_folder_is_skipped(self, study: dict) -> None:
+        os.mkfifo(study["root"] / "pipe")
+        reasons = {name_of(k.path): k.reason for k in scan(study["root"]).skipped}
+        assert reasons["pipe"] == "not a regular file"
+
     def test_should_stop_cancels(self, study: dict) -> None:
         calls = []
 
