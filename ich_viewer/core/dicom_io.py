@@ -783,6 +783,32 @@ def _correct_unused_bits(stored: np.ndarray, enc: PixelEncoding) -> np.ndarray:
     return stored
 
 
+def _fits_int16(*values: int) -> bool:
+    return all(-32768 <= v <= 32767 for v in values)
+
+
+def _integer_lut(raw: np.ndarray, slope: int, intercept: int, *, copy: bool) -> np.ndarray:
+    """``raw * slope + intercept`` for integer slope/intercept: int16 when every value fits, else float32."""
+    if raw.size == 0:
+        return raw.astype(np.int16)
+    lo_raw, hi_raw = int(raw.min()), int(raw.max())
+    ends = (lo_raw * slope + intercept, hi_raw * slope + intercept)
+    if not _fits_int16(*ends):
+        return (raw.astype(np.float64) * slope + intercept).astype(np.float32)
+    if _fits_int16(lo_raw, hi_raw, lo_raw * slope, hi_raw * slope):
+        # every intermediate fits: compute in int16 directly (the common CT case)
+        hu = raw.astype(np.int16, copy=copy or raw.dtype != np.int16)
+        if slope != 1:
+            hu *= np.int16(slope)
+        if intercept:
+            hu += np.int16(intercept)
+        return hu
+    wide = raw.astype(np.int32)
+    wide *= slope
+    wide += intercept
+    return wide.astype(np.int16)
+
+
 def hu_from_stored(stored: np.ndarray, encoding: PixelEncoding) -> np.ndarray:
     """Apply the modality LUT (and the RSNA fix and padding) to stored values.
 
@@ -811,24 +837,7 @@ def hu_from_stored(stored: np.ndarray, encoding: PixelEncoding) -> np.ndarray:
     else:
         raw = stored
     if encoding.integer_lut:
-        slope, intercept = int(encoding.slope), int(encoding.intercept)
-        if slope == 1 and intercept == 0 and raw.dtype == np.int16:
-            hu: np.ndarray = raw.copy() if raw is stored else raw
-        else:
-            wide = raw.astype(np.int32)
-            if slope != 1:
-                wide *= slope
-            if intercept:
-                wide += intercept
-            hu = wide
-        if hu.size:
-            lo, hi = int(hu.min()), int(hu.max())
-        else:
-            lo = hi = 0
-        if lo >= -32768 and hi <= 32767:
-            hu = hu.astype(np.int16, copy=False)
-        else:
-            hu = hu.astype(np.float32)
+        hu = _integer_lut(raw, int(encoding.slope), int(encoding.intercept), copy=raw is stored)
     else:
         hu = (raw.astype(np.float64) * encoding.slope + encoding.intercept).astype(np.float32)
     if pad_mask is not None:

@@ -319,6 +319,30 @@ class TestHuFromStored:
         assert hu.dtype == np.float32
         np.testing.assert_array_equal(hu, stored.astype(np.float32))
 
+    def test_large_stored_values_brought_into_range_stay_int16(self) -> None:
+        stored = np.array([[40000, 20000, 65535, 0, 1]], dtype=np.uint16)
+        hu = hu_from_stored(stored, _enc(slope=1.0, intercept=-40000.0))
+        # 0 - 40000 does not fit int16: float32, exact
+        assert hu.dtype == np.float32
+        np.testing.assert_array_equal(hu, stored.astype(np.float64) - 40000)
+        stored = np.array([[40000, 20000, 50000, 30000, 45000]], dtype=np.uint16)
+        hu = hu_from_stored(stored, _enc(slope=1.0, intercept=-30000.0))
+        assert hu.dtype == np.int16
+        np.testing.assert_array_equal(hu, stored.astype(np.int32) - 30000)
+
+    def test_negative_slope(self) -> None:
+        stored = np.array([[0, 1, 2, 3, 100]], dtype=np.int16)
+        hu = hu_from_stored(stored, _enc(slope=-2.0, intercept=5.0, pixel_representation=1))
+        assert hu.dtype == np.int16
+        np.testing.assert_array_equal(hu, [[5, 3, 1, -1, -195]])
+
+    def test_input_is_never_modified(self) -> None:
+        stored = np.array([[-2000, 0, 1024, 3, 4]], dtype=np.int16)
+        keep = stored.copy()
+        for enc in (_enc(), _enc(intercept=-1024.0), _enc(padding=(-2000, -2000)), _enc(slope=0.5)):
+            hu_from_stored(stored, enc)
+        np.testing.assert_array_equal(stored, keep)
+
     def test_rsna_fix(self) -> None:
         stored = np.array([[0, 24, 3000, 3096, 4095]], dtype=np.uint16)
         hu = hu_from_stored(stored, _enc(bits_stored=12, slope=1.0, intercept=-1000.0, rsna_fix=True))
