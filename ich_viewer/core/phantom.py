@@ -259,7 +259,7 @@ def generate_study(
         hu16, mask, labels = _finalize(hu, mask, head, size)
         if wanted is None or labels[:, wanted].any():
             break
-    pix = head.fov_mm / size
+    pix = round(head.fov_mm / size, 6)  # as written to (0028,0030) Pixel Spacing
     z_offset = -round(head.height * 0.55, 1)
     positions = tuple(float(round(zi + z_offset, 3)) for zi in z)
     return PhantomStudy(

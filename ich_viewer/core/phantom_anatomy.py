@@ -182,7 +182,7 @@ def sample_head(rng: np.random.Generator) -> Head:
         falx_calc_hu=float(rng.uniform(150.0, 600.0)) if rng.random() < 0.35 else 0.0,
         falx_calc_v=float(rng.uniform(-0.5, 0.4)),
         bg_calc_hu=float(rng.uniform(90.0, 200.0)) if rng.random() < 0.12 else 0.0,
-        streak_hu=float(rng.uniform(15.0, 45.0)) if rng.random() < 0.75 else 0.0,
+        streak_hu=float(rng.uniform(5.0, 18.0)) if rng.random() < 0.75 else 0.0,
         kvp=float(rng.choice([100.0, 120.0, 120.0, 140.0])),
         holder=bool(rng.random() < 0.6),
         frontal_sinus=float(rng.uniform(8.0, 20.0)) if rng.random() < 0.8 else 0.0,
@@ -475,7 +475,7 @@ def render_slice(
     ctx.shift = float(sum(les.midline_shift(z) for les in lesions))
 
     # --- surfaces: skin, outer table, inner table -------------------------------------------------
-    thick = head.skull * (1.0 + 0.6 * max(0.0, 0.3 - t) / 0.3)
+    thick = head.skull * (1.0 + 0.25 * max(0.0, 0.3 - t) / 0.3)
     d_in = ctx.d_in
     d_out = ctx.surface_depth(thick)
     ctx.d_out = d_out
@@ -547,7 +547,7 @@ def render_slice(
         dist_f = np.abs((fol + np.float32(0.5)) % np.float32(1.0) - np.float32(0.5)) * lam
         dist_s = dist_s + ctx.pf * (dist_f - dist_s)
         sd = sd + ctx.pf * (np.float32(40.0) - sd)
-        w_fol = np.float32(0.25 + 0.9 * head.atrophy)
+        w_fol = np.float32(0.15 + 0.6 * head.atrophy)
     w_s = np.float32(0.5 + 2.0 * head.atrophy) * (
         np.float32(1.0) - np.float32(0.4) * np.clip(d_c / np.maximum(sd, np.float32(0.1)), 0, 1)
     )
@@ -564,6 +564,9 @@ def render_slice(
     hu += cav * (brain_val - hu)
     # CSF fraction of the cortical mantle (sulci + subarachnoid space), used by subarachnoid blood
     ctx.csf = (1.0 - nonc) * cav
+    ctx.e_csf = (
+        e  # signed distance (mm) to the nearest cortical CSF (negative inside sulci / subarachnoid space)
+    )
 
     _deep_structures(ctx, hu)
     _skull_base(ctx, hu)
@@ -612,13 +615,13 @@ def _cavity_depth(ctx: SliceContext) -> np.ndarray:
     head, t = ctx.head, ctx.t
     a, b = head.a, head.b
     g = min(1.0, max(0.0, (0.3 - t) / 0.3))
-    depths = [_ellipse_depth(ctx, 0.0, 0.3 * b, 0.9 * a * (1 - 0.3 * g), 0.68 * b * (1 - 0.25 * g))]
+    depths = [_ellipse_depth(ctx, 0.0, 0.32 * b, 1.05 * a * (1 - 0.3 * g), 0.8 * b * (1 - 0.2 * g))]
     k = min(1.0, max(0.0, (t - 0.04) / 0.2))
     if k > 0:
         for sgn in (-1.0, 1.0):
             depths.append(
                 _ellipse_depth(
-                    ctx, sgn * 0.55 * a, -0.2 * b, 0.36 * a * (0.3 + 0.7 * k), 0.38 * b * (0.3 + 0.7 * k)
+                    ctx, sgn * 0.62 * a, -0.2 * b, 0.46 * a * (0.3 + 0.7 * k), 0.46 * b * (0.3 + 0.7 * k)
                 )
             )
     k = min(1.0, max(0.0, (t - 0.17) / 0.09))
@@ -773,7 +776,7 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
     k = _bump(t, 0.16, 0.16)
     if k > 0:
         cis = 1.2 + 2.5 * head.atrophy
-        item = ctx.ellipse(0.0, 0.1 * b, (0.2 * a + cis) * k, (0.17 * b + cis) * k)
+        item = ctx.ellipse(0.0, 0.1 * b - cis * 0.7, (0.2 * a + cis * 0.6) * k, (0.17 * b + cis * 0.7) * k)
         _paint(hu, item, csf)
         _add_csf(ctx.cistern, item)
         stem = ctx.ellipse(0.0, 0.1 * b, 0.2 * a * k, 0.17 * b * k, soft=1.5)
@@ -838,7 +841,7 @@ def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
     if t > 0.3:
         return
     # orbits: fat cone with the globe in front; ethmoid cells between them; sphenoid sinus behind
-    k = _bump(t, 0.14, 0.1)
+    k = _bump(t, 0.12, 0.08)
     if k > 0:
         for sgn in (-1.0, 1.0):
             _paint(hu, ctx.ellipse(sgn * 0.42 * a, -0.86 * b, 15 * k, 24 * k, sgn * 0.35, deep=False), -80.0)
@@ -905,7 +908,7 @@ def _confounders(ctx: SliceContext, hu: np.ndarray) -> None:
         for sgn in (-1.0, 1.0):
             p0 = (sgn * 0.15 * head.a, b * s * 0.93)
             p1 = (sgn * 0.7 * head.a, b * s * 0.62)
-            _paint(hu, ctx.capsule(p0, p1, 2.5 * k), 57.0, 0.9)
+            _paint(hu, ctx.capsule(p0, p1, 2.0 * k), 57.0, 0.9, within=ctx.cav)
 
 
 def _streaks(ctx: SliceContext, hu: np.ndarray, rng: np.random.Generator) -> None:
@@ -919,7 +922,7 @@ def _streaks(ctx: SliceContext, hu: np.ndarray, rng: np.random.Generator) -> Non
     for _ in range(3):
         p0 = (-0.55 * a + rng.normal(0, 5), 0.05 * b + rng.normal(0, 10))
         p1 = (0.55 * a + rng.normal(0, 5), 0.05 * b + rng.normal(0, 10))
-        item = ctx.capsule(p0, p1, 1.0 + 2.5 * rng.random())
+        item = ctx.capsule(p0, p1, 0.6 + 1.6 * rng.random())
         if item is None:
             continue
         box, frac = item

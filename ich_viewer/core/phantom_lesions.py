@@ -239,6 +239,7 @@ class Subarachnoid(Lesion):
     u0: float = 0.0
     v0: float = 0.0
     radius: float = 30.0
+    widen: float = 0.5
 
     def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
         dz = (ctx.z - self.z0) / self.zr
@@ -249,7 +250,9 @@ class Subarachnoid(Lesion):
         if item is None:
             return
         box, region = item
-        space = np.maximum(ctx.csf[box], ctx.cistern[box])
+        # blood distends the sulci it fills: widen the cortical CSF spaces by ``widen`` mm
+        sulci = _ramp(np.float32(self.widen) - ctx.e_csf[box], ctx.pix) * ctx.cav[box]
+        space = np.maximum(sulci, ctx.cistern[box])
         # only where the pixel is still soft tissue / CSF (not bone of the skull base, not ventricles)
         cur = hu[box]
         ok = (cur > -30) & (cur < 60) & (ctx.vent[box] < 0.5)
@@ -338,14 +341,15 @@ def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float,
         else:
             z0 = zpick(0.35, 0.85)
             ang = float(rng.uniform(0, 2 * math.pi))
-            # somewhere in the lobes, 12 mm or more below the cortex
+            # somewhere in the lobes, with cortex (>= 6 mm) between the clot and the inner table
             scale = math.sqrt(max(0.2, 1.0 - ((z0 / h - 0.45) / 0.58) ** 2)) if z0 > 0.45 * h else 1.0
-            rr = float(rng.uniform(0.35, 0.75))
+            rr = float(rng.uniform(0.3, 0.7))
+            radius_here = math.hypot(math.cos(ang) * a, math.sin(ang) * b) * scale
             u0 = math.cos(ang) * a * scale * rr
             v0 = math.sin(ang) * b * scale * rr
-            r = min(r, 0.45 * a * scale)
-        ru = r * float(rng.uniform(0.75, 1.25))
-        rv = r * float(rng.uniform(0.75, 1.25))
+            r = max(3.0, min(r, 0.45 * a * scale, (1.0 - rr) * radius_here / 1.3 - 6.0))
+        ru = r * float(rng.uniform(0.8, 1.2))
+        rv = r * float(rng.uniform(0.8, 1.2))
         lobes = tuple(
             (float(o), float(rng.uniform(0.03, 0.14)), float(rng.uniform(0, 2 * math.pi))) for o in (2, 3, 5)
         )
@@ -410,5 +414,6 @@ def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float,
             u0=u0,
             v0=v0,
             radius=rad,
+            widen=float(rng.uniform(0.3, 1.0)),
         )
     raise ValueError(f"unknown lesion label {label}")
