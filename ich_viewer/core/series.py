@@ -11,7 +11,12 @@
   of the position steps, row, column)`` in mm.
 - Warnings (exact wording, used in ``inspect --json``): ``"gantry tilt 12.0 degrees"``, ``"uneven slice spacing:
   5.0 to 10.0 mm"``, ``"missing slices: about 1 between 0.0 and 10.0 mm"``, ``"duplicate slice positions: 1 at
-  5.0 mm"``, ``"mixed slice thickness: 2.5 to 5.0 mm"``, and a few more that explain fall-backs.
+  5.0 mm"``, ``"mixed slice thickness: 2.5 to 5.0 mm"``, and those that explain fall-backs: ``"series split in 2
+  by image size or orientation"``, ``"no Series Instance UID: grouped by study, series number, folder, size and
+  orientation"``, ``"image position missing: slices ordered by instance number"``, ``"image position and
+  instance number missing: slices ordered by file name"``, ``"pixel spacing missing: 1.0 mm assumed"``,
+  ``"RSNA 12-bit pixel fix applied (intercept -1000)"``. Gantry tilt is the angle between the slice normal and the
+  line through the first and last Image Position (or (0018,1120) Gantry/Detector Tilt for a single slice).
 - :func:`iter_load` decodes slices in a thread pool and yields a :class:`LoadProgress` per slice; a slice whose
   file cannot be decoded becomes blank (-1024 HU in CT, 0 otherwise), is reported in the progress' ``error``,
   and its file is listed in ``Series.failed`` (and its index in ``Series.blank_slices``): one bad file never
