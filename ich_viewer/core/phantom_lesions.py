@@ -78,6 +78,9 @@ class _Convexity(Lesion):
     h_max: float = 5.0
     power: float = 1.0  # thickness profile (1 - s²) ** power; 1 = biconvex lens, small = flat crescent
     shift_mm: float = 0.0
+    swirl: float = 0.0  # HU drop of hypodense swirls (unclotted hyperacute blood) inside the collection
+    chronic_hu: float | None = None  # acute-on-chronic: this density anteriorly, ``hu`` in the dependent part
+    level_v: float = 0.0  # the fluid level (v, mm) of an acute-on-chronic collection
 
     def midline_shift(self, z: float) -> float:
         return self.shift_mm * math.exp(-(((z - self.z0) / (self.zr + 25.0)) ** 2))
@@ -106,7 +109,14 @@ class _Convexity(Lesion):
         frac = _ramp(d, ctx.pix) * _ramp(hb - d, ctx.pix) * (hb > 0.05)
         # not into the skull-base bone of low slices
         frac *= hu[box] < 400
-        _write(hu, mask, box, frac.astype(np.float32), self.hu, self.label)
+        value = np.full(frac.shape, self.hu, dtype=np.float32)
+        if self.swirl > 0:
+            swirls = ctx.waves(ctx.head.depth_waves, 5.0, swap=True)[box]
+            value -= np.float32(self.swirl) * np.clip(swirls - np.float32(0.3), 0.0, 1.0)
+        if self.chronic_hu is not None:
+            dependent = _ramp(ctx.v[box] - np.float32(self.level_v), ctx.pix)
+            value = np.float32(self.chronic_hu) + dependent * (value - np.float32(self.chronic_hu))
+        _write(hu, mask, box, frac.astype(np.float32), value, self.label)
 
 
 @dataclass(frozen=True)
@@ -289,6 +299,7 @@ def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float,
         h_max = float(min(4.0 + 24.0 * size**1.3, 0.7 * min(span * 70.0, zr)))
         return Epidural(
             label=EPIDURAL,
+            swirl=float(rng.uniform(10.0, 25.0)) if rng.random() < 0.25 else 0.0,
             hu=_blood_hu(rng),
             z0=z0,
             zr=zr,
@@ -317,6 +328,10 @@ def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float,
         theta0 = float((0.0 if rng.random() < 0.5 else math.pi) + rng.normal(0, 0.45))
         z0 = zpick(0.38, 0.85)
         h_max = float(2.0 + 13.0 * size**1.5)
+        chronic = None
+        if rng.random() < 0.1 and h_max > 6:  # acute-on-chronic with a hematocrit level
+            chronic = float(rng.uniform(15.0, 28.0))
+            hu = _blood_hu(rng)
         span = float(rng.uniform(0.6, 1.25))
         zr = float(rng.uniform(25.0, 55.0))
         return Subdural(
@@ -328,6 +343,8 @@ def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float,
             span=span,
             h_max=h_max,
             power=float(rng.uniform(0.25, 0.5)),
+            chronic_hu=chronic,
+            level_v=float(rng.uniform(-0.1, 0.5) * b),
             shift_mm=-math.copysign(min(14.0, h_max * span * zr / 45.0), math.cos(theta0)),
         )
     if label == INTRAPARENCHYMAL:
