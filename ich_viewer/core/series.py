@@ -33,9 +33,11 @@ import os
 import re
 import threading
 import warnings
+from collections import deque
 from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,7 @@ __all__ = [
 ]
 
 _ORIENTATION_TOLERANCE = 1e-3
+_WINDOW_PER_WORKER = 4
 _SAME_POSITION_MM = 0.01
 _TILT_MIN_DEGREES = 0.1
 
@@ -419,8 +422,9 @@ def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[Load
     Yields
     ------
     LoadProgress
-        One per slice as soon as it is decoded (in completion order): its display index, ``done``/``total`` and
-        the slice in HU (a view into the volume being filled); ``error`` says why a slice is blank.
+        One per slice, in display order, as soon as it is decoded (decoding runs ahead in a bounded window of
+        ``4 * workers`` jobs): its display index, ``done``/``total`` and the slice in HU (a view into the volume
+        being filled); ``error`` says why a slice is blank.
 
     Returns
     -------
@@ -460,32 +464,35 @@ def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[Load
                 )
         return indices, arrays, None
 
-    executor = ThreadPoolExecutor(
-        max_workers=max(1, workers or default_workers()), thread_name_prefix="dicom"
-    )
-    pending: set[Future] = set()
+    n_workers = max(1, workers or default_workers())
+    executor = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="dicom")
+    todo = iter(_tasks(info))
+    in_flight: deque[Future] = deque()
     failed: dict[str, str] = {}
     blank: list[int] = []
     done = 0
     try:
-        for task in _tasks(info):
-            pending.add(executor.submit(run, task))
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                indices, arrays, error = future.result()
-                for k, i in enumerate(indices):
-                    if arrays is None:
-                        volume[i] = fill
-                        blank.append(i)
-                        failed.setdefault(info.slices[i].path, error or "cannot decode pixel data")
-                    else:
-                        array = arrays[k]
-                        if array.dtype != volume.dtype and volume.dtype == np.int16:
-                            volume = volume.astype(np.float32)
-                        volume[i] = array
-                    done += 1
-                    yield LoadProgress(index=i, done=done, total=n, hu_slice=volume[i], error=error)
+        # a bounded window of jobs, consumed in display order: memory stays bounded when the consumer is slow,
+        # and closing the generator has little queued work to cancel
+        for task in islice(todo, _WINDOW_PER_WORKER * n_workers):
+            in_flight.append(executor.submit(run, task))
+        while in_flight:
+            indices, arrays, error = in_flight.popleft().result()
+            following = next(todo, None)
+            if following is not None:
+                in_flight.append(executor.submit(run, following))
+            for k, i in enumerate(indices):
+                if arrays is None:
+                    volume[i] = fill
+                    blank.append(i)
+                    failed.setdefault(info.slices[i].path, error or "cannot decode pixel data")
+                else:
+                    array = arrays[k]
+                    if array.dtype != volume.dtype and volume.dtype == np.int16:
+                        volume = volume.astype(np.float32)
+                    volume[i] = array
+                done += 1
+                yield LoadProgress(index=i, done=done, total=n, hu_slice=volume[i], error=error)
     finally:
         stop.set()
         executor.shutdown(wait=False, cancel_futures=True)
