@@ -44,7 +44,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -357,13 +358,72 @@ def _tag(keyword: str) -> BaseTag:
     return tag
 
 
+_NUMBER_TEXT_VRS = {"DS": float, "IS": lambda text: int(float(text))}
+_PLAIN_TEXT_VRS = frozenset({"UI", "CS", "AS", "DA", "TM", "SH"})
+_BINARY_VRS = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
+_VR_CACHE: dict[int, str | None] = {}
+
+
+def _raw_vr(tag: BaseTag, element: RawDataElement) -> str | None:
+    if element.VR is not None:
+        return element.VR
+    vr = _VR_CACHE.get(tag, "?")
+    if vr == "?":
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = None
+        _VR_CACHE[tag] = vr
+    return vr
+
+
+_NO_FAST_VALUE = object()
+
+
+def _fast_value(tag: BaseTag, element: RawDataElement) -> Any:
+    try:
+        return _decode_simple(tag, element)
+    except (UnicodeDecodeError, ValueError, struct.error):
+        return _NO_FAST_VALUE  # let pydicom try (and judge) it
+
+
+def _decode_simple(tag: BaseTag, element: RawDataElement) -> Any:
+    """Decode the few simple VRs a scan needs straight from the raw bytes (pydicom's conversion, with its
+    validation, is the slowest part of a header scan); anything else returns ``_NO_FAST_VALUE``."""
+    vr = _raw_vr(tag, element)
+    raw = element.value
+    if raw is None or vr is None:
+        return _NO_FAST_VALUE
+    if vr in _NUMBER_TEXT_VRS or vr in _PLAIN_TEXT_VRS:
+        text = raw.decode("ascii", errors="strict").strip(" \0")
+        parts = [p.strip(" \0") for p in text.split("\\")]
+        if vr in _NUMBER_TEXT_VRS:
+            convert = _NUMBER_TEXT_VRS[vr]
+            values = [convert(p) for p in parts if p]
+            return values[0] if len(values) == 1 else values
+        return text if len(parts) == 1 else parts
+    if vr in _BINARY_VRS:
+        code = _BINARY_VRS[vr]
+        count = len(raw) // struct.calcsize(code)
+        values = struct.unpack(
+            ("<" if element.is_little_endian else ">") + code * count, raw[: count * struct.calcsize(code)]
+        )
+        return values[0] if count == 1 else list(values)
+    return _NO_FAST_VALUE
+
+
 def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
     """Return the value of ``keyword`` in ``ds``, or ``default`` when absent, empty or unparsable."""
     try:
-        element = ds.get(_tag(keyword))  # by tag: much cheaper than by keyword
+        tag = _tag(keyword)
+        element = ds.get_item(tag)  # no conversion yet
         if element is None:
             return default
-        value = element.value
+        value: Any = _NO_FAST_VALUE
+        if isinstance(element, RawDataElement):
+            value = _fast_value(tag, element)
+        if value is _NO_FAST_VALUE:
+            value = ds[tag].value
     except Exception:
         return default
     if value is None or value == "" or (isinstance(value, (list, tuple)) and len(value) == 0):

@@ -404,3 +404,56 @@ class TestEncodings:
         ds.PixelData = values.astype("<u2").tobytes()
         path = fac.write(ds, tmp_path / "signed.dcm")
         np.testing.assert_array_equal(decode_file(path), [[-1, -2048, 2047, 1]])
+
+
+HEADER_KEYWORDS = [
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+    "SeriesNumber",
+    "InstanceNumber",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "SliceThickness",
+    "Rows",
+    "Columns",
+    "BitsStored",
+    "PixelRepresentation",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "PixelPaddingValue",
+    "StudyDate",
+    "PatientAge",
+    "KVP",
+    "WindowCenter",
+]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "693_J2KI.dcm", "rtdose.dcm"],
+)
+def test_fast_header_values_equal_pydicom(name: str) -> None:
+    """The scan decodes simple values from raw bytes itself; they must equal pydicom's own conversion."""
+    from ich_viewer.core.dicom_io import _get
+
+    def norm(value):
+        if value is None or value == "" or (isinstance(value, (list, tuple)) and not value):
+            return None
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            return [norm(v) for v in value]
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return str(value)
+
+    fast = pydicom.dcmread(bundled(name), stop_before_pixels=True)
+    slow = pydicom.dcmread(bundled(name), stop_before_pixels=True)
+    compared = 0
+    for keyword in HEADER_KEYWORDS:
+        expected = norm(slow.get(keyword))
+        assert norm(_get(fast, keyword)) == expected, keyword
+        compared += expected is not None
+    assert compared >= 8
