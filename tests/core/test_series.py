@@ -13,11 +13,14 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.encaps import encapsulate
 from pydicom.uid import RLELossless
 
 from ich_viewer.core import series as series_mod
-from ich_viewer.core.records import LoadProgress, Series
+from ich_viewer.core.dicom_io import ImageHeader
+from ich_viewer.core.records import LoadProgress, Series, SliceInfo
 from ich_viewer.core.series import iter_load, load_path, load_series, pick_series, scan
 from ich_viewer.errors import CancelledError, NoUsableSeriesError
 from tests.core import dicom_factory as fac
@@ -546,3 +549,50 @@ def test_slices_without_encoding_still_load(tmp_path: Path) -> None:
     series = load_series(bare)
     assert series.hu.dtype == np.int16
     np.testing.assert_array_equal(series.hu, volume(3) - 1024)
+
+
+def _header(path: str, z: float, instance: int, orientation=fac.AXIAL) -> ImageHeader:
+    position = (-16.0, -16.0, z)
+    return ImageHeader(
+        path=path,
+        slices=(SliceInfo(path, f"1.2.9.{instance}", instance, z, None, position, 5.0),),
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+        series_uid="1.2.9",
+        study_uid="1.2",
+        modality="CT",
+        series_number=1,
+        rows=8,
+        columns=8,
+        orientation=orientation,
+        pixel_spacing=(0.5, 0.5),
+        spacing_between_slices=None,
+        gantry_tilt=None,
+        transfer_syntax=pydicom.uid.ExplicitVRLittleEndian,
+        meta={"description": "H"},
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    zs=st.lists(
+        st.floats(-500, 500, allow_nan=False).map(lambda v: round(v, 2)), min_size=2, max_size=30, unique=True
+    ),
+    seed=st.integers(0, 10_000),
+)
+def test_order_and_spacing_property(zs: list[float], seed: int) -> None:
+    """Whatever the file order, slices come out by ascending position; spacing is the median positive step."""
+    rng = np.random.default_rng(seed)
+    instances = rng.permutation(len(zs)) + 1
+    headers = [_header(f"/x/f{rng.integers(1e9)}_{k}.dcm", z, int(instances[k])) for k, z in enumerate(zs)]
+    rng.shuffle(headers)
+    infos, skipped = series_mod.group_headers(headers)
+    assert skipped == [] and len(infos) == 1
+    (info,) = infos
+    assert [s.position_mm for s in info.slices] == sorted(zs)
+    steps = np.diff(sorted(zs))
+    steps = steps[steps > 0.01]
+    if steps.size:
+        assert info.spacing_mm[0] == pytest.approx(float(np.median(steps)))
+    uneven = steps.size > 0 and steps.max() - steps.min() > max(0.01, 0.02 * float(np.median(steps)))
+    assert any(w.startswith("uneven slice spacing") for w in info.warnings) == bool(uneven)
+    assert not any(w.startswith("gantry tilt") for w in info.warnings)
