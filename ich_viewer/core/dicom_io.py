@@ -334,8 +334,7 @@ def _transfer_syntax(ds: Dataset) -> str:
     if ts:
         return str(ts).strip()
     # forced read of a file without meta: pydicom records what it detected
-    implicit = getattr(ds, "is_implicit_VR", None)
-    little = getattr(ds, "is_little_endian", None)
+    implicit, little = getattr(ds, "original_encoding", (None, None))
     if little is False:
         return "1.2.840.10008.1.2.2"
     if implicit is True:
