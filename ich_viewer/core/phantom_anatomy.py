@@ -21,7 +21,15 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-__all__ = ["Geometry", "Head", "SliceContext", "render_slice", "sample_head", "smooth_field_2d"]
+__all__ = [
+    "Geometry",
+    "Head",
+    "SliceContext",
+    "render_slice",
+    "sample_head",
+    "smooth_field_2d",
+    "tentorium_line",
+]
 
 AIR_HU = -1000.0
 
@@ -159,15 +167,15 @@ def sample_head(rng: np.random.Generator) -> Head:
         b=float(b),
         height=float(rng.uniform(128.0, 148.0)),
         harmonics=harm,
-        skull=float(rng.uniform(5.0, 8.0)),
+        skull=float(rng.uniform(4.5, 7.5)),
         scalp=float(rng.uniform(4.0, 7.0)),
         atrophy=atrophy,
         vent_scale=float(rng.uniform(0.8, 1.05) + 0.55 * atrophy),
         grey_hu=float(grey),
         white_hu=float(white),
         csf_hu=float(rng.uniform(3.0, 10.0)),
-        diploe_hu=float(rng.uniform(650.0, 950.0)),
-        table_hu=float(rng.uniform(1550.0, 1800.0)),
+        diploe_hu=float(rng.uniform(600.0, 900.0)),
+        table_hu=float(rng.uniform(1620.0, 1760.0)),
         scalp_hu=float(rng.uniform(35.0, 55.0)),
         fat_hu=float(rng.uniform(-110.0, -80.0)),
         noise_hu=float(rng.uniform(4.6, 5.4)),
@@ -501,7 +509,8 @@ def render_slice(
     q = d_out / tot
     table = np.float32(1.6) / tot
     in_table = (q < table) | (q > 1.0 - table)
-    bone_val = np.where(in_table, np.float32(head.table_hu), np.float32(head.diploe_hu))
+    kv = np.float32(1.0 + (120.0 - head.kvp) / 400.0)  # lower tube voltage: denser-looking bone
+    bone_val = np.where(in_table, np.float32(head.table_hu) * kv, np.float32(head.diploe_hu) * kv)
     hu += skull * (bone_val - hu)
     ctx.d_cav = _cavity_depth(ctx) if t < 0.3 else d_in
     base = _ramp(d_in, pix) * _ramp(-ctx.d_cav, pix)
@@ -561,6 +570,8 @@ def render_slice(
     brain_val += whitef * np.float32(head.white_hu - head.grey_hu)
     cav = _ramp(ctx.d_cav, pix)
     ctx.cav = cav
+    # beam hardening makes the brain just under the inner table slightly denser
+    brain_val += np.float32(4.0) * np.exp(-np.maximum(d_b, 0.0) * np.float32(1.0 / 5.0))
     hu += cav * (brain_val - hu)
     # CSF fraction of the cortical mantle (sulci + subarachnoid space), used by subarachnoid blood
     ctx.csf = (1.0 - nonc) * cav
@@ -588,7 +599,7 @@ def render_slice(
     if rng is not None:
         corr = 0.42 / pix
         noise = smooth_field_2d(rng, hu.shape, corr)
-        level = head.noise_hu * min(1.0, (head.fov_mm / 512.0 / pix)) ** 0.2 * 0.97
+        level = head.noise_hu * min(1.0, (head.fov_mm / 512.0 / pix)) ** 0.2 * 1.07
         hu += noise * np.float32(level)
         if head.streak_hu > 0:
             _streaks(ctx, hu, rng)
@@ -797,11 +808,17 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
             _paint(hu, falx, head.tentorium_hu + 10, 0.8, within=ctx.cav)
     k = _bump(t, 0.3, 0.08)
     if k > 0:
-        v_apex = b * (0.05 + 1.6 * max(0.0, t - 0.2)) + 0.45 * 0.0
         for sgn in (-1.0, 1.0):
-            p1 = (sgn * 0.7 * a, v_apex - 0.45 * 0.7 * b)
-            _paint(hu, ctx.capsule((0.0, v_apex), p1, 0.5), head.tentorium_hu, 0.7 * k, within=ctx.cav)
+            p0, p1 = tentorium_line(ctx, sgn)
+            _paint(hu, ctx.capsule(p0, p1, 0.5), head.tentorium_hu, 0.7 * k, within=ctx.cav)
     ctx.cistern *= _ramp(ctx.d_cav, ctx.pix)
+
+
+def tentorium_line(ctx: SliceContext, sgn: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """End points (head mm) of one half of the tentorium's cut at this level: apex (straight sinus) to free edge."""
+    a, b = ctx.head.a, ctx.head.b
+    v_apex = b * (0.05 + 1.6 * max(0.0, ctx.t - 0.2))
+    return (0.0, v_apex), (sgn * 0.7 * a, v_apex - 0.45 * 0.7 * b)
 
 
 def _add_csf(acc: np.ndarray, item) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ich_viewer.core.phantom_anatomy import Head, SliceContext, _ramp
+from ich_viewer.core.phantom_anatomy import Head, SliceContext, _ramp, tentorium_line
 
 __all__ = [
     "EPIDURAL",
@@ -126,25 +126,45 @@ class Epidural(_Convexity):
 
 @dataclass(frozen=True)
 class Subdural(_Convexity):
-    """Crescent following the convexity (``falx`` true: a layer along the falx instead)."""
+    """Crescent following the convexity; ``falx`` / ``tentorial``: a layer along the falx / the tentorium."""
 
     falx: bool = False
+    tentorial: bool = False
     v0: float = 0.0
     vr: float = 30.0
-    side: float = 1.0
+    side: float = 1.0  # falx: which side of the falx; tentorium: which half (0 = both)
 
     def extra_axial(self, ctx: SliceContext):
-        if self.falx:
+        if self.falx or self.tentorial:
             return None
         return super().extra_axial(ctx)
 
     def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
-        if not self.falx:
+        if not (self.falx or self.tentorial):
             return
         dz = (ctx.z - self.z0) / self.zr
         if abs(dz) >= 1.0:
             return
         k = math.sqrt(1.0 - dz * dz)
+        if self.tentorial:
+            if not 0.22 < ctx.t < 0.38:
+                return
+            for sgn in (-1.0, 1.0):
+                if self.side and sgn != self.side:
+                    continue
+                p0, p1 = tentorium_line(ctx, sgn)
+                # along the upper surface of the tentorium, thinning towards the free edge
+                q0 = (p0[0] + sgn * 3.0, p0[1] - 0.5)
+                item = ctx.capsule(q0, p1, 0.6 + 0.5 * self.h_max * k)
+                if item is None:
+                    continue
+                box, frac = item
+                # thickest near the apex, tapering towards the free edge
+                along = np.abs(ctx.u[box] - np.float32(q0[0])) / np.float32(max(abs(p1[0] - q0[0]), 1.0))
+                frac = frac * _ramp(np.float32(0.95) - along, 0.25)
+                frac = frac * _ramp(ctx.d_cav[box] - 1.0, ctx.pix) * (hu[box] < 100)
+                _write(hu, mask, box, frac.astype(np.float32), self.hu, self.label)
+            return
         vr = self.vr * k
         uc = ctx.shift
         item = ctx.capsule((uc, self.v0 - vr), (uc, self.v0 + vr), 0.5 + self.h_max * k + 1.0)
@@ -312,6 +332,16 @@ def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float,
     if label == SUBDURAL:
         r = rng.random()
         hu = _blood_hu(rng) if r < 0.7 else float(rng.uniform(40.0, 50.0))
+        if rng.random() < 0.07:
+            return Subdural(
+                label=SUBDURAL,
+                hu=hu,
+                z0=zpick(0.25, 0.34),
+                zr=float(rng.uniform(8.0, 16.0)),
+                h_max=float(rng.uniform(2.0, 6.0)),
+                tentorial=True,
+                side=float(rng.choice([-1.0, 0.0, 1.0])),
+            )
         if rng.random() < 0.18:
             z0 = zpick(0.45, 0.85)
             return Subdural(
