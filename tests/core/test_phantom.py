@@ -23,6 +23,7 @@ from ich_viewer.core.phantom import (
     write_study_dicom,
 )
 from ich_viewer.core.phantom_anatomy import render_slice, sample_head
+from ich_viewer.core.phantom_lesions import Epidural
 
 SUBTYPE_KINDS = [k for k in KINDS if k not in ("none", "random")]
 
@@ -219,6 +220,28 @@ class TestRealism:
             assert not s.mask.any()
             dense = sum(int(((s.hu[i] > 100) & _intracranial(s.hu[i])).sum()) for i in range(16))
             assert dense > 0
+
+    def test_mass_effect_shifts_the_midline(self):
+        """A large left epidural pushes the ventricles to the right (noiseless renders with and without it)."""
+        head = sample_head(np.random.default_rng(7))
+        z = 0.55 * head.height
+        edh = Epidural(
+            label=1, hu=70.0, z0=z, zr=35.0, theta0=0.0, span=0.6, h_max=22.0, power=1.0, shift_mm=-9.0
+        )
+        plain, _ = render_slice(head, z, 256)
+        shifted, mask = render_slice(head, z, 256, (edh,))
+        assert (mask == 1).sum() > 100
+
+        def ventricle_u(hu: np.ndarray) -> float:
+            c = hu.shape[0] // 2
+            win = hu[c - 40 : c + 40, c - 40 : c + 40]
+            rows, cols = np.nonzero(win < 15)
+            pix = head.fov_mm / 256
+            x = (cols + c - 40 - 127.5) * pix - head.center[0]
+            y = (rows + c - 40 - 127.5) * pix - head.center[1]
+            return float(np.mean(np.cos(head.rotation) * x + np.sin(head.rotation) * y))
+
+        assert ventricle_u(shifted) < ventricle_u(plain) - 2.0
 
     def test_blood_range(self):
         for kind in SUBTYPE_KINDS:
