@@ -1,6 +1,7 @@
 """``python -m training train | evaluate | export | explain-eval`` (see ``training/REBUILD.md``).
 
-Errors in the input (missing files, bad options) are reported as one line on stderr with exit code 1 or 2.
+Errors in the input (missing files, bad options) are reported as one line on stderr with exit code 1 or 2
+(set ``TRAINING_DEBUG=1`` for full tracebacks).
 Heavy modules are imported inside the commands: this module is re-imported by the phantom-generation worker
 processes.
 """
@@ -176,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }[args.command]
     from ich_viewer.errors import IchViewerError
 
+    if os.environ.get("TRAINING_DEBUG"):
+        return handler(args)  # full tracebacks
     try:
         return handler(args)
     except ValueError as exc:

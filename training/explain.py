@@ -80,7 +80,9 @@ def run_explain_eval(
     engine = InferenceEngine.load(model_dir)
     cam = GradCam(engine)
     spec = PhantomSpec("explain", per_kind * len(SUBTYPES), generation_size=phantom_size, kinds=SUBTYPES)
-    data, masks = generate_with_masks(spec, engine.model_input, workers=workers, progress=print_progress("phantoms"))
+    data, masks = generate_with_masks(
+        spec, engine.model_input, workers=workers, progress=print_progress("phantoms")
+    )
     rows = cols = phantom_size
     scores: dict[str, dict[str, list]] = {
         kind: {"hit": [], "mass": [], "area": [], "hit_any": [], "mass_any": []} for kind in SUBTYPES
@@ -171,7 +173,9 @@ def _plot_examples(examples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], pa
 
     if not examples:
         return
-    fig, axes = plt.subplots(2, len(examples) // 2 or 1, figsize=(3 * max(1, len(examples) // 2), 6.2), dpi=100)
+    fig, axes = plt.subplots(
+        2, len(examples) // 2 or 1, figsize=(3 * max(1, len(examples) // 2), 6.2), dpi=100
+    )
     for ax, (x, heat, mask) in zip(np.ravel(axes), examples, strict=False):
         img = cv2.resize(x[..., 0], heat.shape[::-1], interpolation=cv2.INTER_LINEAR)
         ax.imshow(img, cmap="gray")

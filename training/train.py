@@ -226,6 +226,49 @@ class _EpochTimer(keras.callbacks.Callback):
         )
 
 
+def _patch_multiworker_build(model: Any, strategy: Any) -> None:
+    """Work around two Keras 3.x bugs with ``MultiWorkerMirroredStrategy``. Before the first step ``fit`` reduces the
+    first (nested) data batch with ``strategy.reduce``, which the collective strategy rejects
+    ("unsupported type PerReplica"). The batch is only needed for its shapes, so this build takes the local
+    replica's values instead. Applied to multi-worker runs only.
+    """
+    import tensorflow as tf
+    from keras import tree
+
+    def local(v: Any) -> Any:
+        if isinstance(v, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(v)[0]
+        return v
+
+    def maybe_symbolic_build(iterator: Any = None, data_batch: Any = None) -> None:
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tree.map_structure(local, next(it))
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = maybe_symbolic_build
+
+    # Same family: the train/test step averages each scalar log over replicas with ``reduce(..., axis=0)``,
+    # which fails on scalars ("Invalid reduction dimension 0"); average them across replicas instead.
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "_ich_patched", False):
+        return
+
+    def reduce_per_replica(values: Any, strategy_: Any, reduction: str) -> Any:
+        if reduction in ("auto", "mean") and isinstance(strategy_, tf.distribute.MultiWorkerMirroredStrategy):
+            return tree.map_structure(
+                lambda v: strategy_.reduce("MEAN", v, axis=None) if v is not None else v, values
+            )
+        return original(values, strategy_, reduction)
+
+    reduce_per_replica._ich_patched = True  # type: ignore[attr-defined]
+    tf_trainer.reduce_per_replica = reduce_per_replica
+
+
 def run_training(config: TrainConfig) -> Path:
     """Train a model as configured; return the run folder (see the module docstring)."""
     import tensorflow as tf
@@ -284,6 +327,8 @@ def run_training(config: TrainConfig) -> Path:
         model = create_model(
             config.architecture, config.model_input, learning_rate=schedule, dropout=config.dropout
         )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _patch_multiworker_build(model, strategy)
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     t_fit = time.monotonic()
     history = model.fit(

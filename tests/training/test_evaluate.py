@@ -79,7 +79,9 @@ def test_report_folder(tmp_path) -> None:
         "epoch,accuracy,auc,loss,val_accuracy,val_auc,val_loss\n"
         "0,0.7,0.6,0.5,0.69,0.61,0.55\n1,0.8,0.8,0.3,0.79,0.78,0.35\n2,0.9,0.9,0.2,0.88,0.88,0.25\n"
     )
-    m = write_report(tmp_path / "rep", y, p, choose_thresholds(y, p), history_csv=log, title="t", extra={"split": "x"})
+    m = write_report(
+        tmp_path / "rep", y, p, choose_thresholds(y, p), history_csv=log, title="t", extra={"split": "x"}
+    )
     rep = tmp_path / "rep"
     for name in ("roc.png", "confusion.png", "history.png"):
         data = (rep / name).read_bytes()
