@@ -94,3 +94,23 @@ def test_bad_input_is_one_line(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["train"])
     assert exc.value.code == 1
+
+
+def test_explain_eval_records_into_model_json(run_dir, tmp_path, capsys) -> None:
+    from ich_viewer.inference.model_folder import verify_model_folder
+
+    out = tmp_path / "model"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    args = ["explain-eval", "--model", str(out), "--per-kind", "2", "--phantom-size", "64", "--workers", "1"]
+    assert main([*args, "--record", "--out", str(tmp_path / "ex")]) == 0
+    printed = capsys.readouterr().out
+    assert "pointing game" in printed and "subdural" in printed
+    info = verify_model_folder(out)  # model.keras untouched: the sha256 still matches
+    g = info.metrics["gradcam"]
+    assert g["layer"] == "last_conv" and set(g["per_type"]) == {
+        "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural"}  # fmt: skip
+    assert all(r["slices"] == 2 for r in g["per_type"].values())
+    assert 0.0 <= g["pointing_hit_rate"] <= 1.0
+    assert (tmp_path / "ex" / "explain.json").is_file() and (
+        tmp_path / "ex" / "gradcam_examples.png"
+    ).is_file()
