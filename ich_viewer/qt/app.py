@@ -194,15 +194,20 @@ def run_app(args: argparse.Namespace) -> int:
         settings = QSettings(name, QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
     window.requested_slice = getattr(args, "slice", None)
-    configure_ai = getattr(window, "configure_ai", None)
-    if configure_ai is not None:
-        configure_ai(enabled=not getattr(args, "no_ai", False), model_dir=getattr(args, "model", None))
+    window.configure_ai(enabled=not getattr(args, "no_ai", False), model_dir=getattr(args, "model", None))
 
     driver = None
     if screenshot:
         window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, False)
         window.resize(*SCREENSHOT_SIZE)
         driver = ScreenshotDriver(window, screenshot)
+        if window.requested_slice is None:
+            # without --slice, show the model's most suspicious slice
+            def show_top_slice(prediction) -> None:
+                if prediction.top_slices:
+                    window.set_index(int(prediction.top_slices[0]), user=True)
+
+            window.ai.prediction_ready.connect(show_top_slice)
     window.show()
 
     path = getattr(args, "path", None)

@@ -36,6 +36,7 @@ from ich_viewer.core.labels import SUBTYPES
 from ich_viewer.core.records import LoadProgress, ScanResult, Series, SeriesInfo
 from ich_viewer.core.windowing import BRAIN, PRESETS, auto_window
 from ich_viewer.errors import CancelledError, IchViewerError
+from ich_viewer.qt.ai import AiController
 from ich_viewer.qt.notice import DetailsDialog, NoticeBar
 from ich_viewer.qt.series_panel import SeriesPanel
 from ich_viewer.qt.settings import MOUSE_ACTIONS, Preferences, make_settings
@@ -116,6 +117,11 @@ class MainWindow(QMainWindow):
         self.cine_timer = QTimer(self)
         self.cine_timer.timeout.connect(self._on_cine_timer_timeout)
         self._restore_geometry()
+        self.ai = AiController(self)
+
+    def configure_ai(self, *, enabled: bool = True, model_dir: str | None = None) -> None:
+        """Turn the AI on or off (``--no-ai``) and optionally use another model folder (``--model``)."""
+        self.ai.configure(enabled=enabled, model_dir=model_dir)
 
     # ================================================================================================ building
     def _build_central(self) -> None:
@@ -200,6 +206,10 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel_loading)
         self.cancel_button.hide()
         bar.addPermanentWidget(self.cancel_button)
+        self.ai_status_slot = QWidget(self)  # the AI's progress, stop button and device label go here
+        self.ai_status_layout = QHBoxLayout(self.ai_status_slot)
+        self.ai_status_layout.setContentsMargins(0, 0, 0, 0)
+        bar.addPermanentWidget(self.ai_status_slot)
         self.research_label = QLabel(RESEARCH_USE_STATEMENT, self)
         self.research_label.setObjectName("research_use_marker")
         self.research_label.setStyleSheet("color: #c9a227; padding: 0 6px;")
@@ -276,6 +286,7 @@ class MainWindow(QMainWindow):
     def _build_menus_and_toolbar(self) -> None:
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
+        self.file_menu = file_menu
         file_menu.addAction(self.act_open_folder)
         file_menu.addAction(self.act_open_file)
         self.recent_menu = file_menu.addMenu("Open &Recent")
@@ -932,6 +943,7 @@ class MainWindow(QMainWindow):
             and not self.jobs.is_running("thumbnails")
             and self.slice_view.slice_hu is not None
             and self.slice_view.index == self.index
+            and self.ai.is_ready()
         )
 
     def save_preferences(self) -> None:

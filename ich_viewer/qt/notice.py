@@ -83,9 +83,20 @@ class NoticeBar(QFrame):
         self.level = "info"
         self.hide()
 
-    def show_notice(self, text: str, details: str = "", level: str = "warning") -> None:
-        """Show ``text`` (one line); ``details`` (plain text) makes the Details button appear."""
-        self.level = level if level in _STYLES else "info"
+    def show_notice(
+        self, text: str, details: str = "", level: str = "warning", *, append: bool = False
+    ) -> None:
+        """Show ``text`` (one line); ``details`` (plain text) makes the Details button appear.
+
+        With ``append`` a notice already shown is kept and this one is added to it (the more severe level wins).
+        """
+        level = level if level in _STYLES else "info"
+        if append and self.isVisible() and self.label.text():
+            order = list(_STYLES)
+            level = max(level, self.level, key=order.index)
+            text = f"{self.label.text()}  ·  {text}"
+            details = "\n\n".join(d for d in (self.details, details) if d)
+        self.level = level
         self.setStyleSheet(f"NoticeBar {{ {_STYLES[self.level]} }} QLabel {{ {_STYLES[self.level]} }}")
         self.label.setText(text)
         self.details = details

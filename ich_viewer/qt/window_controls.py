@@ -45,12 +45,12 @@ class WindowControls(QWidget):
         self.file_button = QToolButton(self)
         self.file_button.setText("File")
         self.file_button.setToolTip("The window stored in the DICOM file, (0028,1050)/(0028,1051)  (key 6)")
-        self.file_button.clicked.connect(lambda: self.special_requested.emit("file"))
+        self.file_button.clicked.connect(self._on_file_button_clicked)
         layout.addWidget(self.file_button)
         self.auto_button = QToolButton(self)
         self.auto_button.setText("Auto")
         self.auto_button.setToolTip("A window spanning 1-99% of the values inside the body  (key 7)")
-        self.auto_button.clicked.connect(lambda: self.special_requested.emit("auto"))
+        self.auto_button.clicked.connect(self._on_auto_button_clicked)
         layout.addWidget(self.auto_button)
 
         layout.addSpacing(8)
@@ -84,6 +84,12 @@ class WindowControls(QWidget):
     def set_file_window_available(self, available: bool) -> None:
         """Enable the File button only when the series stores a window."""
         self.file_button.setEnabled(available)
+
+    def _on_file_button_clicked(self) -> None:
+        self.special_requested.emit("file")
+
+    def _on_auto_button_clicked(self) -> None:
+        self.special_requested.emit("auto")
 
     def _on_preset_clicked(self, preset: Window) -> None:
         self.set_window(preset.center, preset.width)

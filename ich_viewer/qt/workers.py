@@ -33,8 +33,11 @@ __all__ = [
     "JobRunner",
     "ScanDone",
     "StudyLoaded",
+    "gradcam_job",
+    "load_engine_job",
     "load_series_job",
     "load_study_job",
+    "predict_job",
     "thumbnails_job",
     "write_demo_job",
 ]
@@ -88,6 +91,10 @@ class JobRunner(QObject):
         super().__init__(parent)
         self._workers: dict[str, tuple[GeneratorWorker, CancelToken]] = {}
         self._all: list[GeneratorWorker] = []
+        pool = QThreadPool.globalInstance()
+        # loading, thumbnails, model loading, prediction and Grad-CAM may all run at once; with the default of
+        # one thread per core a long job could hold the others back
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), 6))
 
     def start(
         self,
@@ -115,16 +122,23 @@ class JobRunner(QObject):
             entry = self._workers.get(name)
             return entry is not None and entry[0] is worker
 
+        # (slots return None on purpose: PySide6 mishandles the reference count of values returned by slots)
+        def deliver(callback: Callable[[Any], None]) -> Callable[[Any], None]:
+            def slot(value: Any) -> None:
+                if current():
+                    callback(value)
+
+            return slot
+
+        def crash(exc: BaseException) -> None:
+            # an unexpected failure of a job without its own handler goes to the crash handler
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+
         if yielded is not None:
-            worker.yielded.connect(lambda value: current() and yielded(value))
+            worker.yielded.connect(deliver(yielded))
         if returned is not None:
-            worker.returned.connect(lambda value: current() and returned(value))
-        if errored is not None:
-            worker.errored.connect(lambda exc: current() and errored(exc))
-        else:  # an unexpected failure of a job without its own handler goes to the crash handler
-            worker.errored.connect(
-                lambda exc: current() and sys.excepthook(type(exc), exc, exc.__traceback__)
-            )
+            worker.returned.connect(deliver(returned))
+        worker.errored.connect(deliver(errored if errored is not None else crash))
 
         def on_finished() -> None:
             was_current = current()
@@ -351,3 +365,54 @@ def write_demo_job(
         raise CancelledError("demo generation cancelled")
     path = write_phantom(outdir, seed=seed, kind=kind, n_slices=n_slices, size=size)
     return str(path)
+
+
+def load_engine_job(model_dir: str | Path | None, *, token: CancelToken) -> Generator[str, None, Any]:
+    """Verify and load a model folder (None = the bundled one) and trace its forward pass; return the engine.
+
+    TensorFlow is imported here, in the worker thread, never on the GUI's start-up path.
+
+    Raises
+    ------
+    ModelError
+        If the model folder is missing, corrupt or mismatching.
+    """
+    from ich_viewer.inference.engine import InferenceEngine
+
+    yield "Loading the model…"
+    engine = InferenceEngine.load(model_dir)
+    if token.is_set():
+        raise CancelledError("model loading cancelled")
+    yield "Preparing the model…"
+    engine.warm_up()
+    return engine
+
+
+def predict_job(engine: Any, series: Series, *, token: CancelToken) -> Generator[tuple[int, int], None, Any]:
+    """Run ``engine.iter_predict(series)``; yields ``(done, total)`` per batch, returns the Prediction."""
+    gen = engine.iter_predict(series)
+    try:
+        while True:
+            if token.is_set():
+                raise CancelledError("inference cancelled")
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield progress
+    finally:
+        gen.close()
+
+
+def gradcam_job(
+    gradcam: Any, series: Series, indices: Sequence[int], label: str, *, token: CancelToken
+) -> Generator[Any, None, None]:
+    """Yield a GradCamResult per slice of ``indices`` (in that order) for ``label``."""
+    gen = gradcam.iter_results(series, indices, label, batch_size=1 if len(indices) <= 1 else 4)
+    try:
+        for result in gen:
+            if token.is_set():
+                return
+            yield result
+    finally:
+        gen.close()

@@ -74,6 +74,7 @@ class TestDemo:
 
     def test_demo_generates_into_a_temporary_folder_and_opens_it(self, qtbot):
         win = MainWindow(settings=make_settings())
+        win.configure_ai(enabled=False)
         qtbot.addWidget(win)
         win.show()
         with qtbot.waitSignal(win.series_loaded, timeout=120_000):

@@ -22,6 +22,7 @@ LOAD_TIMEOUT_MS = 60_000
 @pytest.fixture
 def window(qtbot):
     win = MainWindow(settings=make_settings())
+    win.configure_ai(enabled=False)  # the AI has its own tests (tests/qt/test_ai.py)
     qtbot.addWidget(win)
     win.resize(1200, 800)
     win.show()
@@ -345,6 +346,7 @@ class TestPreferencesAndExport:
     def test_preferences_persist_across_windows(self, qtbot, ct_study, isolated_settings):
         folder, _ = ct_study(n_slices=2)
         first = MainWindow(settings=make_settings())
+        first.configure_ai(enabled=False)
         qtbot.addWidget(first)
         first.show()
         open_and_wait(qtbot, first, folder)

@@ -1,0 +1,244 @@
+"""The AI side panel: the study verdict, the six study-level probabilities against their thresholds, the top five
+candidate slices (click to jump), and the probabilities of the slice on screen."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ich_viewer import DEMO_MODEL_STATEMENT
+from ich_viewer.core.labels import LABELS
+from ich_viewer.qt.probability_panel import LABEL_COLORS
+
+__all__ = ["StudySummaryPanel", "is_synthetic_model"]
+
+FLAGGED_TEXT = "ICH suspected"
+CLEAR_TEXT = "No ICH detected"
+
+
+def is_synthetic_model(training_data: str) -> bool:
+    """True when a model card says it was trained on synthetic data (phantoms)."""
+    text = training_data.lower()
+    return "synthetic" in text or "phantom" in text
+
+
+def _bar(color: str) -> QProgressBar:
+    bar = QProgressBar()
+    bar.setRange(0, 1000)
+    bar.setTextVisible(False)
+    bar.setFixedHeight(10)
+    bar.setStyleSheet(
+        f"QProgressBar {{ background: #202428; border: 1px solid #3a3f45; border-radius: 2px; }}"
+        f"QProgressBar::chunk {{ background: {color}; }}"
+    )
+    return bar
+
+
+class StudySummaryPanel(QWidget):
+    """Verdict, study probabilities, top slices and the current slice's probabilities.
+
+    Signals
+    -------
+    slice_requested(int)
+        0-based slice index of a clicked top-slice entry.
+    """
+
+    slice_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(8)
+
+        self.verdict = QLabel("AI not run", self)
+        self.verdict.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = QFont()
+        font.setPointSizeF(15)
+        font.setBold(True)
+        self.verdict.setFont(font)
+        self.verdict.setMinimumHeight(44)
+        self._style_verdict(None)
+        layout.addWidget(self.verdict)
+
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet("color: #aab2ba;")
+        layout.addWidget(self.status)
+
+        study_box = QGroupBox("Study (maximum over slices)", self)
+        grid = QGridLayout(study_box)
+        grid.setHorizontalSpacing(6)
+        grid.setVerticalSpacing(3)
+        self.study_values: dict[str, QLabel] = {}
+        self.study_bars: dict[str, QProgressBar] = {}
+        for row, label in enumerate(LABELS):
+            name = QLabel(label, study_box)
+            name.setStyleSheet(f"color: {LABEL_COLORS[label]};")
+            bar = _bar(LABEL_COLORS[label])
+            value = QLabel("–", study_box)
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            value.setMinimumWidth(96)
+            grid.addWidget(name, row, 0)
+            grid.addWidget(bar, row, 1)
+            grid.addWidget(value, row, 2)
+            self.study_values[label] = value
+            self.study_bars[label] = bar
+        grid.setColumnStretch(1, 1)
+        layout.addWidget(study_box)
+
+        top_box = QGroupBox("Top slices (any)", self)
+        top_layout = QHBoxLayout(top_box)
+        top_layout.setContentsMargins(6, 4, 6, 4)
+        self.top_buttons: list[QPushButton] = []
+        for _ in range(5):
+            button = QPushButton("", top_box)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setVisible(False)
+            button.clicked.connect(lambda _=False, b=button: self._on_top_button_clicked(b))
+            top_layout.addWidget(button)
+            self.top_buttons.append(button)
+        top_layout.addStretch(1)
+        layout.addWidget(top_box)
+
+        current_box = QGroupBox("This slice", self)
+        self.current_box = current_box
+        cgrid = QGridLayout(current_box)
+        cgrid.setHorizontalSpacing(6)
+        cgrid.setVerticalSpacing(3)
+        self.slice_values: dict[str, QLabel] = {}
+        self.slice_bars: dict[str, QProgressBar] = {}
+        for row, label in enumerate(LABELS):
+            name = QLabel(label, current_box)
+            name.setStyleSheet(f"color: {LABEL_COLORS[label]};")
+            bar = _bar(LABEL_COLORS[label])
+            value = QLabel("–", current_box)
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            value.setMinimumWidth(96)
+            cgrid.addWidget(name, row, 0)
+            cgrid.addWidget(bar, row, 1)
+            cgrid.addWidget(value, row, 2)
+            self.slice_values[label] = value
+            self.slice_bars[label] = bar
+        cgrid.setColumnStretch(1, 1)
+        layout.addWidget(current_box)
+
+        self.extra = QVBoxLayout()  # room for the heatmap controls
+        layout.addLayout(self.extra)
+
+        line = QFrame(self)
+        line.setFrameShape(QFrame.Shape.HLine)
+        line.setStyleSheet("color: #3a3f45;")
+        layout.addWidget(line)
+        self.model_label = QLabel("", self)
+        self.model_label.setWordWrap(True)
+        self.model_label.setStyleSheet("color: #8d959d; font-size: 9pt;")
+        layout.addWidget(self.model_label)
+        self.disclaimer = QLabel(DEMO_MODEL_STATEMENT + ".", self)
+        self.disclaimer.setWordWrap(True)
+        self.disclaimer.setStyleSheet("color: #c9a227; font-size: 9pt;")
+        self.disclaimer.setVisible(False)
+        layout.addWidget(self.disclaimer)
+        layout.addStretch(1)
+
+        self.probabilities: np.ndarray | None = None
+        self.thresholds: dict[str, float] = {}
+        self.flagged: bool | None = None
+
+    # ------------------------------------------------------------------------------------------------- state
+    def _style_verdict(self, flagged: bool | None) -> None:
+        if flagged is None:
+            css = "background: #2a2e33; color: #aab2ba;"
+        elif flagged:
+            css = "background: #8b1e1e; color: #ffffff;"
+        else:
+            css = "background: #1e5a32; color: #ffffff;"
+        self.verdict.setStyleSheet(f"QLabel {{ {css} border-radius: 4px; padding: 6px; }}")
+
+    def set_model(self, name: str, version: str, device: str, training_data: str) -> None:
+        """Show which model (and where it runs) and, for a synthetic-data model, the demo statement."""
+        self.model_label.setText(f"Model {name} {version} on {device}.\nTrained on: {training_data}")
+        self.disclaimer.setVisible(is_synthetic_model(training_data))
+
+    def set_status(self, text: str) -> None:
+        """A line under the verdict (progress, errors)."""
+        self.status.setText(text)
+
+    def clear(self, verdict: str = "AI not run") -> None:
+        """Forget the results."""
+        self.probabilities = None
+        self.flagged = None
+        self.verdict.setText(verdict)
+        self._style_verdict(None)
+        for label in LABELS:
+            self.study_values[label].setText("–")
+            self.study_bars[label].setValue(0)
+            self.slice_values[label].setText("–")
+            self.slice_bars[label].setValue(0)
+        for button in self.top_buttons:
+            button.setVisible(False)
+
+    def set_results(
+        self,
+        probabilities: np.ndarray,
+        study_probabilities: np.ndarray,
+        flagged: bool,
+        top_slices: Sequence[int],
+        thresholds: dict[str, float],
+    ) -> None:
+        """Show a prediction: per-slice float32 ``(slices, 6)``, study ``(6,)``, verdict, top slices (0-based)."""
+        self.probabilities = np.asarray(probabilities, dtype=np.float32)
+        self.thresholds = dict(thresholds)
+        self.flagged = bool(flagged)
+        self.verdict.setText(FLAGGED_TEXT if flagged else CLEAR_TEXT)
+        self._style_verdict(self.flagged)
+        for k, label in enumerate(LABELS):
+            p = float(study_probabilities[k])
+            t = float(thresholds.get(label, 0.5))
+            mark = "  ▲" if p >= t else ""
+            self.study_values[label].setText(f"{p:.2f} / {t:.2f}{mark}")
+            self.study_values[label].setToolTip(f"study probability {p:.3f}, threshold {t:.3f}")
+            self.study_bars[label].setValue(round(p * 1000))
+        any_col = self.probabilities[:, 0]
+        for button, index in zip(self.top_buttons, [*top_slices, *([None] * 5)], strict=False):
+            if index is None:
+                button.setVisible(False)
+                continue
+            button.setText(f"Im {index + 1}  {any_col[index]:.2f}")
+            button.setProperty("slice_index", int(index))
+            button.setToolTip(f"Go to image {index + 1} (any {any_col[index]:.3f})")
+            button.setVisible(True)
+
+    def set_current(self, index: int) -> None:
+        """Show the probabilities of 0-based slice ``index``."""
+        self.current_box.setTitle(f"This slice (Im {index + 1})")
+        if self.probabilities is None or not 0 <= index < len(self.probabilities):
+            return
+        for k, label in enumerate(LABELS):
+            p = float(self.probabilities[index, k])
+            t = float(self.thresholds.get(label, 0.5))
+            self.slice_values[label].setText(f"{p:.2f}" + ("  ▲" if p >= t else ""))
+            self.slice_bars[label].setValue(round(p * 1000))
+
+    def top_slice_indices(self) -> list[int]:
+        """The 0-based indices on the visible top-slice buttons, in order."""
+        return [int(b.property("slice_index")) for b in self.top_buttons if b.isVisible()]
+
+    def _on_top_button_clicked(self, button: QPushButton) -> None:
+        index = button.property("slice_index")
+        if index is not None:
+            self.slice_requested.emit(int(index))
