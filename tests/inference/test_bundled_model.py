@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,9 +13,13 @@ from tests.inference.helpers import make_series
 
 pytest.importorskip("ich_viewer.core.phantom", reason="waiting for the phantom generator")
 
+#: Point this environment variable at another model folder (e.g. one trained on RSNA data) to test that instead.
+MODEL_ENV = "ICH_VIEWER_TEST_MODEL"
+MODEL_DIR = Path(os.environ.get(MODEL_ENV) or default_model_dir())
+
 pytestmark = pytest.mark.skipif(
-    not (default_model_dir() / "model.json").is_file(),
-    reason=f"the bundled model is not built yet ({default_model_dir()} has no model.json)",
+    not (MODEL_DIR / "model.json").is_file(),
+    reason=f"the bundled model is not built yet ({MODEL_DIR} has no model.json)",
 )
 
 
@@ -20,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 def engine():
     from ich_viewer.inference.engine import InferenceEngine
 
-    return InferenceEngine.load()
+    return InferenceEngine.load(MODEL_DIR)
 
 
 def _series(study):
@@ -82,6 +89,6 @@ def test_self_test_passes():
     pytest.importorskip("ich_viewer.core.series", reason="waiting for the study engine")
     from ich_viewer.inference.self_test import run_self_test
 
-    ok, message = run_self_test()
+    ok, message = run_self_test(MODEL_DIR)
     assert ok, message
     assert "\n" not in message

@@ -4,12 +4,14 @@
   ``model.predict`` on the same preprocessed input;
 - Grad-CAM of one slice in < 150 ms once compiled.
 
-Uses the bundled model when present, else an untrained ``ich_cnn`` of the same architecture and input.
+Uses the model folder named by ``ICH_VIEWER_TEST_MODEL``, else the bundled model when present, else an untrained ``ich_cnn`` of the same architecture and input.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +27,9 @@ pytestmark = pytest.mark.benchmark
 def engine(tmp_path_factory):
     from ich_viewer.inference.engine import InferenceEngine
 
-    if (default_model_dir() / "model.json").is_file():
-        return InferenceEngine.load()
+    model_dir = Path(os.environ.get("ICH_VIEWER_TEST_MODEL") or default_model_dir())
+    if (model_dir / "model.json").is_file():
+        return InferenceEngine.load(model_dir)
     architectures = pytest.importorskip("ich_viewer.inference.architectures")
     from ich_viewer.inference.model_folder import write_model_folder
 
