@@ -112,3 +112,14 @@ def test_gui_start_up_path_does_not_import_tensorflow(module, isolated_settings)
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_screenshot_waits_for_the_ai(ct_study, tmp_path, isolated_settings):
+    from tests.inference.helpers import write_tiny_model_folder
+
+    model = write_tiny_model_folder(tmp_path / "tiny")
+    folder, _ = ct_study(n_slices=6)
+    out = tmp_path / "ai.png"
+    proc = run_cli(str(folder), "--screenshot", str(out), "--model", str(model), settings=isolated_settings)
+    assert proc.returncode == 0, proc.stderr
+    assert QImage(str(out)).size().toTuple() == SCREENSHOT_SIZE

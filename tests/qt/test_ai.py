@@ -1,0 +1,237 @@
+"""The AI in the window (pytest-qt, offscreen) with a tiny model folder built in the test session."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt, QTimer
+
+from ich_viewer import DEMO_MODEL_STATEMENT
+from ich_viewer.core.labels import LABELS
+from ich_viewer.qt.main_window import MainWindow
+from ich_viewer.qt.settings import make_settings
+from ich_viewer.qt.study_summary import CLEAR_TEXT, FLAGGED_TEXT
+from tests.inference.helpers import write_tiny_model_folder
+
+AI_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return write_tiny_model_folder(tmp_path_factory.mktemp("qt-models") / "tiny")
+
+
+def make_window(qtbot, model_dir) -> MainWindow:
+    win = MainWindow(settings=make_settings())
+    win.configure_ai(enabled=True, model_dir=str(model_dir))
+    qtbot.addWidget(win)
+    win.resize(1300, 850)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+@pytest.fixture
+def ai_window(qtbot, tiny_model):
+    win = make_window(qtbot, tiny_model)
+    yield win
+    win.jobs.shutdown(10_000)
+
+
+def open_and_predict(qtbot, win: MainWindow, folder):
+    with qtbot.waitSignal(win.ai.prediction_ready, timeout=AI_TIMEOUT_MS) as blocker:
+        win.open_path(folder)
+    qtbot.waitUntil(lambda: not win.jobs.is_running(), timeout=AI_TIMEOUT_MS)
+    return blocker.args[0]
+
+
+class TestInference:
+    def test_runs_after_loading_and_shows_everything(self, qtbot, ai_window, ct_study):
+        folder, _ = ct_study(n_slices=9)
+        prediction = open_and_predict(qtbot, ai_window, folder)
+        win = ai_window
+        assert prediction.probabilities.shape == (9, 6)
+        # the plot: six curves over the nine slices, threshold line at the model's 'any' threshold
+        assert win.ai.panel.curve_count() == 6
+        for k, label in enumerate(LABELS):
+            x, y = win.ai.panel.curves[label].getData()
+            np.testing.assert_array_equal(x, np.arange(1, 10))
+            np.testing.assert_allclose(y, prediction.probabilities[:, k])
+        assert win.ai.panel.threshold_line.value() == pytest.approx(prediction.thresholds["any"])
+        assert win.ai_bottom.isVisible() and win.ai_dock.isVisible()
+        # summary: verdict, study probabilities, top slices
+        summary = win.ai.summary
+        assert summary.verdict.text() == (FLAGGED_TEXT if prediction.flagged else CLEAR_TEXT)
+        assert summary.top_slice_indices() == list(prediction.top_slices)
+        any_text = summary.study_values["any"].text()
+        assert any_text.startswith(f"{prediction.study_probabilities[0]:.2f}")
+        # current slice: marker, six values, the overlay line
+        index = win.index
+        assert win.ai.panel.marker.value() == index + 1
+        assert summary.slice_values["subdural"].text().startswith(f"{prediction.probabilities[index, 5]:.2f}")
+        assert f"AI any {prediction.probabilities[index, 0]:.2f}" in win.slice_view.overlay_texts()["br"]
+        # ticks on the slider for slices above threshold
+        assert win.slider.marks() == tuple(int(i) for i in prediction.above_threshold("any"))
+        assert win.ai.device_label.text() == "AI on CPU" or win.ai.device_label.text().startswith("AI on GPU")
+
+    def test_plot_click_and_top_slices_move_the_slice(self, qtbot, ai_window, ct_study):
+        folder, _ = ct_study(n_slices=9)
+        prediction = open_and_predict(qtbot, ai_window, folder)
+        win = ai_window
+        plot = win.ai.panel.plot
+        pos = plot.mapFromScene(win.ai.panel.scene_pos_of_slice(2, 0.5))
+        qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+        qtbot.waitUntil(lambda: win.index == 2, timeout=2000)
+        assert win.ai.panel.marker.value() == 3
+        win.set_index(6, user=True)  # moving through slices moves the marker
+        assert win.ai.panel.marker.value() == 7
+        target = prediction.top_slices[-1]
+        button = next(b for b in win.ai.summary.top_buttons if b.property("slice_index") == target)
+        button.click()
+        assert win.index == target
+
+    def test_export_csv_and_json(self, qtbot, ai_window, ct_study, tmp_path):
+        folder, _ = ct_study(n_slices=5)
+        prediction = open_and_predict(qtbot, ai_window, folder)
+        win = ai_window
+        assert win.ai.act_export_csv.isEnabled() and win.ai.act_export_json.isEnabled()
+        csv_path, json_path = tmp_path / "r.csv", tmp_path / "r.json"
+        win.ai.export_csv(csv_path)
+        win.ai.export_json(json_path)
+        rows = list(csv.reader(csv_path.open()))
+        assert rows[0] == ["index", "image", "sop_uid", "position_mm", *LABELS]
+        assert len(rows) == 6
+        assert float(rows[3][4]) == pytest.approx(prediction.probabilities[2, 0], abs=1e-6)
+        assert rows[3][2] == win.series.info.slices[2].sop_uid
+        data = json.loads(json_path.read_text())
+        assert data == json.loads(json.dumps(prediction.to_json(win.series)))
+        assert data["labels"] == list(LABELS)
+
+    def test_window_stays_responsive_during_inference(self, qtbot, tiny_model, ct_study):
+        folder, _ = ct_study(n_slices=64, rows=256, cols=256)
+        win = make_window(qtbot, tiny_model)
+        with qtbot.waitSignal(win.series_loaded, timeout=AI_TIMEOUT_MS):
+            win.open_path(folder)
+        ticks: list[float] = []
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        timer.start()
+        with qtbot.waitSignal(win.ai.prediction_ready, timeout=AI_TIMEOUT_MS):
+            pass
+        timer.stop()
+        win.jobs.shutdown(10_000)
+        gaps = np.diff(ticks)
+        assert len(ticks) > 3
+        assert gaps.max() < 1.0, f"event loop blocked for {gaps.max() * 1000:.0f} ms"
+
+    def test_cancel_stops_the_ai_and_the_viewer_keeps_working(self, qtbot, ai_window, ct_study):
+        folder, hu = ct_study(n_slices=6)
+        win = ai_window
+        with qtbot.waitSignal(win.series_loaded, timeout=AI_TIMEOUT_MS):
+            win.open_path(folder)
+        assert win.jobs.is_running("engine") or win.jobs.is_running("predict")
+        assert not win.is_ready()  # --screenshot waits for the AI
+        assert win.ai.cancel_button.isVisible()
+        win.ai.cancel_button.click()
+        assert not win.jobs.is_running("engine") and not win.jobs.is_running("predict")
+        qtbot.wait(200)
+        assert win.ai.prediction is None
+        assert "cancelled" in win.ai.summary.status.text()
+        win.set_index(1, user=True)
+        np.testing.assert_array_equal(win.slice_view.image_item.image, hu[1])
+        # and it can run again on demand
+        with qtbot.waitSignal(win.ai.prediction_ready, timeout=AI_TIMEOUT_MS):
+            win.ai.act_run.trigger()
+
+
+class TestModel:
+    def test_model_card_states_training_data(self, qtbot, tiny_model, tmp_path):
+        synthetic = tmp_path / "synthetic"
+        shutil.copytree(tiny_model, synthetic)
+        info = json.loads((synthetic / "model.json").read_text())
+        info["training_data"] = "synthetic head-CT phantoms v1 (no patient data)"
+        info["metrics"] = {"auc_any": 0.97}
+        (synthetic / "model.json").write_text(json.dumps(info))
+        win = make_window(qtbot, synthetic)
+        box = win.ai.show_model_card()
+        assert box.isVisible()
+        text = box.text()
+        assert "tiny-test-cnn" in text and info["sha256"] in text
+        assert "synthetic head-CT phantoms v1" in text
+        assert DEMO_MODEL_STATEMENT in text
+        assert "auc_any" in text and "0.970" in text
+        box.close()
+
+    def test_bad_model_leaves_the_viewer_working(self, qtbot, tiny_model, tmp_path, ct_study):
+        broken = tmp_path / "broken"
+        shutil.copytree(tiny_model, broken)
+        with open(broken / "model.keras", "ab") as fh:
+            fh.write(b"tampered")
+        win = make_window(qtbot, broken)
+        folder, hu = ct_study(n_slices=4)
+        with qtbot.waitSignal(win.series_loaded, timeout=AI_TIMEOUT_MS):
+            win.open_path(folder)
+        qtbot.waitUntil(lambda: win.ai.error is not None, timeout=AI_TIMEOUT_MS)
+        assert "AI unavailable" in win.ai.error and "sha256" in win.ai.error
+        assert win.notice.isVisible() and "AI unavailable" in win.notice.text()
+        assert win.is_ready()
+        win.set_index(0, user=True)
+        np.testing.assert_array_equal(win.slice_view.image_item.image, hu[0])
+        win.jobs.shutdown(5000)
+
+    def test_non_ct_series_is_shown_but_not_predicted(self, qtbot, ai_window, ct_study):
+        folder, _ = ct_study(n_slices=3, modality="MR", window=None)
+        win = ai_window
+        with qtbot.waitSignal(win.series_loaded, timeout=AI_TIMEOUT_MS):
+            win.open_path(folder)
+        assert not win.jobs.is_running("engine") and not win.jobs.is_running("predict")
+        assert "AI not run" in win.ai.summary.status.text() and "MR" in win.ai.summary.status.text()
+        assert win.slice_view.slice_hu is not None
+
+    def test_model_folder_setting_is_persisted(self, qtbot, tiny_model):
+        first = MainWindow(settings=make_settings())
+        qtbot.addWidget(first)
+        first.ai.set_model_dir(str(tiny_model))
+        first.ai.act_auto.setChecked(False)
+        first.close()
+        second = MainWindow(settings=make_settings())
+        qtbot.addWidget(second)
+        assert second.ai.model_dir() == str(tiny_model)
+        assert not second.ai.act_auto.isChecked()
+        second.close()
+
+
+class TestHeatmap:
+    def test_overlay_toggle_opacity_and_label(self, qtbot, ai_window, ct_study):
+        folder, hu = ct_study(n_slices=5, rows=64, cols=48)
+        open_and_predict(qtbot, ai_window, folder)
+        win = ai_window
+        item = win.slice_view.heatmap_item
+        assert not item.isVisible()
+        qtbot.keyClick(win.slice_view, Qt.Key.Key_G)
+        assert win.ai.heatmap_check.isChecked()
+        qtbot.waitUntil(lambda: item.isVisible(), timeout=AI_TIMEOUT_MS)
+        assert item.image.shape == hu.shape[1:]
+        assert float(item.image.min()) >= 0.0 and float(item.image.max()) <= 1.0
+        # the overlay is drawn over the slice in the same millimetre frame
+        assert item.mapRectToParent(item.boundingRect()) == win.slice_view.image_item.mapRectToParent(
+            win.slice_view.image_item.boundingRect()
+        )
+        win.ai.opacity_slider.setValue(80)
+        assert item.opacity() == pytest.approx(0.8)
+        index = win.index
+        win.ai.label_combo.setCurrentIndex(win.ai.label_combo.findData("subdural"))
+        key = win.ai._key(index, "subdural")
+        qtbot.waitUntil(lambda: key in win.ai.heatmaps, timeout=AI_TIMEOUT_MS)
+        np.testing.assert_array_equal(item.image, win.ai.heatmaps[key])
+        assert win.ai._key(index, "any") in win.ai.heatmaps  # cached per label
+        qtbot.keyClick(win.slice_view, Qt.Key.Key_G)
+        assert not item.isVisible()
+        # the exported view includes the overlay only when shown
+        assert not win.ai.heatmap_check.isChecked()
