@@ -90,6 +90,9 @@ class Head:
         Pneumatization of the mastoids (air-cell fraction scale).
     tentorium_hu : float
         Density of the tentorium and falx dura.
+    pitch : float
+        Flexion of the head in radians: the axial slice cuts the head obliquely, its posterior part
+        ``tan(pitch) * v`` mm higher than its centre.
     """
 
     fov_mm: float
@@ -128,6 +131,7 @@ class Head:
     frontal_sinus: float = 0.0
     mastoid: float = 1.0
     tentorium_hu: float = 45.0
+    pitch: float = 0.0
 
 
 def _waves(rng: np.random.Generator, n: int, wavelength: tuple[float, float], kz_scale: float) -> np.ndarray:
@@ -197,6 +201,7 @@ def sample_head(rng: np.random.Generator) -> Head:
         mastoid=float(rng.uniform(0.5, 1.0)),
         tentorium_hu=float(rng.uniform(40.0, 55.0)),
     )
+    head = replace(head, pitch=float(np.clip(rng.normal(0.0, math.radians(4.0)), -0.15, 0.15)))
     if not (head.pineal_hu or head.choroid_hu or head.falx_calc_hu):
         # every head shows at least one benign calcification (pineal gland or choroid plexus are the rule)
         head = replace(head, pineal_hu=float(rng.uniform(120.0, 400.0)))
@@ -286,8 +291,21 @@ class SliceContext:
         self.t = z / head.height
         self.u, self.v, self.r = geo.u, geo.v, geo.r
         self.cos_t, self.sin_t, self.theta, self.harm = geo.cos_t, geo.sin_t, geo.theta, geo.harm
+        # head pitch: the slice plane cuts the head obliquely, the height varies along the antero-posterior axis
+        self.tanp = math.tan(head.pitch)
+        self.zmap = (np.float32(z) + np.float32(self.tanp) * self.v) if self.tanp else None
+        reach = abs(self.tanp) * (head.b + 30.0)
+        self.z_lo, self.z_hi = z - reach, z + reach
         self.shift = 0.0
         self.d_in = self.surface_depth(0.0)
+
+    def z_at(self, v: float) -> float:
+        """Height (mm) of this slice at antero-posterior position ``v`` (mm)."""
+        return self.z + self.tanp * v
+
+    def t_at(self, v_frac: float) -> float:
+        """Level of this slice at ``v = v_frac * b`` (a fraction of the head's half length)."""
+        return (self.z + self.tanp * v_frac * self.head.b) / self.head.height
 
     def waves(self, waves: np.ndarray, scale: float = 1.0, swap: bool = False) -> np.ndarray:
         """Sum of 3-D cosine plane waves on this slice, scaled to about unit std (float32 ``(size, size)``).
@@ -301,6 +319,8 @@ class SliceContext:
         kv = waves[:, 1] * scale
         if swap:
             ku, kv = kv, ku
+        # z = z0 + tan(pitch) * v adds a v-component to every wave
+        kv = kv + waves[:, 2] * scale * self.tanp
         ca, sa = geo.ca, geo.sa
         kx = ku * ca - kv * sa
         ky = ku * sa + kv * ca
@@ -331,8 +351,24 @@ class SliceContext:
         q = (zc - self.z) / (zc + offset + 25.0)
         return math.sqrt(max(0.0, 1.0 - q * q)) * 0.95 + 0.05
 
+    def scale_map(self, offset: float) -> np.ndarray:
+        """Per-pixel :meth:`level_scale` on a pitched slice (float32 ``(size, size)``)."""
+        zc = 0.45 * self.head.height
+        z = self.zmap
+        above = (z - np.float32(zc)) / np.float32(self.head.height - zc + offset)
+        below = (np.float32(zc) - z) / np.float32(zc + offset + 25.0)
+        s_above = np.sqrt(np.clip(1.0 - above * above, 0.0, 1.0))
+        s_below = np.sqrt(np.clip(1.0 - below * below, 0.0, 1.0)) * np.float32(0.95) + np.float32(0.05)
+        return np.where(z >= zc, s_above, s_below)
+
     def surface_depth(self, offset: float) -> np.ndarray:
         """Depth in mm below a closed head surface ``offset`` mm outside the inner table (> 0 inside)."""
+        if self.zmap is not None:
+            s = self.scale_map(offset)
+            ha = np.float32(self.head.a + offset) * s
+            hb = np.float32(self.head.b + offset) * s
+            radius = ha * hb / np.sqrt((hb * self.cos_t) ** 2 + (ha * self.sin_t) ** 2 + np.float32(1e-6))
+            return radius * self.harm - self.r
         s = self.level_scale(offset)
         ha = (self.head.a + offset) * s
         hb = (self.head.b + offset) * s
@@ -489,7 +525,7 @@ def render_slice(
     ctx.d_out = d_out
     temporalis = np.float32(5.0 * _bump(t, 0.4, 0.3)) * ctx.cos_t * ctx.cos_t
     d_skin = ctx.surface_depth(thick + head.scalp) + temporalis
-    k_face = _bump(t, 0.02, 0.22)
+    k_face = _bump(ctx.t_at(-0.72), 0.02, 0.22)
     if k_face > 0:  # the face in front of the skull base
         d_skin = np.maximum(
             d_skin, _ellipse_depth(ctx, 0.0, -0.72 * head.b, 0.72 * head.a * k_face, 0.5 * head.b)
@@ -512,9 +548,10 @@ def render_slice(
     kv = np.float32(1.0 + (120.0 - head.kvp) / 400.0)  # lower tube voltage: denser-looking bone
     bone_val = np.where(in_table, np.float32(head.table_hu) * kv, np.float32(head.diploe_hu) * kv)
     hu += skull * (bone_val - hu)
-    ctx.d_cav = _cavity_depth(ctx) if t < 0.3 else d_in
+    low = ctx.z_lo / head.height < 0.3  # part of the slice is at the skull base
+    ctx.d_cav = _cavity_depth(ctx) if low else d_in
     base = _ramp(d_in, pix) * _ramp(-ctx.d_cav, pix)
-    if t < 0.3:
+    if low:
         tex = ctx.waves(head.depth_waves, 3.0)
         hu += base * (np.float32(head.diploe_hu * 1.15) + np.float32(220.0) * tex - hu)
 
@@ -532,7 +569,7 @@ def render_slice(
     # posterior fossa (cerebellum)
     warp = ctx.waves(head.waves)
     n_g = np.float32(head.n_gyri)
-    if t < 0.31:
+    if ctx.z_lo / head.height < 0.31:
         pf = _posterior_fossa(ctx)
         ctx.pf = pf
     else:
@@ -626,8 +663,9 @@ def _cavity_depth(ctx: SliceContext) -> np.ndarray:
     head, t = ctx.head, ctx.t
     a, b = head.a, head.b
     g = min(1.0, max(0.0, (0.3 - t) / 0.3))
+    g = min(1.0, max(0.0, (0.3 - ctx.t_at(0.32)) / 0.3))
     depths = [_ellipse_depth(ctx, 0.0, 0.32 * b, 1.05 * a * (1 - 0.3 * g), 0.8 * b * (1 - 0.2 * g))]
-    k = min(1.0, max(0.0, (t - 0.04) / 0.2))
+    k = min(1.0, max(0.0, (ctx.t_at(-0.2) - 0.04) / 0.2))
     if k > 0:
         for sgn in (-1.0, 1.0):
             depths.append(
@@ -635,18 +673,24 @@ def _cavity_depth(ctx: SliceContext) -> np.ndarray:
                     ctx, sgn * 0.62 * a, -0.2 * b, 0.46 * a * (0.3 + 0.7 * k), 0.46 * b * (0.3 + 0.7 * k)
                 )
             )
-    k = min(1.0, max(0.0, (t - 0.17) / 0.09))
+    k = min(1.0, max(0.0, (ctx.t_at(-0.58) - 0.17) / 0.09))
     if k > 0:
         depths.append(_ellipse_depth(ctx, 0.0, -0.58 * b, 0.5 * a * k, 0.42 * b * k))
+    k = min(1.0, max(0.0, (ctx.t_at(-0.1) - 0.17) / 0.09))
+    if k > 0:
         depths.append(_ellipse_depth(ctx, 0.0, -0.1 * b, 0.3 * a * k, 0.3 * b * k))
     comp = np.maximum.reduce(depths) if len(depths) > 1 else depths[0]
-    comp += np.float32(60.0 * min(1.0, max(0.0, (t - 0.24) / 0.06)))
+    if ctx.zmap is not None:
+        comp += np.float32(60.0) * np.clip((ctx.zmap / np.float32(head.height) - 0.24) / 0.06, 0.0, 1.0)
+    else:
+        comp += np.float32(60.0 * min(1.0, max(0.0, (t - 0.24) / 0.06)))
     return np.minimum(ctx.d_in, comp)
 
 
 def _posterior_fossa(ctx: SliceContext) -> np.ndarray:
     """0..1 weight of the cerebellum (behind the petrous ridges / tentorium) on low slices."""
     head, t = ctx.head, ctx.t
+    t = ctx.t_at(0.3)
     k = min(1.0, max(0.0, (0.31 - t) / 0.05))
     # boundary line: moves backwards as the level rises (the tentorium slopes up to the straight sinus)
     v_line = head.b * (0.05 + 1.6 * max(0.0, t - 0.2))
@@ -682,7 +726,7 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
     ctx.cistern = np.zeros_like(hu)
 
     # Sylvian fissures with insular cortex
-    k = _bump(t, 0.4, 0.14)
+    k = _bump(ctx.t_at(-0.1), 0.4, 0.14)
     if k > 0:
         for sgn in (-1.0, 1.0):
             p0 = (sgn * a * 1.0 * ctx.level_scale(0.0), -0.14 * b)
@@ -706,18 +750,18 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
 
     # lentiform nuclei and thalami (grey, slightly denser than white matter)
     for sgn in (-1.0, 1.0):
-        k = _bump(t, 0.46, 0.12)
+        k = _bump(ctx.t_at(-0.04), 0.46, 0.12)
         if k > 0:
             _paint(
                 hu,
                 ctx.ellipse(sgn * 0.3 * a, -0.04 * b, 0.075 * a * k, 0.17 * b * k, sgn * 0.25, soft=2.0),
                 grey - 1,
             )
-        k = _bump(t, 0.42, 0.08)
+        k = _bump(ctx.t_at(0.12), 0.42, 0.08)
         if k > 0:
             _paint(hu, ctx.ellipse(sgn * 0.11 * a, 0.12 * b, 0.1 * a * k, 0.11 * b * k, soft=2.0), grey - 2)
         if head.bg_calc_hu > 0:
-            k = _bump(t, 0.44, 0.04)
+            k = _bump(ctx.t_at(-0.03), 0.44, 0.04)
             if k > 0:
                 _paint(hu, ctx.ellipse(sgn * 0.26 * a, -0.03 * b, 2.5 * k, 4.0 * k), head.bg_calc_hu)
 
@@ -729,7 +773,7 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
         (0.3, 0.06, 0.4, 0.02, 0.022, 0.09, 0.3, False),  # temporal horns
     ]
     for tc, th, cu, cv, ru, rv, ang, occ in parts:
-        k = _bump(t, tc, th)
+        k = _bump(ctx.t_at(cv), tc, th)
         if k <= 0:
             continue
         for sgn in (-1.0, 1.0):
@@ -749,7 +793,7 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
             if occ:
                 _add_csf(ctx.vent_occ, item)
     # caudate heads indent the frontal horns from the side
-    k = _bump(t, 0.5, 0.12)
+    k = _bump(ctx.t_at(-0.2), 0.5, 0.12)
     if k > 0:
         for sgn in (-1.0, 1.0):
             item = ctx.ellipse(
@@ -760,12 +804,12 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
                 box, frac = item
                 ctx.vent[box] *= 1.0 - frac
     # third and fourth ventricles
-    k = _bump(t, 0.37, 0.07)
+    k = _bump(ctx.t_at(0.03), 0.37, 0.07)
     if k > 0:
         item = ctx.ellipse(0.0, 0.03 * b, (1.5 + 3.5 * head.atrophy) * k, 0.11 * b * k)
         _paint(hu, item, csf)
         _add_csf(ctx.vent, item)
-    k = _bump(t, 0.14, 0.07)
+    k = _bump(ctx.t_at(0.33), 0.14, 0.07)
     if k > 0:
         item = ctx.ellipse(0.0, 0.33 * b, 0.07 * a * k * vs, 0.04 * b * k * vs)
         _paint(hu, item, csf)
@@ -773,18 +817,18 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
 
     # choroid plexus calcification in the atria
     if head.choroid_hu > 0:
-        k = _bump(t, 0.46, 0.035)
+        k = _bump(ctx.t_at(0.27), 0.46, 0.035)
         if k > 0:
             for sgn in (-1.0, 1.0):
                 _paint(hu, ctx.ellipse(sgn * 0.23 * a, 0.27 * b, 2.8 * k, 3.5 * k), head.choroid_hu)
 
     # basal cisterns and brainstem
-    k = _bump(t, 0.27, 0.06)
+    k = _bump(ctx.t_at(-0.1), 0.27, 0.06)
     if k > 0:
         item = ctx.ellipse(0.0, -0.1 * b, 0.17 * a * k, 0.12 * b * k)
         _paint(hu, item, csf)
         _add_csf(ctx.cistern, item)
-    k = _bump(t, 0.16, 0.16)
+    k = _bump(ctx.t_at(0.1), 0.16, 0.16)
     if k > 0:
         cis = 1.2 + 2.5 * head.atrophy
         item = ctx.ellipse(0.0, 0.1 * b - cis * 0.7, (0.2 * a + cis * 0.6) * k, (0.17 * b + cis * 0.7) * k)
@@ -806,7 +850,7 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
             _add_csf(ctx.cistern, item)
             falx = ctx.capsule((0.0, v0), (0.0, v1), 0.45, deep=True)
             _paint(hu, falx, head.tentorium_hu + 10, 0.8, within=ctx.cav)
-    k = _bump(t, 0.3, 0.08)
+    k = _bump(ctx.t_at(0.25), 0.3, 0.08)
     if k > 0:
         for sgn in (-1.0, 1.0):
             p0, p1 = tentorium_line(ctx, sgn)
@@ -817,7 +861,7 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
 def tentorium_line(ctx: SliceContext, sgn: float) -> tuple[tuple[float, float], tuple[float, float]]:
     """End points (head mm) of one half of the tentorium's cut at this level: apex (straight sinus) to free edge."""
     a, b = ctx.head.a, ctx.head.b
-    v_apex = b * (0.05 + 1.6 * max(0.0, ctx.t - 0.2))
+    v_apex = b * (0.05 + 1.6 * max(0.0, ctx.t_at(0.25) - 0.2))
     return (0.0, v_apex), (sgn * 0.7 * a, v_apex - 0.45 * 0.7 * b)
 
 
@@ -844,10 +888,10 @@ def _air_cells(ctx: SliceContext, item, period: float, air_fraction: float) -> t
 
 def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
     """Low slices: orbits, sinuses, petrous bones with mastoid air cells, clivus, frontal sinus."""
-    head, t = ctx.head, ctx.t
+    head = ctx.head
     a, b = head.a, head.b
-    if t < 0.34 and head.frontal_sinus > 0:
-        k = _bump(t, 0.26, 0.07)
+    if ctx.t_at(-1.0) < 0.34 and head.frontal_sinus > 0:
+        k = _bump(ctx.t_at(-1.0), 0.26, 0.07)
         if k > 0:  # frontal sinus: air inside the frontal bone
             sc = ctx.level_scale(0.0)
             item = ctx.ellipse(0.0, -b * sc - 4.0, head.frontal_sinus * k, 14.0, deep=False)
@@ -855,10 +899,10 @@ def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
                 box, frac = item
                 inside_bone = _ramp(-ctx.d_in[box] - 1.8, ctx.pix) * _ramp(ctx.d_out[box] - 1.8, ctx.pix)
                 _paint(hu, (box, frac * inside_bone), -900.0)
-    if t > 0.3:
+    if ctx.z_lo / head.height > 0.3:
         return
     # orbits: fat cone with the globe in front; ethmoid cells between them; sphenoid sinus behind
-    k = _bump(t, 0.12, 0.08)
+    k = _bump(ctx.t_at(-0.9), 0.12, 0.08)
     if k > 0:
         for sgn in (-1.0, 1.0):
             _paint(hu, ctx.ellipse(sgn * 0.42 * a, -0.86 * b, 15 * k, 24 * k, sgn * 0.35, deep=False), -80.0)
@@ -867,15 +911,15 @@ def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
             _paint(hu, ctx.capsule((sgn * 0.44 * a, -0.95 * b), (sgn * 0.2 * a, -0.62 * b), 2.0 * k), 35.0)
         cells = _air_cells(ctx, ctx.ellipse(0.0, -0.88 * b, 9 * k, 22 * k, deep=False), 4.0, 0.7)
         _paint(hu, cells, -900.0)
-    k = _bump(t, 0.1, 0.11)
+    k = _bump(ctx.t_at(-0.45), 0.1, 0.11)
     if k > 0:
         _paint(hu, ctx.ellipse(0.0, -0.45 * b, 13 * k, 12 * k, deep=False), -920.0)
-    k = _bump(t, -0.04, 0.1)
+    k = _bump(ctx.t_at(-0.8), -0.04, 0.1)
     if k > 0:  # maxillary sinuses on the lowest slices
         for sgn in (-1.0, 1.0):
             _paint(hu, ctx.ellipse(sgn * 0.33 * a, -0.8 * b, 14 * k, 16 * k, deep=False), -930.0)
     # petrous ridges (dense), mastoid air cells behind them
-    k = _bump(t, 0.15, 0.1)
+    k = _bump(ctx.t_at(0.1), 0.15, 0.1)
     if k > 0:
         for sgn in (-1.0, 1.0):
             _paint(
@@ -883,13 +927,13 @@ def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
                 ctx.capsule((sgn * 0.92 * a, 0.3 * b), (sgn * 0.2 * a, -0.1 * b), 6.0 * k),
                 head.table_hu + 150,
             )
-    k = _bump(t, 0.09, 0.1)
+    k = _bump(ctx.t_at(0.33), 0.09, 0.1)
     if k > 0:
         for sgn in (-1.0, 1.0):
             item = ctx.ellipse(sgn * 0.86 * a, 0.33 * b, 13 * k, 17 * k, sgn * 0.5, deep=False)
             _paint(hu, _air_cells(ctx, item, 3.5, 0.45 * head.mastoid + 0.2), -850.0)
     # clivus
-    k = _bump(t, 0.08, 0.13)
+    k = _bump(ctx.t_at(-0.2), 0.08, 0.13)
     if k > 0:
         _paint(hu, ctx.capsule((0.0, -0.3 * b), (0.0, -0.08 * b), 7.0 * k), head.diploe_hu * 1.2)
 
@@ -899,11 +943,11 @@ def _confounders(ctx: SliceContext, hu: np.ndarray) -> None:
     head, t = ctx.head, ctx.t
     b = head.b
     if head.pineal_hu > 0:
-        k = _bump(t, 0.39, 0.03)
+        k = _bump(ctx.t_at(0.2), 0.39, 0.03)
         if k > 0:
             _paint(hu, ctx.ellipse(0.0, 0.2 * b, 3.5 * k, 3.5 * k), head.pineal_hu)
-    if head.falx_calc_hu > 0 and t > 0.5:
-        k = _bump(t, 0.7, 0.12)
+    if head.falx_calc_hu > 0 and ctx.t_at(head.falx_calc_v) > 0.5:
+        k = _bump(ctx.t_at(head.falx_calc_v), 0.7, 0.12)
         if k > 0:
             v0 = head.falx_calc_v * b
             _paint(
@@ -915,11 +959,11 @@ def _confounders(ctx: SliceContext, hu: np.ndarray) -> None:
     if t > 0.35:  # superior sagittal sinus: a small dense triangle at the midline under the inner table
         s = ctx.level_scale(0.0)
         for sgn, size in ((1.0, 4.5), (-1.0, 3.0)):
-            k = _bump(t, 0.7, 0.33)
+            k = _bump(ctx.t_at(sgn * 0.98), 0.7, 0.33)
             if k > 0:
                 v = sgn * (b * s * 0.98 - size * 0.5)
                 _paint(hu, ctx.ellipse(0.0, v, size * 0.8, size * 0.6), 58.0)
-    k = _bump(t, 0.2, 0.06)
+    k = _bump(ctx.t_at(0.8), 0.2, 0.06)
     if k > 0:  # transverse sinuses along the occipital inner table
         s = ctx.level_scale(0.0)
         for sgn in (-1.0, 1.0):
@@ -930,8 +974,8 @@ def _confounders(ctx: SliceContext, hu: np.ndarray) -> None:
 
 def _streaks(ctx: SliceContext, hu: np.ndarray, rng: np.random.Generator) -> None:
     """Beam-hardening: dark bands between the petrous bones on low slices."""
-    head, t = ctx.head, ctx.t
-    k = _bump(t, 0.14, 0.1)
+    head = ctx.head
+    k = _bump(ctx.t_at(0.05), 0.14, 0.1)
     if k <= 0:
         return
     a, b = head.a, head.b

@@ -9,7 +9,7 @@ Label numbers follow :data:`ich_viewer.core.labels.LABELS`: 1 epidural, 2 intrap
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -86,9 +86,13 @@ class _Convexity(Lesion):
         return self.shift_mm * math.exp(-(((z - self.z0) / (self.zr + 25.0)) ** 2))
 
     def extra_axial(self, ctx: SliceContext):
-        dz = (ctx.z - self.z0) / self.zr
-        if abs(dz) >= 1.0:
+        nearest = min(max(self.z0, ctx.z_lo), ctx.z_hi)
+        if abs(nearest - self.z0) >= self.zr:
             return None
+        if ctx.zmap is not None:
+            dz = (ctx.zmap - np.float32(self.z0)) / np.float32(self.zr)
+        else:
+            dz = np.float32((ctx.z - self.z0) / self.zr)
         c0, s0 = math.cos(self.theta0), math.sin(self.theta0)
         cosd = ctx.cos_t * np.float32(c0) + ctx.sin_t * np.float32(s0)
         s2 = (np.float32(2.0) * (np.float32(1.0) - cosd)) / np.float32(self.span**2) + np.float32(dz * dz)
@@ -142,12 +146,12 @@ class Subdural(_Convexity):
     def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
         if not (self.falx or self.tentorial):
             return
-        dz = (ctx.z - self.z0) / self.zr
+        dz = (ctx.z_at(0.25 * ctx.head.b if self.tentorial else self.v0) - self.z0) / self.zr
         if abs(dz) >= 1.0:
             return
         k = math.sqrt(1.0 - dz * dz)
         if self.tentorial:
-            if not 0.22 < ctx.t < 0.38:
+            if not 0.22 < ctx.t_at(0.25) < 0.38:
                 return
             for sgn in (-1.0, 1.0):
                 if self.side and sgn != self.side:
@@ -196,14 +200,11 @@ class Intraparenchymal(Lesion):
         return self.shift_mm * math.exp(-(((z - self.z0) / (self.zr + 25.0)) ** 2))
 
     def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
-        dz = (ctx.z - self.z0) / (self.zr + self.edema_mm)
+        z = ctx.z_at(self.v0)
+        dz = (z - self.z0) / (self.zr + self.edema_mm)
         if abs(dz) >= 1.0:
             return
-        k = (
-            math.sqrt(max(0.0, 1.0 - ((ctx.z - self.z0) / self.zr) ** 2))
-            if abs(ctx.z - self.z0) < self.zr
-            else 0.0
-        )
+        k = math.sqrt(max(0.0, 1.0 - ((z - self.z0) / self.zr) ** 2)) if abs(z - self.z0) < self.zr else 0.0
         rmax = max(self.ru, self.rv) * 1.35 + self.edema_mm + 2
         item = ctx.ellipse(self.u0, self.v0, rmax, rmax, deep=False)
         if item is None:
@@ -214,9 +215,7 @@ class Intraparenchymal(Lesion):
         phi = np.arctan2(dv, du)
         wobble = np.ones_like(du)
         for order, amp, ph in self.lobes:
-            wobble += np.float32(amp) * np.cos(
-                np.float32(order) * phi + np.float32(ph + 0.05 * order * ctx.z)
-            )
+            wobble += np.float32(amp) * np.cos(np.float32(order) * phi + np.float32(ph + 0.05 * order * z))
         rad = np.sqrt((du / np.float32(self.ru)) ** 2 + (dv / np.float32(self.rv)) ** 2) / wobble
         rmean = 0.5 * (self.ru + self.rv)
         # distance outside the clot boundary in mm at this level (the clot shrinks towards its poles)
@@ -241,7 +240,7 @@ class Intraventricular(Lesion):
     radius: float = 30.0
 
     def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
-        if abs(ctx.z - self.z0) >= self.zr:
+        if abs(ctx.z_at(self.v0 if self.casting else self.level_v) - self.z0) >= self.zr:
             return
         if self.casting:
             item = ctx.ellipse(self.u0, self.v0, self.radius, self.radius, deep=True, soft=3.0)
@@ -272,7 +271,7 @@ class Subarachnoid(Lesion):
     widen: float = 0.5
 
     def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
-        dz = (ctx.z - self.z0) / self.zr
+        dz = (ctx.z_at(self.v0) - self.z0) / self.zr
         if abs(dz) >= 1.0:
             return
         k = math.sqrt(1.0 - dz * dz)
@@ -299,8 +298,31 @@ def _blood_hu(rng: np.random.Generator) -> float:
 def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float, z_hi: float) -> Lesion:
     """Draw one lesion of type ``label`` whose centre lies between heights ``z_lo`` and ``z_hi`` (mm).
 
-    The centre range is clipped to where the type can occur (e.g. intraventricular blood needs ventricles).
+    Heights are those of the slice planes at the head's centre; on a pitched head (see ``Head.pitch``) the
+    lesion's own height follows the plane at its antero-posterior position. The centre range is clipped to
+    where the type can occur (e.g. intraventricular blood needs ventricles).
     """
+    les = _sample_lesion(rng, label, head, z_lo, z_hi)
+    tanp = math.tan(head.pitch)
+    if tanp:
+        les = replace(les, z0=les.z0 + tanp * _center_v(les, head))
+    return les
+
+
+def _center_v(les: Lesion, head: Head) -> float:
+    """Antero-posterior position (mm) of a lesion's centre."""
+    if isinstance(les, Subdural) and les.tentorial:
+        return 0.25 * head.b
+    if isinstance(les, Subdural) and les.falx:
+        return les.v0
+    if isinstance(les, _Convexity):
+        return math.sin(les.theta0) * head.b * 0.9
+    if isinstance(les, Intraventricular):
+        return les.v0 if les.casting else les.level_v
+    return float(getattr(les, "v0", 0.0))
+
+
+def _sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float, z_hi: float) -> Lesion:
     h = head.height
     a, b = head.a, head.b
 
@@ -378,7 +400,7 @@ def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float,
             shift_mm=-math.copysign(min(14.0, h_max * span * zr / 45.0), math.cos(theta0)),
         )
     if label == INTRAPARENCHYMAL:
-        deep = rng.random() < 0.45
+        deep = rng.random() < 0.45 and z_lo < 0.52 * h and z_hi > 0.38 * h
         r = float(3.0 + 22.0 * size**1.6)
         if deep:
             z0 = zpick(0.38, 0.52)
@@ -416,7 +438,8 @@ def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float,
             shift_mm=-math.copysign(min(10.0, 0.25 * vol), u0) if vol > 8 else 0.0,
         )
     if label == INTRAVENTRICULAR:
-        if rng.random() < 0.35:
+        layering_reachable = z_lo < 0.49 * h + 6.0 and z_hi > 0.43 * h - 6.0
+        if rng.random() < 0.35 or not layering_reachable:
             sgn = float(rng.choice([-1.0, 1.0]))
             z0 = zpick(0.4, 0.62)
             return Intraventricular(
@@ -439,6 +462,14 @@ def sample_lesion(rng: np.random.Generator, label: int, head: Head, z_lo: float,
         )
     if label == SUBARACHNOID:
         where = rng.random()
+        # only places that the wanted height range reaches: basal (< 0.32), Sylvian (0.32-0.48), convexity (> 0.4)
+        t_lo, t_hi = z_lo / h, z_hi / h
+        if t_lo > 0.48:
+            where = 0.55 + 0.45 * where
+        elif t_hi < 0.32:
+            where = 0.3 * where
+        elif t_lo > 0.32 and t_hi < 0.4:
+            where = 0.3 + 0.25 * where
         if where < 0.3:  # basal cisterns
             z0 = zpick(0.18, 0.32)
             u0, v0, rad = 0.0, -0.05 * b, float(rng.uniform(20.0, 40.0))
