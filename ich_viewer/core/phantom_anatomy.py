@@ -879,8 +879,12 @@ def _air_cells(ctx: SliceContext, item, period: float, air_fraction: float) -> t
     box, frac = item
     u, v = ctx.u[box], ctx.v[box]
     w = np.float32(2 * math.pi / period)
-    cells = np.cos(w * u + np.float32(0.7) * np.sin(w * 0.6 * v)) * np.cos(
-        w * v + np.float32(0.7) * np.sin(w * 0.5 * u)
+    # irregular cells: a lattice warped by slow waves of the head's texture field
+    warp = np.float32(1.6) * np.sin(
+        w * np.float32(0.37) * (u + np.float32(0.6) * v) + np.float32(ctx.z * 0.3)
+    )
+    cells = np.cos(w * u + warp + np.float32(0.7) * np.sin(w * 0.6 * v)) * np.cos(
+        w * v - warp + np.float32(0.7) * np.sin(w * 0.5 * u)
     )
     air = _ramp(cells - np.float32(1.0 - 2.0 * air_fraction), 0.35)
     return box, frac * air
@@ -922,11 +926,10 @@ def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
     k = _bump(ctx.t_at(0.1), 0.15, 0.1)
     if k > 0:
         for sgn in (-1.0, 1.0):
-            _paint(
-                hu,
-                ctx.capsule((sgn * 0.92 * a, 0.3 * b), (sgn * 0.2 * a, -0.1 * b), 6.0 * k),
-                head.table_hu + 150,
-            )
+            # a wedge: thick laterally (otic capsule), thin at the apex
+            mid = (sgn * 0.55 * a, 0.1 * b)
+            _paint(hu, ctx.capsule((sgn * 0.9 * a, 0.3 * b), mid, 7.0 * k), head.table_hu + 150)
+            _paint(hu, ctx.capsule(mid, (sgn * 0.2 * a, -0.1 * b), 4.0 * k), head.table_hu + 100)
     k = _bump(ctx.t_at(0.33), 0.09, 0.1)
     if k > 0:
         for sgn in (-1.0, 1.0):
