@@ -600,6 +600,12 @@ def render_slice(
     if ctx.pf is not None:
         w_s = w_s + ctx.pf * (w_fol - w_s)
     e = np.minimum(d_c, np.maximum(dist_s - w_s * 0.5, d_c - sd))
+    # shallower secondary sulci half-way between the main ones (a denser, branching surface pattern)
+    dist_2 = (np.float32(0.5) - frac_phase) * local_period
+    sd_2 = sd * np.clip(np.float32(0.45) - np.float32(0.35) * depth_var, 0.0, 0.8)
+    if ctx.pf is not None:
+        sd_2 = sd_2 * (np.float32(1.0) - ctx.pf)
+    e = np.minimum(e, np.maximum(dist_2 - w_s * 0.4, d_c - sd_2))
     g_thick = np.float32(2.8)
     nonc = _ramp(e, pix)
     whitef = _ramp(e - g_thick, max(pix, 1.6))
