@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--name", default="ich-demo-cnn")
     x.add_argument("--out", required=True, help="model folder to write, e.g. resources/models/ich-demo-cnn")
     x.add_argument("--version", default="1.0")
+    x.add_argument("--gradcam-layer", default=None, help="Grad-CAM layer for model.json (default: last conv)")
 
     g = sub.add_parser("explain-eval", help="Grad-CAM localisation on phantoms with known masks")
     g.add_argument("--model", default=None, help="model folder (default: the bundled model)")
@@ -84,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--out", default=None, help="folder for explain.json and example PNGs")
     g.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    g.add_argument("--layer", default=None, help="Grad-CAM layer (default: the model's gradcam_layer)")
+    g.add_argument("--split", default="explain", choices=("explain", "val"), help="phantom seeds to use")
     return p
 
 
@@ -145,7 +148,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 def _cmd_export(a: argparse.Namespace) -> int:
     from training.export import export_run
 
-    info = export_run(a.run_dir, a.out, name=a.name, version=a.version)
+    info = export_run(a.run_dir, a.out, name=a.name, version=a.version, gradcam_layer=a.gradcam_layer)
     print(f"wrote {info.folder} (sha256 {info.sha256[:12]}…, {info.model_path.stat().st_size / 1e6:.1f} MB)")
     return EXIT_OK
 
@@ -161,6 +164,8 @@ def _cmd_explain(a: argparse.Namespace) -> int:
         record=a.record,
         out=a.out,
         workers=a.workers,
+        layer=a.layer,
+        split=a.split,
     )
     return EXIT_OK
 

@@ -67,10 +67,13 @@ def run_explain_eval(
     out: str | Path | None = None,
     workers: int = 1,
     batch_size: int = 32,
+    layer: str | None = None,
+    split: str = "explain",
 ) -> dict[str, Any]:
     """Measure Grad-CAM localisation of a model folder (default: the bundled model); print and return it.
 
-    With ``record`` the figures go into the folder's model.json as ``metrics.gradcam`` (model.keras and its
+    ``layer`` overrides the model's Grad-CAM layer; to compare layers without touching the held-out
+    figures, run with ``split="val"`` (validation seeds) and report on the default ``"explain"`` seeds. With ``record`` the figures go into the folder's model.json as ``metrics.gradcam`` (model.keras and its
     sha256 are untouched). With ``out`` an ``explain.json`` and a PNG of examples are written there.
     """
     from ich_viewer.inference.engine import InferenceEngine
@@ -78,8 +81,8 @@ def run_explain_eval(
     from training.data_phantom import DATA_VERSION, PhantomSpec, generate_with_masks, print_progress
 
     engine = InferenceEngine.load(model_dir)
-    cam = GradCam(engine)
-    spec = PhantomSpec("explain", per_kind * len(SUBTYPES), generation_size=phantom_size, kinds=SUBTYPES)
+    cam = GradCam(engine, layer_name=layer)
+    spec = PhantomSpec(split, per_kind * len(SUBTYPES), generation_size=phantom_size, kinds=SUBTYPES)
     data, masks = generate_with_masks(
         spec, engine.model_input, workers=workers, progress=print_progress("phantoms")
     )
@@ -134,12 +137,17 @@ def run_explain_eval(
     }
     all_hits = np.concatenate([s["hit"] for s in scores.values()])
     all_mass = np.concatenate([s["mass"] for s in scores.values()])
+    any_hits = np.concatenate([s["hit_any"] for s in scores.values()])
+    any_mass = np.concatenate([s["mass_any"] for s in scores.values()])
     result = {
-        "data": f"{DATA_VERSION}, {spec.describe()} (held out: never trained on)",
+        "data": f"{DATA_VERSION}, {spec.describe()} (never trained on)",
+        "label": "the slice's subtype (pointing_hit_rate, mass_in_mask) and any (*_any)",
         "layer": cam.layer_name,
         "dilation_px": dilate,
         "pointing_hit_rate": round(float(all_hits.mean()), 4),
         "mass_in_mask": round(float(all_mass.mean()), 4),
+        "pointing_hit_rate_any": round(float(any_hits.mean()), 4),
+        "mass_in_mask_any": round(float(any_mass.mean()), 4),
         "per_type": per_type,
     }
     print(f"Grad-CAM localisation ({cam.layer_name}; pointing game with the mask dilated by {dilate} px):")
@@ -149,7 +157,10 @@ def run_explain_eval(
             f"{kind:<18}{r['slices']:>7}{r['pointing_hit_rate']:>10.3f}{r['mass_in_mask']:>14.3f}"
             f"{r['mask_area_fraction']:>11.4f}{r['pointing_hit_rate_any']:>11.3f}"
         )
-    print(f"{'all':<18}{len(all_hits):>7}{result['pointing_hit_rate']:>10.3f}{result['mass_in_mask']:>14.3f}")
+    print(
+        f"{'all':<18}{len(all_hits):>7}{result['pointing_hit_rate']:>10.3f}{result['mass_in_mask']:>14.3f}"
+        f"{'':>11}{result['pointing_hit_rate_any']:>11.3f}"
+    )
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

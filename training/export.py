@@ -64,12 +64,15 @@ def export_run(
     *,
     name: str,
     version: str = "1.0",
+    gradcam_layer: str | None = None,
 ) -> ModelInfo:
     """Write the model folder of ``run_dir`` into ``out``.
 
     The checkpoint ``best.keras`` is re-saved without optimizer state; the thresholds come from
     ``thresholds.json`` (chosen on the validation split), the metrics from the validation report and, when
     ``python -m training evaluate`` has run, the held-out test report (``report/metrics.json``).
+    ``gradcam_layer`` overrides the Grad-CAM layer written to model.json (default: the architecture's last
+    convolution); it must be a 4-D convolution output of the model.
 
     Raises
     ------
@@ -88,6 +91,13 @@ def export_run(
     model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
     thresholds = json.loads((run_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
     config = TrainConfig.from_json(run["config"])
+    layer = gradcam_layer or run["gradcam_layer"]
+    try:
+        target = model.get_layer(layer)
+    except ValueError:
+        raise ValueError(f"the model has no layer {layer!r} for Grad-CAM") from None
+    if not isinstance(target, keras.layers.Conv2D) or len(target.output.shape) != 4:
+        raise ValueError(f"Grad-CAM layer {layer!r} is not a 2-D convolution")
     metrics: dict[str, Any] = {}
     test_path = run_dir / REPORT_DIR / "metrics.json"
     if test_path.is_file():
@@ -125,6 +135,6 @@ def export_run(
         training_data=training_data_text(run),
         metrics=metrics,
         architecture=config.architecture,
-        gradcam_layer=run["gradcam_layer"],
+        gradcam_layer=layer,
         extra=extra,
     )

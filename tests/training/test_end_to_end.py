@@ -114,3 +114,13 @@ def test_explain_eval_records_into_model_json(run_dir, tmp_path, capsys) -> None
     assert (tmp_path / "ex" / "explain.json").is_file() and (
         tmp_path / "ex" / "gradcam_examples.png"
     ).is_file()
+
+
+def test_export_with_another_gradcam_layer(run_dir, tmp_path, capsys) -> None:
+    from ich_viewer.inference.model_folder import verify_model_folder
+
+    out = tmp_path / "model"
+    assert main(["export", str(run_dir), "--out", str(out), "--gradcam-layer", "block3_2_conv"]) == 0
+    assert verify_model_folder(out).gradcam_layer == "block3_2_conv"
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "m2"), "--gradcam-layer", "logits"]) == 1
+    assert "not a 2-D convolution" in capsys.readouterr().err
