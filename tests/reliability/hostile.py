@@ -117,7 +117,9 @@ def zero_byte(d: Path) -> list[Path]:
 def preamble_garbage(d: Path) -> list[Path]:
     d.mkdir(parents=True, exist_ok=True)
     p = d / "garbage.dcm"
-    p.write_bytes(b"\0" * 128 + b"DICM" + bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8)))
+    p.write_bytes(
+        b"\0" * 128 + b"DICM" + bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8))
+    )
     return [p]
 
 
@@ -205,7 +207,9 @@ def rgb(d: Path) -> list[Path]:
 def mr(d: Path) -> list[Path]:
     out = []
     for i in range(2):
-        ds = ct_dataset(z=5.0 * i, series_uid="1.2.826.0.1.3680043.8.498.80", sop_class=MRImageStorage, modality="MR")
+        ds = ct_dataset(
+            z=5.0 * i, series_uid="1.2.826.0.1.3680043.8.498.80", sop_class=MRImageStorage, modality="MR"
+        )
         del ds.RescaleSlope, ds.RescaleIntercept
         out.append(_save(ds, d / f"mr{i}.dcm"))
     return out

@@ -92,7 +92,12 @@ def test_whole_corpus_through_the_cli(tmp_path: Path) -> None:
 
 
 def test_folder_with_nothing_usable_exits_2_with_one_line(tmp_path: Path) -> None:
-    for builder in (hostile.truncated, hostile.zero_byte, hostile.preamble_garbage, hostile.structured_report):
+    for builder in (
+        hostile.truncated,
+        hostile.zero_byte,
+        hostile.preamble_garbage,
+        hostile.structured_report,
+    ):
         builder(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "ich_viewer", "inspect", str(tmp_path), "--json"],
