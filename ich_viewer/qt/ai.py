@@ -273,15 +273,12 @@ class AiController(QObject):
         else:
             self._start_predict()
 
-    def _on_engine_loaded(self, engine: Any) -> None:
-        from ich_viewer.inference.gradcam import GradCam
-
+    def _on_engine_loaded(self, loaded: tuple[Any, Any]) -> None:
+        engine, gradcam = loaded
         self.engine = engine
-        try:
-            self.gradcam = GradCam(engine)
-        except IchViewerError as exc:
-            self.gradcam = None
-            self.heatmap_status.setText(f"Heatmaps unavailable: {exc}")
+        self.gradcam = gradcam
+        if gradcam is None:
+            self.heatmap_status.setText("Heatmaps unavailable for this model")
         info = engine.info
         self.summary.set_model(info.name, info.version, engine.device, info.training_data)
         self.device_label.setText(f"AI on {engine.device}")

@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import GeneratorWorker, create_worker
 
 from ich_viewer.core.records import LoadProgress, ScanResult, Series, SeriesInfo
-from ich_viewer.errors import CancelledError, NoUsableSeriesError
+from ich_viewer.errors import CancelledError, IchViewerError, NoUsableSeriesError
 
 __all__ = [
     "CancelToken",
@@ -41,6 +41,10 @@ __all__ = [
     "thumbnails_job",
     "write_demo_job",
 ]
+
+
+#: Stack size of the worker threads (bytes).
+WORKER_STACK_BYTES = 64 * 1024 * 1024
 
 
 class CancelToken:
@@ -95,6 +99,9 @@ class JobRunner(QObject):
         # loading, thumbnails, model loading, prediction and Grad-CAM may all run at once; with the default of
         # one thread per core a long job could hold the others back
         pool.setMaxThreadCount(max(pool.maxThreadCount(), 6))
+        # TensorFlow traces Keras models with deep recursion: give worker threads a main-thread-sized stack
+        if pool.stackSize() < WORKER_STACK_BYTES:
+            pool.setStackSize(WORKER_STACK_BYTES)
 
     def start(
         self,
@@ -367,10 +374,22 @@ def write_demo_job(
     return str(path)
 
 
-def load_engine_job(model_dir: str | Path | None, *, token: CancelToken) -> Generator[str, None, Any]:
-    """Verify and load a model folder (None = the bundled one) and trace its forward pass; return the engine.
+#: Serialises the model's TensorFlow calls across jobs: tracing a Keras model's functions from two threads at once
+#: can crash, and CPU inference gains nothing from running prediction and Grad-CAM side by side.
+TF_LOCK = threading.Lock()
 
-    TensorFlow is imported here, in the worker thread, never on the GUI's start-up path.
+
+def _locked_next(gen: Generator[Any, Any, Any]) -> Any:
+    with TF_LOCK:
+        return next(gen)
+
+
+def load_engine_job(model_dir: str | Path | None, *, token: CancelToken) -> Generator[str, None, Any]:
+    """Verify and load a model folder (None = the bundled one), trace its forward pass and its Grad-CAM.
+
+    Returns ``(engine, gradcam)``; ``gradcam`` is None when the model offers no usable layer for it. Both
+    functions are traced here, once, in one thread, so later jobs only run them. TensorFlow is imported here,
+    in the worker thread, never on the GUI's start-up path.
 
     Raises
     ------
@@ -378,14 +397,23 @@ def load_engine_job(model_dir: str | Path | None, *, token: CancelToken) -> Gene
         If the model folder is missing, corrupt or mismatching.
     """
     from ich_viewer.inference.engine import InferenceEngine
+    from ich_viewer.inference.gradcam import GradCam
 
     yield "Loading the model…"
     engine = InferenceEngine.load(model_dir)
     if token.is_set():
         raise CancelledError("model loading cancelled")
     yield "Preparing the model…"
-    engine.warm_up()
-    return engine
+    with TF_LOCK:
+        engine.warm_up()
+    gradcam = None
+    try:
+        gradcam = GradCam(engine)
+        with TF_LOCK:
+            gradcam.warm_up()
+    except (IchViewerError, ValueError):
+        gradcam = None
+    return engine, gradcam
 
 
 def predict_job(engine: Any, series: Series, *, token: CancelToken) -> Generator[tuple[int, int], None, Any]:
@@ -396,7 +424,7 @@ def predict_job(engine: Any, series: Series, *, token: CancelToken) -> Generator
             if token.is_set():
                 raise CancelledError("inference cancelled")
             try:
-                progress = next(gen)
+                progress = _locked_next(gen)
             except StopIteration as stop:
                 return stop.value
             yield progress
@@ -410,8 +438,10 @@ def gradcam_job(
     """Yield a GradCamResult per slice of ``indices`` (in that order) for ``label``."""
     gen = gradcam.iter_results(series, indices, label, batch_size=1 if len(indices) <= 1 else 4)
     try:
-        for result in gen:
-            if token.is_set():
+        while not token.is_set():
+            try:
+                result = _locked_next(gen)
+            except StopIteration:
                 return
             yield result
     finally:
