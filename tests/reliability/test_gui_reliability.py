@@ -1,0 +1,159 @@
+"""The window under stress: cancelling is prompt and leaves no worker, a new study cancels the old one cleanly,
+closing during work is clean, and 30 studies in one session do not grow memory."""
+
+from __future__ import annotations
+
+import gc
+import time
+from pathlib import Path
+
+import pytest
+
+from ich_viewer.core.phantom import generate_study, write_study_dicom
+from ich_viewer.core.windowing import ModelInput
+from tests.inference.helpers import write_tiny_model_folder
+
+JPEG2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def slow_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 48-slice 512x512 JPEG 2000 study: slow enough to decode that it can be cancelled mid-way."""
+    folder = tmp_path_factory.mktemp("slow-study")
+    write_study_dicom(
+        generate_study(21, kind="subdural", n_slices=48, size=512), folder, transfer_syntax=JPEG2000_LOSSLESS
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_studies(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("small-studies")
+    out = []
+    for seed in range(3):
+        folder = root / f"s{seed}"
+        write_study_dicom(generate_study(100 + seed, kind="random", n_slices=12, size=128), folder)
+        out.append(folder)
+    return out
+
+
+@pytest.fixture(scope="module")
+def medium_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real architecture at 128 px with random weights: each batch takes a noticeable moment."""
+    from ich_viewer.inference.architectures import build_model, gradcam_layer_name
+    from ich_viewer.inference.model_folder import write_model_folder
+
+    folder = tmp_path_factory.mktemp("medium-model")
+    mi = ModelInput(size=128)
+    write_model_folder(
+        build_model("ich_cnn", mi),
+        folder,
+        name="medium-random",
+        version="0",
+        model_input=mi,
+        thresholds={},
+        training_data="nothing (random weights, for tests)",
+        architecture="ich_cnn",
+        gradcam_layer=gradcam_layer_name("ich_cnn"),
+    )
+    return folder
+
+
+def _window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path | None, auto_ai: bool):
+    from ich_viewer.qt.main_window import MainWindow
+    from ich_viewer.qt.settings import make_settings
+
+    monkeypatch.setenv("ICH_VIEWER_SETTINGS", str(tmp_path / "settings.ini"))
+    settings = make_settings()
+    settings.setValue("ai/auto_run", auto_ai)
+    if model_dir is not None:
+        settings.setValue("ai/model_dir", str(model_dir))
+    settings.sync()
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _wait_stopped(qtbot, window, names: tuple[str, ...] | None = None, timeout_ms: int = 5000) -> float:
+    """Return seconds until none of the jobs (or ``names``) runs any more."""
+    t0 = time.perf_counter()
+
+    def stopped() -> bool:
+        running = window.jobs.running()
+        return not running if names is None else not any(n in running for n in names)
+
+    qtbot.waitUntil(stopped, timeout=timeout_ms)
+    return time.perf_counter() - t0
+
+
+def test_cancel_load_is_prompt_and_leaves_no_worker(qtbot, tmp_path, monkeypatch, slow_study) -> None:
+    window = _window(qtbot, tmp_path, monkeypatch, None, auto_ai=False)
+    window.open_path(str(slow_study))
+    qtbot.waitUntil(lambda: window.info is not None and any(window.decoded), timeout=60_000)
+    assert window.jobs.is_running("load"), "the study should still be loading when cancel is pressed"
+    window.cancel_loading()
+    elapsed = _wait_stopped(qtbot, window, ("load",))
+    assert elapsed < 0.5, f"loading went on for {elapsed:.2f} s after cancel"
+    assert window.series is None
+    assert "cancelled" in window.statusBar().currentMessage().lower()
+
+
+def test_cancel_inference_is_prompt(qtbot, tmp_path, monkeypatch, slow_study, medium_model) -> None:
+    window = _window(qtbot, tmp_path, monkeypatch, medium_model, auto_ai=True)
+    window.open_path(str(slow_study))
+    qtbot.waitUntil(lambda: window.jobs.is_running("predict"), timeout=120_000)
+    window.ai.cancel()
+    elapsed = _wait_stopped(qtbot, window, ("predict", "engine"))
+    assert elapsed < 0.5, f"inference went on for {elapsed:.2f} s after cancel"
+    assert window.ai.prediction is None
+    assert window.series is not None, "the images stay on screen"
+
+
+def test_opening_another_study_cancels_the_first(
+    qtbot, tmp_path, monkeypatch, slow_study, small_studies
+) -> None:
+    window = _window(qtbot, tmp_path, monkeypatch, None, auto_ai=False)
+    window.open_path(str(slow_study))
+    qtbot.waitUntil(lambda: window.info is not None, timeout=60_000)
+    window.open_path(str(small_studies[0]))
+    qtbot.waitUntil(lambda: window.series is not None, timeout=60_000)
+    _wait_stopped(qtbot, window, ("load",))
+    assert window.series.info.n_slices == 12 and window.series.hu.shape[1:] == (128, 128)
+    assert window.study_path == str(small_studies[0])
+
+
+def test_closing_during_work_is_clean(qtbot, tmp_path, monkeypatch, slow_study, medium_model) -> None:
+    window = _window(qtbot, tmp_path, monkeypatch, medium_model, auto_ai=True)
+    window.open_path(str(slow_study))
+    qtbot.waitUntil(lambda: window.info is not None, timeout=60_000)
+    t0 = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - t0 < 3.5
+    assert window.jobs.running() == ()
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_soak_thirty_studies_memory_stays_flat(qtbot, tmp_path, monkeypatch, small_studies) -> None:
+    model = write_tiny_model_folder(tmp_path / "tiny-model")
+    window = _window(qtbot, tmp_path, monkeypatch, model, auto_ai=True)
+    samples = []
+    for i in range(30):
+        window.open_path(str(small_studies[i % len(small_studies)]))
+        qtbot.waitUntil(lambda: window.series is not None, timeout=60_000)
+        qtbot.waitUntil(lambda: window.ai.prediction is not None, timeout=60_000)
+        _wait_stopped(qtbot, window, timeout_ms=60_000)
+        gc.collect()
+        samples.append(_rss_mib())
+    baseline = samples[4]
+    assert max(samples[5:]) <= baseline * 1.15, (
+        f"memory grew from {baseline:.0f} to {max(samples[5:]):.0f} MiB"
+    )
