@@ -258,6 +258,8 @@ class AiController(QObject):
             return
         self.window.ai_dock.show()
         self.summary.clear("AI running…")
+        if self.engine is None and self.window.jobs.is_running("engine"):
+            return  # the model is being loaded; it predicts self.series when ready
         if self.engine is None:
             self.summary.set_status("Loading the model…")
             self._show_progress(0, 0)

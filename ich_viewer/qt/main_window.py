@@ -542,6 +542,7 @@ class MainWindow(QMainWindow):
             )
 
     def _begin_series(self, info: SeriesInfo) -> None:
+        self.ai.clear()  # results and AI jobs of the previous series
         self.info = info
         self.series = None
         self.volume = None

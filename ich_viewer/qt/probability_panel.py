@@ -71,7 +71,7 @@ class ProbabilityPanel(QWidget):
         self.plot.setLabel("bottom", "image")
         self.plot.setLabel("left", "probability")
         self.plot.showGrid(x=False, y=True, alpha=0.15)
-        self.plot.setYRange(0.0, 1.02, padding=0.0)
+        self.plot.setYRange(-0.03, 1.05, padding=0.0)
         self.plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
         self.legend = self.plot.addLegend(offset=(-10, 5), labelTextColor="#d0d4d8", colCount=6)
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -111,7 +111,7 @@ class ProbabilityPanel(QWidget):
             self.curves[label].setData(x, probabilities[:, k])
         self.threshold_line.setValue(float(threshold))
         self.plot.setXRange(0.5, self.n_slices + 0.5, padding=0.0)
-        self.plot.setYRange(0.0, 1.02, padding=0.0)
+        self.plot.setYRange(-0.03, 1.05, padding=0.0)
 
     def set_current(self, index: int) -> None:
         """Move the marker to 0-based slice ``index``."""

@@ -223,6 +223,7 @@ class TestHeatmap:
         assert item.mapRectToParent(item.boundingRect()) == win.slice_view.image_item.mapRectToParent(
             win.slice_view.image_item.boundingRect()
         )
+        with_overlay = win.grab_view().toImage()
         win.ai.opacity_slider.setValue(80)
         assert item.opacity() == pytest.approx(0.8)
         index = win.index
@@ -233,5 +234,11 @@ class TestHeatmap:
         assert win.ai._key(index, "any") in win.ai.heatmaps  # cached per label
         qtbot.keyClick(win.slice_view, Qt.Key.Key_G)
         assert not item.isVisible()
-        # the exported view includes the overlay only when shown
         assert not win.ai.heatmap_check.isChecked()
+        # the exported view includes the overlay only when it is shown
+        win.ai.label_combo.setCurrentIndex(win.ai.label_combo.findData("any"))
+        win.ai.opacity_slider.setValue(45)
+        assert win.grab_view().toImage() != with_overlay
+        qtbot.keyClick(win.slice_view, Qt.Key.Key_G)
+        qtbot.waitUntil(lambda: item.isVisible(), timeout=AI_TIMEOUT_MS)
+        assert win.grab_view().toImage() == with_overlay
