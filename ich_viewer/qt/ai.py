@@ -64,6 +64,13 @@ def results_csv_rows(prediction: Any, series: Series) -> list[list[str]]:
     return rows
 
 
+def _same_folder(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
 class AiController(QObject):
     """Runs the model on each loaded CT series and shows the results in the window.
 
@@ -562,7 +569,7 @@ class AiController(QObject):
             for k, v in sorted(info.metrics.items())
         )
         thresholds = ", ".join(f"{k} {info.threshold(k):.2f}" for k in LABELS)
-        synthetic = is_synthetic_model(info.training_data)
+        synthetic = is_synthetic_model(info.training_data) or _same_folder(info.folder, default_model_dir())
         note = (
             f"<p style='color:#c9a227'><b>{DEMO_MODEL_STATEMENT}.</b> It is a demonstration: its figures say "
             "nothing about performance on real head CT.</p>"
