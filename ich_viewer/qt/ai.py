@@ -145,6 +145,10 @@ class AiController(QObject):
         self.heatmap_status = QLabel("", self.summary)
         self.heatmap_status.setStyleSheet("color: #8d959d; font-size: 9pt;")
         self.summary.extra.addWidget(self.heatmap_status)
+        # keys (Space, arrows, 1-7) stay with the viewer's shortcuts
+        self.heatmap_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.opacity_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.label_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
 
         self.progress = QProgressBar(w)
         self.progress.setMaximumWidth(180)

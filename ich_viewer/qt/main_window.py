@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
     def _build_central(self) -> None:
         self.slice_view = SliceView(self)
         self.slice_view.setAcceptDrops(False)
+        self.slice_view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.slice_view.viewport().setAcceptDrops(False)
         self.slice_view.slice_step_requested.connect(self._on_view_slice_step)
         self.slice_view.window_drag.connect(self._on_view_window_drag)
@@ -165,6 +166,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 4)
         self.splitter.setStretchFactor(1, 1)
         self.setCentralWidget(self.splitter)
+        self.slice_view.setFocus()
 
     def _build_docks(self) -> None:
         self.series_panel = SeriesPanel(self)
