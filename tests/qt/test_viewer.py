@@ -357,6 +357,7 @@ class TestPreferencesAndExport:
         first.close()
 
         second = MainWindow(settings=make_settings())
+        second.configure_ai(enabled=False)
         qtbot.addWidget(second)
         assert not second.act_overlays.isChecked()
         assert not second.slice_view.overlays_visible
@@ -364,6 +365,12 @@ class TestPreferencesAndExport:
         assert second.fps_box.value() == 17
         assert second.prefs.recent[0] == str(folder)
         assert second.prefs.last_folder == str(folder)
+        second._rebuild_recent_menu()
+        recent = [a for a in second.recent_menu.actions() if a.text() == str(folder)]
+        assert recent
+        with qtbot.waitSignal(second.series_loaded, timeout=LOAD_TIMEOUT_MS):
+            recent[0].trigger()
+        assert second.study_path == str(folder)
         assert (second.size().width(), second.size().height()) == (700, 500)
         assert isolated_settings.exists()
         second.close()
