@@ -3,6 +3,7 @@ while the rest keeps working."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ def _lambda_model_folder(folder: Path, marker: Path) -> Path:
 
     mi = ModelInput(size=16)
     inp = keras.Input(mi.shape)
-    x = keras.layers.Lambda(lambda t, p=str(marker): t * 1.0 + (open(p, "w").close() or 0.0))(inp)
+    # the path is a constant inside the lambda's code object, so the saved bytecode alone would create it
+    side_effect = eval(f"lambda t: t * 1.0 + (open({str(marker)!r}, 'w').close() or 0.0)")
+    x = keras.layers.Lambda(side_effect)(inp)
     x = keras.layers.Conv2D(2, 3, name="last_conv")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dense(6, name="logits")(x)
@@ -33,7 +36,8 @@ def _lambda_model_folder(folder: Path, marker: Path) -> Path:
 
 
 def _write_unverified(model, folder: Path, mi: ModelInput) -> Path:
-    try:
+    # writing verifies by reading back (no Keras load): the folder is on disk either way
+    with contextlib.suppress(ModelError):
         write_model_folder(
             model,
             folder,
@@ -41,10 +45,8 @@ def _write_unverified(model, folder: Path, mi: ModelInput) -> Path:
             version="0",
             model_input=mi,
             thresholds={},
-            training_data="a hostile test model",
+            training_data="hostile test",
         )
-    except ModelError:
-        pass  # writing verifies by reading back: the folder is on disk either way
     return folder
 
 
