@@ -157,3 +157,37 @@ def test_soak_thirty_studies_memory_stays_flat(qtbot, tmp_path, monkeypatch, sma
     assert max(samples[5:]) <= baseline * 1.15, (
         f"memory grew from {baseline:.0f} to {max(samples[5:]):.0f} MiB"
     )
+
+
+def test_hostile_corpus_in_the_window_gives_a_notice_and_stays_usable(
+    qtbot, tmp_path, monkeypatch, small_studies
+) -> None:
+    from tests.reliability import hostile
+
+    corpus = tmp_path / "corpus"
+    good = hostile.good_series(corpus)
+    for builder in hostile.BUILDERS:
+        if builder.case_name != "unreadable":
+            builder(corpus)
+    window = _window(qtbot, tmp_path, monkeypatch, None, auto_ai=False)
+    window.open_path(str(corpus))
+    qtbot.waitUntil(lambda: window.series is not None, timeout=60_000)
+    _wait_stopped(qtbot, window, ("load",))
+    assert window.series.info.n_slices == len(good), "the largest usable CT series opens"
+    assert window.notice.isVisible() and "skipped" in window.notice.text().lower()
+
+    only_bad = tmp_path / "only-bad"
+    for builder in (
+        hostile.truncated,
+        hostile.zero_byte,
+        hostile.preamble_garbage,
+        hostile.structured_report,
+    ):
+        builder(only_bad)
+    window.open_path(str(only_bad))
+    _wait_stopped(qtbot, window, ("load",), timeout_ms=60_000)
+    assert window.series is None
+    assert window.notice.isVisible() and "no usable dicom" in window.notice.text().lower()
+
+    window.open_path(str(small_studies[1]))  # still usable afterwards
+    qtbot.waitUntil(lambda: window.series is not None, timeout=60_000)
