@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -28,6 +28,7 @@ EXIT_NOTHING_USABLE = 2
 EXIT_INTERNAL = 3
 SCREENSHOT_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = 600.0
+EXIT_WAIT_MS = 15_000
 
 
 def apply_dark_theme(app: QApplication) -> None:
@@ -233,6 +234,12 @@ def run_app(args: argparse.Namespace) -> int:
         window.close()
         if temp_settings is not None:
             temp_settings.unlink(missing_ok=True)
+    if not QThreadPool.globalInstance().waitForDone(EXIT_WAIT_MS):
+        # a worker stuck in a native call (e.g. TensorFlow still importing) would crash the interpreter's
+        # shutdown; everything the user asked for is done, so leave without it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
     return int(code)
 
 
