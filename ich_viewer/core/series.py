@@ -15,6 +15,7 @@
   by image size or orientation"``, ``"no Series Instance UID: grouped by study, series number, folder, size and
   orientation"``, ``"image position missing: slices ordered by instance number"``, ``"image position and
   instance number missing: slices ordered by file name"``, ``"pixel spacing missing: 1.0 mm assumed"``,
+  ``"pixel spacing invalid (0.0, 0.0 mm): 1.0 mm assumed"``,
   ``"RSNA 12-bit pixel fix applied (intercept -1000)"``. Gantry tilt is the angle between the slice normal and the
   line through the first and last Image Position (or (0018,1120) Gantry/Detector Tilt for a single slice).
 - :func:`iter_load` decodes slices in a thread pool and yields a :class:`LoadProgress` per slice; a slice whose
@@ -342,9 +343,14 @@ def _build_series(group: _Group, parts: int) -> SeriesInfo:
     if thicknesses and max(thicknesses) - min(thicknesses) > 0.01:
         warns.append(f"mixed slice thickness: {_mm(min(thicknesses))} to {_mm(max(thicknesses))} mm")
     if spacing is None:
-        spacing = reference.spacing_between_slices or thickness or 1.0
+        fallback = reference.spacing_between_slices or thickness
+        spacing = fallback if fallback is not None and fallback > 0 else 1.0
     if reference.pixel_spacing is None:
         warns.append("pixel spacing missing: 1.0 mm assumed")
+        row_spacing, col_spacing = 1.0, 1.0
+    elif min(reference.pixel_spacing) <= 0:
+        declared = ", ".join(_mm(v) for v in reference.pixel_spacing)
+        warns.append(f"pixel spacing invalid ({declared} mm): 1.0 mm assumed")
         row_spacing, col_spacing = 1.0, 1.0
     else:
         row_spacing, col_spacing = reference.pixel_spacing

@@ -53,6 +53,11 @@ def test_each_hostile_case_is_skipped_with_a_reason_or_shown(builder, tmp_path: 
             assert p in listed, f"{case.name}: {p} should be shown as an image"
         else:
             assert (p in listed) != (p in skipped), f"{case.name}: {p} must be listed exactly once"
+    if case.name == "bad_spacing":
+        for series in report["series"]:
+            if series["series_uid"][-3:] in (".50", ".51"):
+                assert series["spacing_mm"][1:] == [1.0, 1.0]
+                assert any(w.startswith("pixel spacing invalid") for w in series["warnings"]), series["warnings"]
     if case.name == "mixed_sizes":
         sizes = {(s["rows"], s["columns"]) for s in report["series"] if s["series_uid"].endswith(".90")}
         assert sizes == {(32, 32), (48, 48)}, "one Series UID with two image sizes is split"
