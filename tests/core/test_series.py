@@ -504,41 +504,6 @@ class TestCompressedSeries:
         np.testing.assert_array_equal(series.hu, stored[[1, 2, 0]] - 1024)
 
 
-@pytest.mark.benchmark
-def test_load_speed_against_simpleitk(tmp_path: Path) -> None:
-    """Loading a 200-slice 512x512 uncompressed series takes no longer than SimpleITK's ImageSeriesReader."""
-    sitk = pytest.importorskip("SimpleITK")
-    n = 200
-    stored = np.random.default_rng(0).integers(0, 3000, (n, 512, 512)).astype(np.int32)
-    fac.write_series(tmp_path, stored, fac.axial_positions(n, 0.625))
-    names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(tmp_path))
-
-    def ours() -> None:
-        load_series(scan(tmp_path).series[0])
-
-    def reference() -> None:
-        reader = sitk.ImageSeriesReader()
-        reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(tmp_path)))
-        sitk.GetArrayFromImage(reader.Execute())
-
-    def best_of(fn, k: int = 5) -> float:
-        times = []
-        for _ in range(k):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    info = scan(tmp_path).series[0]
-    assert [s.path for s in info.slices] == list(names)
-    ours_s, ref_s = best_of(ours), best_of(reference)
-    load_s = best_of(lambda: load_series(info))
-    print(
-        f"\nscan+load {ours_s:.3f} s, load only {load_s:.3f} s, SimpleITK {ref_s:.3f} s, ratio {ours_s / ref_s:.2f}"
-    )
-    assert ours_s <= ref_s
-
-
 def test_slices_without_encoding_still_load(tmp_path: Path) -> None:
     """A SeriesInfo built by hand (no encodings from a scan) decodes through pydicom, same HU."""
     from dataclasses import replace
