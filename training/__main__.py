@@ -1,4 +1,4 @@
-"""``python -m training train | evaluate | export | explain-eval`` (see ``training/REBUILD.md``).
+"""``python -m training train | calibrate | evaluate | export | explain-eval`` (see ``training/REBUILD.md``).
 
 Errors in the input (missing files, bad options) are reported as one line on stderr with exit code 1 or 2
 (set ``TRAINING_DEBUG=1`` for full tracebacks).
@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--report", default=None, help="report folder (default RUN/report)")
     e.add_argument("--phantom-size", type=int, default=256, help="model folder only: phantom generation size")
     e.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    e.add_argument("--studies", type=int, default=0, help="phantom runs: also N held-out test studies")
+    e.add_argument("--study-size", type=int, default=256, help="rows = columns of the phantom studies")
+
+    c = sub.add_parser("calibrate", help="choose the thresholds on validation phantom studies (study level)")
+    c.add_argument("run_dir")
+    c.add_argument("--studies", type=int, default=88, help="validation phantom studies")
+    c.add_argument("--study-size", type=int, default=256, help="rows = columns of the phantom studies")
+    c.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
 
     x = sub.add_parser("export", help="write the model folder of a run")
     x.add_argument("run_dir")
@@ -127,7 +135,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from training.evaluate import evaluate_model_folder, evaluate_run, format_table
+    from training.evaluate import evaluate_model_folder, evaluate_run, evaluate_studies, format_table
 
     path = Path(a.path)
     if (path / "model.json").is_file():
@@ -142,6 +150,21 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         )
     print(format_table(metrics))
     print(f"report: {report}")
+    if a.studies and not (path / "model.json").is_file():
+        studies = evaluate_studies(path, n_studies=a.studies, size=a.study_size, workers=a.workers)
+        print("held-out test studies (a study is flagged when a slice reaches the threshold):")
+        print(format_table(studies))
+        print(f"report: {path / 'report-studies'}")
+    return EXIT_OK
+
+
+def _cmd_calibrate(a: argparse.Namespace) -> int:
+    import json
+
+    from training.evaluate import calibrate_run
+
+    thresholds = calibrate_run(a.run_dir, n_studies=a.studies, size=a.study_size, workers=a.workers)
+    print("study-level thresholds: " + json.dumps({k: round(v, 4) for k, v in thresholds.items()}))
     return EXIT_OK
 
 
@@ -177,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "train": _cmd_train,
         "evaluate": _cmd_evaluate,
+        "calibrate": _cmd_calibrate,
         "export": _cmd_export,
         "explain-eval": _cmd_explain,
     }[args.command]

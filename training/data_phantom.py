@@ -257,3 +257,55 @@ def kinds_arg(text: str) -> tuple[str, ...]:
     if bad or not kinds:
         raise ValueError(f"unknown phantom kinds {bad}; expected some of {', '.join(allowed)}")
     return kinds
+
+
+#: First seeds of the phantom *studies* (3-D series) used to calibrate and test study-level flagging.
+STUDY_SEEDS: dict[str, int] = {"val": 40_000_000, "test": 50_000_000}
+
+#: Kinds cycled through by phantom studies: about half without blood, every subtype, and random mixes.
+STUDY_KINDS: tuple[str, ...] = (
+    "none", "epidural", "none", "intraparenchymal", "none", "intraventricular", "none", "subarachnoid",
+    "none", "subdural", "random",
+)  # fmt: skip
+
+
+def _study_worker(args: tuple) -> tuple[np.ndarray, np.ndarray]:
+    seed, kind, size, n_slices, model_input = args
+    from ich_viewer.core.phantom import generate_study
+
+    study = generate_study(seed, kind, n_slices=n_slices, size=size)
+    return model_input(study.hu).astype(np.float16), np.asarray(study.labels, dtype=np.uint8)
+
+
+def generate_studies(
+    split: str,
+    n: int,
+    model_input: ModelInput,
+    *,
+    size: int = 256,
+    n_slices: int = 32,
+    workers: int = 1,
+) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+    """Generate ``n`` phantom studies of ``split`` (``val`` or ``test``), preprocessed for the model.
+
+    Returns
+    -------
+    (inputs, labels, description) : tuple
+        Per study: float16 ``(n_slices, size', size', channels)`` model input and uint8 ``(n_slices, 6)`` labels.
+    """
+    if split not in STUDY_SEEDS:
+        raise ValueError(f"phantom studies exist for {', '.join(STUDY_SEEDS)}, not {split!r}")
+    jobs = [
+        (STUDY_SEEDS[split] + i, STUDY_KINDS[i % len(STUDY_KINDS)], size, n_slices, model_input)
+        for i in range(n)
+    ]
+    if workers <= 1:
+        results = [_study_worker(j) for j in jobs]
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            results = pool.map(_study_worker, jobs, chunksize=max(1, n // (4 * workers)))
+    a = STUDY_SEEDS[split]
+    description = (
+        f"{DATA_VERSION}, {n} {split} studies of {n_slices} slices at {size} px, seeds {a}-{a + n - 1}"
+    )
+    return [r[0] for r in results], [r[1] for r in results], description

@@ -244,7 +244,7 @@ def format_table(metrics: Mapping[str, Any]) -> str:
             f"{f(m['specificity'])} {f(m['f1'])} {m['threshold']:6.3f}{m['positives']:6d}"
         )
     lines.append(
-        f"RSNA weighted log loss: {metrics['weighted_log_loss']:.4f} over {metrics['n_slices']} slices"
+        f"RSNA weighted log loss: {metrics['weighted_log_loss']:.4f} over {metrics['n_slices']} samples"
     )
     return "\n".join(lines)
 
@@ -351,4 +351,118 @@ def evaluate_model_folder(
         {name: info.threshold(name) for name in LABELS},
         title=f"{info.name} on held-out phantoms",
         extra={"split": "test", "data": source.description, "model": info.name},
+    )
+
+
+def study_scores(
+    model: Any, inputs: list[np.ndarray], labels: list[np.ndarray], *, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Study-level labels and scores, as the app computes them: per label the maximum over the slices.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Maps ``(n, size, size, channels)`` float32 to ``(n, 6)`` probabilities.
+    inputs : list of numpy.ndarray
+        Per study, the model input of its slices.
+    labels : list of numpy.ndarray
+        Per study, uint8 ``(slices, 6)``.
+
+    Returns
+    -------
+    (y_study, p_study) : tuple of numpy.ndarray
+        uint8 ``(studies, 6)`` and float32 ``(studies, 6)``.
+    """
+    ys, ps = [], []
+    for x, y in zip(inputs, labels, strict=True):
+        probs = [
+            np.asarray(model(np.asarray(x[i : i + batch_size], np.float32), training=False))
+            for i in range(0, len(x), batch_size)
+        ]
+        ps.append(np.concatenate(probs).max(axis=0))
+        ys.append(np.asarray(y).max(axis=0))
+    return np.stack(ys).astype(np.uint8), np.stack(ps).astype(np.float32)
+
+
+def calibrate_run(
+    run_dir: str | Path,
+    *,
+    n_studies: int = 88,
+    size: int = 256,
+    n_slices: int = 32,
+    workers: int = 1,
+    min_sensitivity: float | None = None,
+) -> dict[str, float]:
+    """Choose the thresholds of a phantom run on *validation studies* (the app flags studies, not slices).
+
+    The app flags a study when its maximum slice probability reaches the threshold, so the thresholds are
+    chosen (same rule as :func:`choose_thresholds`) on the study-level scores of ``n_studies`` validation
+    phantom studies (their own seed range, never trained on). The slice-level thresholds written by ``train``
+    are kept as ``slice_thresholds.json``; ``thresholds.json`` is replaced and ``val-studies/`` gets a report.
+    """
+    import keras
+
+    import training.models  # noqa: F401  (registers the custom loss of the checkpoint)
+    from training.data_phantom import generate_studies
+    from training.train import BEST_FILE, RUN_FILE, THRESHOLDS_FILE, TrainConfig, read_run
+
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    config = TrainConfig.from_json(run["config"])
+    if config.data != "phantom":
+        raise ValueError("study calibration needs phantom studies; RSNA runs keep their slice thresholds")
+    sens = config.min_sensitivity if min_sensitivity is None else min_sensitivity
+    model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    inputs, labels, description = generate_studies(
+        "val", n_studies, config.model_input, size=size, n_slices=n_slices, workers=workers
+    )
+    y, p = study_scores(model, inputs, labels)
+    thresholds = choose_thresholds(y, p, sens)
+    slice_path = run_dir / "slice_thresholds.json"
+    if not slice_path.is_file():
+        slice_path.write_text((run_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"), encoding="utf-8")
+    (run_dir / THRESHOLDS_FILE).write_text(json.dumps(thresholds, indent=2) + "\n", encoding="utf-8")
+    metrics = write_report(
+        run_dir / "val-studies", y, p, thresholds, title="validation studies", extra={"data": description}
+    )
+    run["thresholds"] = thresholds
+    run["threshold_rule"] = (
+        f"study level (max over slices), max Youden index at sensitivity >= {sens} on {description}"
+    )
+    run["val_study_metrics"] = metrics
+    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    return thresholds
+
+
+def evaluate_studies(
+    run_dir: str | Path,
+    *,
+    n_studies: int = 110,
+    size: int = 256,
+    n_slices: int = 32,
+    workers: int = 1,
+    report_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Study-level evaluation of a phantom run on held-out test studies (report in ``RUN_DIR/report-studies``)."""
+    import keras
+
+    import training.models  # noqa: F401
+    from training.data_phantom import generate_studies
+    from training.train import BEST_FILE, THRESHOLDS_FILE, TrainConfig, read_run
+
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_json(read_run(run_dir)["config"])
+    model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    thresholds = json.loads((run_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
+    inputs, labels, description = generate_studies(
+        "test", n_studies, config.model_input, size=size, n_slices=n_slices, workers=workers
+    )
+    y, p = study_scores(model, inputs, labels)
+    return write_report(
+        Path(report_dir) if report_dir else run_dir / "report-studies",
+        y,
+        p,
+        thresholds,
+        title="held-out test studies",
+        extra={"split": "test studies", "data": description},
     )

@@ -103,6 +103,12 @@ def export_run(
     if test_path.is_file():
         test = json.loads(test_path.read_text(encoding="utf-8"))
         metrics["heldout"] = metrics_summary(test, split="test", data=test.get("data", "held-out test split"))
+    studies_path = run_dir / "report-studies" / "metrics.json"
+    if studies_path.is_file():
+        studies = json.loads(studies_path.read_text(encoding="utf-8"))
+        metrics["heldout_studies"] = metrics_summary(
+            studies, split="test studies", data=studies.get("data", "")
+        )
     if run.get("val_metrics"):
         metrics["validation"] = metrics_summary(run["val_metrics"], split="val", data=run["data"]["val"])
     extra = {
@@ -122,7 +128,10 @@ def export_run(
             "train_size": config.train_size,
             "timings_s": run.get("timings_s"),
             "strategy": run.get("strategy"),
-            "threshold_rule": f"max Youden index at validation sensitivity >= {config.min_sensitivity}",
+            "threshold_rule": run.get(
+                "threshold_rule",
+                f"slice level, max Youden index at validation sensitivity >= {config.min_sensitivity}",
+            ),
         },
     }
     return write_model_folder(

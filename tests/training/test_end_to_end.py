@@ -124,3 +124,25 @@ def test_export_with_another_gradcam_layer(run_dir, tmp_path, capsys) -> None:
     assert verify_model_folder(out).gradcam_layer == "block3_2_conv"
     assert main(["export", str(run_dir), "--out", str(tmp_path / "m2"), "--gradcam-layer", "logits"]) == 1
     assert "not a 2-D convolution" in capsys.readouterr().err
+
+
+def test_calibrate_on_studies_and_study_level_evaluation(run_dir, tmp_path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    before = json.loads((run / "thresholds.json").read_text())
+    common = ["--studies", "11", "--study-size", "64", "--workers", "1"]
+    assert main(["calibrate", str(run), *common]) == 0
+    assert json.loads((run / "slice_thresholds.json").read_text()) == before
+    assert json.loads((run / "val-studies" / "metrics.json").read_text())["n_slices"] == 11
+    assert "study level" in json.loads((run / "run.json").read_text())["threshold_rule"]
+    assert main(["evaluate", str(run), *common]) == 0
+    studies = json.loads((run / "report-studies" / "metrics.json").read_text())
+    assert studies["n_slices"] == 11 and studies["labels"]["any"]["positives"] >= 5
+    out = tmp_path / "model"
+    assert main(["export", str(run), "--out", str(out)]) == 0
+    info = json.loads((out / "model.json").read_text())
+    assert info["metrics"]["heldout_studies"]["n_slices"] == 11
+    assert "study level" in info["training"]["threshold_rule"]
+    assert info["thresholds"] == pytest.approx(json.loads((run / "thresholds.json").read_text()))
