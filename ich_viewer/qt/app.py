@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QThreadPool, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -28,6 +28,8 @@ EXIT_NOTHING_USABLE = 2
 EXIT_INTERNAL = 3
 SCREENSHOT_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = 600.0
+#: Set to ``1`` to print start-up timestamps on stderr, to ``exit`` to also quit once the first slice is painted.
+STARTUP_TRACE_ENV = "ICH_VIEWER_STARTUP_TRACE"
 EXIT_WAIT_MS = 15_000
 
 
@@ -174,6 +176,31 @@ class ScreenshotDriver:
         self._finish(EXIT_OK)
 
 
+class StartupTrace(QObject):
+    """Prints ``ich-viewer-startup: shown <epoch s>`` at the slice view's first paint and ``first-slice <epoch s>``
+    at its first paint with a slice, on stderr (``ICH_VIEWER_STARTUP_TRACE``; used by the start-up benchmark).
+    With ``exit_on_first_slice`` the app quits right after the first slice is painted."""
+
+    def __init__(self, window: MainWindow, *, exit_on_first_slice: bool) -> None:
+        super().__init__(window)
+        self.window = window
+        self.exit_on_first_slice = exit_on_first_slice
+        self.shown = False
+        window.slice_view.viewport().installEventFilter(self)
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() == QEvent.Type.Paint:
+            if not self.shown:
+                self.shown = True
+                print(f"ich-viewer-startup: shown {time.time():.6f}", file=sys.stderr, flush=True)
+            if self.window.slice_view.slice_hu is not None:
+                print(f"ich-viewer-startup: first-slice {time.time():.6f}", file=sys.stderr, flush=True)
+                obj.removeEventFilter(self)
+                if self.exit_on_first_slice:
+                    QTimer.singleShot(0, lambda: QApplication.exit(EXIT_OK))
+        return False
+
+
 def run_app(args: argparse.Namespace) -> int:
     """Run the GUI for the parsed command line (``path, demo, screenshot, no_ai, slice, model, seed, debug``)."""
     screenshot = getattr(args, "screenshot", None)
@@ -209,6 +236,9 @@ def run_app(args: argparse.Namespace) -> int:
                     window.set_index(int(prediction.top_slices[0]), user=True)
 
             window.ai.prediction_ready.connect(show_top_slice)
+    trace = os.environ.get(STARTUP_TRACE_ENV, "")
+    if trace:
+        window.startup_trace = StartupTrace(window, exit_on_first_slice=trace == "exit")
     window.show()
 
     path = getattr(args, "path", None)
