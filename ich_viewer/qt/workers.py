@@ -13,6 +13,7 @@ that replaced it.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import tempfile
 import threading
@@ -368,9 +369,16 @@ def write_demo_job(
 
     yield f"Generating demo study (seed {seed}, {kind})…"
     outdir = tempfile.mkdtemp(prefix="ich-viewer-demo-")
-    if token.is_set():
+    try:
+        if token.is_set():
+            raise CancelledError("demo generation cancelled")
+        path = write_phantom(outdir, seed=seed, kind=kind, n_slices=n_slices, size=size)
+    except BaseException:
+        shutil.rmtree(outdir, ignore_errors=True)
+        raise
+    if token.is_set():  # cancelled while writing: nobody will open (or delete) it
+        shutil.rmtree(outdir, ignore_errors=True)
         raise CancelledError("demo generation cancelled")
-    path = write_phantom(outdir, seed=seed, kind=kind, n_slices=n_slices, size=size)
     return str(path)
 
 
