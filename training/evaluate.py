@@ -273,7 +273,7 @@ def write_report(
     plots = [plot_roc(y_true, y_prob, out / "roc.png", title="ROC curves" + suffix)]
     plots.append(plot_confusion(metrics, out / "confusion.png", title="Confusion matrices" + suffix))
     if history_csv is not None and Path(history_csv).is_file():
-        hist = plot_history(history_csv, out / "history.png", title="Training curves" + suffix)
+        hist = plot_history(history_csv, out / "history.png", title="Training curves (train and validation)")
         if hist is not None:
             plots.append(hist)
     table = format_table(metrics)
