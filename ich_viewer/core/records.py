@@ -159,6 +159,10 @@ class LoadProgress:
         The decoded slice in HU, shape ``(rows, cols)``.
     error : str or None
         Why the slice could not be decoded (it is then blank), None when it was.
+    volume : numpy.ndarray or None
+        The volume being filled, ``(slices, rows, cols)`` (``hu_slice`` is a view into it); only the slices
+        yielded so far hold data. A consumer can keep it instead of copying every slice. None when the producer
+        does not offer it.
     """
 
     index: int
@@ -166,3 +170,4 @@ class LoadProgress:
     total: int
     hu_slice: np.ndarray = field(repr=False)
     error: str | None = None
+    volume: np.ndarray | None = field(default=None, repr=False, compare=False)

@@ -430,7 +430,7 @@ def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[Load
     LoadProgress
         One per slice, in display order, as soon as it is decoded (decoding runs ahead in a bounded window of
         ``4 * workers`` jobs): its display index, ``done``/``total`` and the slice in HU (a view into the volume
-        being filled); ``error`` says why a slice is blank.
+        being filled, also given as ``volume``); ``error`` says why a slice is blank.
 
     Returns
     -------
@@ -498,7 +498,9 @@ def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[Load
                         volume = volume.astype(np.float32)
                     volume[i] = array
                 done += 1
-                yield LoadProgress(index=i, done=done, total=n, hu_slice=volume[i], error=error)
+                yield LoadProgress(
+                    index=i, done=done, total=n, hu_slice=volume[i], error=error, volume=volume
+                )
     finally:
         stop.set()
         executor.shutdown(wait=False, cancel_futures=True)

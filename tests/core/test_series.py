@@ -561,3 +561,23 @@ def test_order_and_spacing_property(zs: list[float], seed: int) -> None:
     uneven = steps.size > 0 and steps.max() - steps.min() > max(0.01, 0.02 * float(np.median(steps)))
     assert any(w.startswith("uneven slice spacing") for w in info.warnings) == bool(uneven)
     assert not any(w.startswith("gantry tilt") for w in info.warnings)
+
+
+def test_progress_offers_the_volume_being_filled(tmp_path: Path) -> None:
+    """Each LoadProgress gives the loader's volume (hu_slice is a view into it): a consumer need not copy."""
+    fac.write_series(tmp_path, volume(5), fac.axial_positions(5))
+    (info,) = scan(tmp_path).series
+    gen = iter_load(info)
+    seen = []
+    while True:
+        try:
+            progress = next(gen)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        assert progress.volume is not None and progress.volume.shape == (5, *progress.hu_slice.shape)
+        assert np.shares_memory(progress.hu_slice, progress.volume)
+        np.testing.assert_array_equal(progress.volume[progress.index], progress.hu_slice)
+        seen.append(progress.volume)
+    assert all(v is result.hu for v in seen)
+    np.testing.assert_array_equal(result.hu, volume(5) - 1024)
