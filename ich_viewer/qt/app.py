@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import os
 import platform
 import sys
@@ -221,6 +222,9 @@ def run_app(args: argparse.Namespace) -> int:
         temp_settings = Path(name)
         settings = QSettings(name, QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
+    # the start-up heap (Qt, pyqtgraph, pydicom, numpy) lives as long as the app: frozen, later full garbage
+    # collections skip it (they took 50-70 ms with the GIL held, stalling the GUI from a worker thread)
+    gc.freeze()
     window.requested_slice = getattr(args, "slice", None)
     window.configure_ai(enabled=not getattr(args, "no_ai", False), model_dir=getattr(args, "model", None))
 

@@ -13,6 +13,9 @@ that replaced it.
 from __future__ import annotations
 
 import contextlib
+import gc
+import importlib.util
+import os
 import shutil
 import sys
 import tempfile
@@ -392,6 +395,48 @@ def _locked_next(gen: Generator[Any, Any, Any]) -> Any:
         return next(gen)
 
 
+#: TensorFlow's big shared libraries, relative to its package folder, opened ahead of ``import tensorflow``.
+_TF_LIBRARIES = ("libtensorflow_framework.so.2", "libtensorflow_cc.so.2")
+
+
+@contextlib.contextmanager
+def _gentle_tensorflow_import() -> Generator[None, None, None]:
+    """Keep the GUI thread responsive while a worker imports TensorFlow and loads a model.
+
+    Measured causes of 100-500 ms GUI stalls (``tests/benchmarks``): the cyclic garbage collector's full
+    collections, triggered over and over by the ~10^6 objects the import creates and run by the importing thread
+    with the GIL held; and ``dlopen`` of ``libtensorflow_cc`` (~0.4 s) inside ``import``, also with the GIL held.
+    So the collector is paused for the block and, the first time, the objects that survive it are frozen
+    (``gc.freeze``: later full collections skip them), and the big libraries are opened first by calling libc's
+    ``dlopen`` through ctypes, which releases the GIL (the import then finds them loaded). Preloading is Linux
+    only.
+    """
+    first = "tensorflow" not in sys.modules
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if first and sys.platform.startswith("linux"):
+            import ctypes
+
+            with contextlib.suppress(Exception):
+                spec = importlib.util.find_spec("tensorflow")
+                root = Path(spec.origin).parent if spec is not None and spec.origin else None
+                # libc's dlopen called as a ctypes foreign function runs without the GIL (ctypes.CDLL(path) would
+                # hold it); the handle is kept open on purpose
+                dlopen = ctypes.CDLL(None).dlopen
+                dlopen.restype = ctypes.c_void_p
+                dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+                for name in _TF_LIBRARIES if root is not None else ():
+                    if (root / name).is_file():
+                        dlopen(os.fsencode(root / name), os.RTLD_LAZY | os.RTLD_LOCAL)
+        yield
+    finally:
+        if first:  # once per process: TensorFlow's and Keras's objects live as long as the app
+            gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def load_engine_job(model_dir: str | Path | None, *, token: CancelToken) -> Generator[str, None, Any]:
     """Verify and load a model folder (None = the bundled one), trace its forward pass and its Grad-CAM.
 
@@ -408,16 +453,17 @@ def load_engine_job(model_dir: str | Path | None, *, token: CancelToken) -> Gene
     from ich_viewer.inference.gradcam import GradCam
 
     yield "Loading the model…"
-    engine = InferenceEngine.load(model_dir)
+    with _gentle_tensorflow_import():
+        engine = InferenceEngine.load(model_dir)
     if token.is_set():
         raise CancelledError("model loading cancelled")
     yield "Preparing the model…"
-    with TF_LOCK:
+    with _gentle_tensorflow_import(), TF_LOCK:
         engine.warm_up()
     gradcam = None
     try:
         gradcam = GradCam(engine)
-        with TF_LOCK:
+        with _gentle_tensorflow_import(), TF_LOCK:
             gradcam.warm_up()
     except (IchViewerError, ValueError):
         gradcam = None
