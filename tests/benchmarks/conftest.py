@@ -123,7 +123,8 @@ class Figures:
         )
         with self.lock:
             self.rows.append(row)
-        extra = f" | baseline {baseline} | ratio {row.ratio}" if baseline else ""
+        extra = f" | baseline {baseline}" if baseline else ""
+        extra += f" | ratio {row.ratio}" if row.ratio else ""
         flag = f" | target {target}: {row.met}" if target else ""
         print(f"[{section}] {what}: {value}{extra}{flag}", flush=True)
 
