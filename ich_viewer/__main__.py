@@ -120,7 +120,24 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _is_inside(child: str, parent: str) -> bool:
+    """True when ``child`` is ``parent`` or lies under it (after resolving links)."""
+    from pathlib import Path
+
+    try:
+        c, p = Path(child).resolve(), Path(parent).resolve()
+    except OSError:
+        return False
+    if p.is_file():
+        p = p.parent
+    return c == p or p in c.parents
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
+    if args.batch_size is not None and args.batch_size < 1:
+        raise _UsageError("--batch-size must be >= 1")
+    if args.gradcam and _is_inside(args.gradcam, args.path):
+        raise _UsageError("--gradcam must name a folder outside the study: ICH Viewer never writes into a study folder")
     from ich_viewer.inference.report import predict_report
 
     report = predict_report(
@@ -135,8 +152,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         study = report["study"]
         verdict = "ICH suspected" if study["flagged"] else "no ICH detected"
-        print(f"{verdict}: " + ", ".join(f"{k} {v:.3f}" for k, v in study["probabilities"].items()))
-        print("top slices: " + ", ".join(str(i) for i in study["top_slices"]))
+        print(f"{verdict} (model {report['model']['name']} {report['model']['version']}, {report['model']['device']})")
+        print("study probabilities: " + ", ".join(f"{k} {v:.3f}" for k, v in study["probabilities"].items()))
+        if study["flagged"]:
+            print("top slices: " + ", ".join(str(i) for i in study["top_slices"]))
     return EXIT_OK
 
 

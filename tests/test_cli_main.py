@@ -36,3 +36,17 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exc.value.code == 0
     assert "ich-viewer" in capsys.readouterr().out
+
+
+def test_predict_rejects_zero_batch_size(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", "somewhere", "--batch-size", "0"]) == 1
+    assert "--batch-size" in capsys.readouterr().err
+
+
+def test_predict_refuses_gradcam_output_inside_the_study(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    assert main(["predict", str(study), "--gradcam", str(study / "cams")]) == 1
+    err = capsys.readouterr().err
+    assert "never writes into a study folder" in err
+    assert not (study / "cams").exists()

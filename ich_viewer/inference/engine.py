@@ -266,7 +266,9 @@ class InferenceEngine:
         model = self.model
         spec = tf.TensorSpec((None, *self.model_input.shape), tf.float32)
 
-        @tf.function(input_signature=[spec], jit_compile=self._jit_compile, reduce_retracing=True)
+        @tf.function(
+            input_signature=[spec], jit_compile=self._jit_compile, reduce_retracing=True, autograph=False
+        )
         def forward(x):
             return model(x, training=False)
 

@@ -157,7 +157,10 @@ class GradCam:
         grad_model = keras.Model(inputs=model.inputs, outputs=[conv_out, target])
         spec = tf.TensorSpec((None, *self.engine.model_input.shape), tf.float32)
 
-        @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int32)], reduce_retracing=True)
+        # autograph off: plain graph code, and a frozen app has no source for autograph to read
+        @tf.function(
+            input_signature=[spec, tf.TensorSpec((), tf.int32)], reduce_retracing=True, autograph=False
+        )
         def cams(x, k):
             with tf.GradientTape() as tape:
                 conv, out = grad_model(x, training=False)
