@@ -442,8 +442,8 @@ class AiController(QObject):
             t = float(self.prediction.thresholds.get("any", 0.5))
             top = int(np.argmax(p[1:])) + 1
             text = f"AI any {p[0]:.2f}" + ("  ▲" if p[0] >= t else "")
-            if p[0] >= t:
-                text += f"\n{LABELS[top]} {p[top]:.2f}"
+            if p[top] >= float(self.prediction.thresholds.get(LABELS[top], 0.5)):
+                text += f"\n{LABELS[top]} {p[top]:.2f}  ▲"
             self.window.slice_view.set_extra_text(text)
         if self.heatmap_visible:
             self._update_heatmap()

@@ -12,6 +12,9 @@ from ich_viewer.core.labels import LABELS
 
 __all__ = ["LABEL_COLORS", "ProbabilityPanel"]
 
+#: Visible probability range: a little below 0, and head-room above 1 for the legend.
+Y_RANGE = (-0.03, 1.32)
+
 #: One colour per label (``any`` white, subtypes distinct hues), used by every AI widget.
 LABEL_COLORS: dict[str, str] = {
     "any": "#f2f2f2",
@@ -71,9 +74,10 @@ class ProbabilityPanel(QWidget):
         self.plot.setLabel("bottom", "image")
         self.plot.setLabel("left", "probability")
         self.plot.showGrid(x=False, y=True, alpha=0.15)
-        self.plot.setYRange(-0.03, 1.05, padding=0.0)
+        self.plot.setYRange(*Y_RANGE, padding=0.0)
         self.plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
-        self.legend = self.plot.addLegend(offset=(-10, 5), labelTextColor="#d0d4d8", colCount=6)
+        # the legend sits in the head-room above probability 1, so it never hides a curve
+        self.legend = self.plot.addLegend(offset=(-10, 1), labelTextColor="#d0d4d8", colCount=6)
         self.curves: dict[str, pg.PlotDataItem] = {}
         for label in LABELS:
             width = 2.6 if label == "any" else 1.4
@@ -111,7 +115,7 @@ class ProbabilityPanel(QWidget):
             self.curves[label].setData(x, probabilities[:, k])
         self.threshold_line.setValue(float(threshold))
         self.plot.setXRange(0.5, self.n_slices + 0.5, padding=0.0)
-        self.plot.setYRange(-0.03, 1.05, padding=0.0)
+        self.plot.setYRange(*Y_RANGE, padding=0.0)
 
     def set_current(self, index: int) -> None:
         """Move the marker to 0-based slice ``index``."""
