@@ -8,6 +8,7 @@ The controller is a thin layer: the model, its preprocessing, the prediction and
 from __future__ import annotations
 
 import csv
+import html
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,13 +20,17 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QProgressBar,
     QSlider,
+    QTextBrowser,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -40,7 +45,7 @@ from ich_viewer.qt.workers import gradcam_job, load_engine_job, predict_job
 if TYPE_CHECKING:
     from ich_viewer.qt.main_window import MainWindow
 
-__all__ = ["AUTO_LABEL", "AiController", "heatmap_lut", "results_csv_rows"]
+__all__ = ["AUTO_LABEL", "AiController", "heatmap_lut", "metrics_html", "results_csv_rows"]
 
 #: Heatmap label choice meaning "the highest-scoring label of the slice on screen".
 AUTO_LABEL = "auto"
@@ -62,6 +67,52 @@ def results_csv_rows(prediction: Any, series: Series) -> list[list[str]]:
         probs = [f"{float(p):.6f}" for p in prediction.probabilities[i]]
         rows.append([str(i), str(i + 1), sl.sop_uid, position, *probs])
     return rows
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return html.escape(str(value))
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    head = "".join(f"<th align='left'>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table cellspacing='0' cellpadding='2'><tr>{head}</tr>{body}</table>"
+
+
+def metrics_html(metrics: dict[str, Any]) -> str:
+    """The ``metrics`` of model.json as HTML: scalars inline, per-label figures as a label × metric table,
+    other nested groups (e.g. Grad-CAM per type) as small tables."""
+    parts: list[str] = []
+    flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    if flat:
+        parts.append("<p>" + "; ".join(f"{html.escape(str(k))} {_fmt(v)}" for k, v in flat.items()) + "</p>")
+    for name, group in metrics.items():
+        if not isinstance(group, dict):
+            continue
+        scalars = {k: v for k, v in group.items() if not isinstance(v, dict)}
+        nested = {k: v for k, v in group.items() if isinstance(v, dict)}
+        line = "; ".join(f"{html.escape(str(k))}: {_fmt(v)}" for k, v in scalars.items())
+        parts.append(f"<p><b>{html.escape(str(name))}</b>" + (f" — {line}" if line else "") + "</p>")
+        per_label = {
+            k: v
+            for k, v in nested.items()
+            if set(v) <= set(LABELS) and not any(isinstance(x, dict) for x in v.values())
+        }
+        if per_label:
+            rows = [[html.escape(m), *(_fmt(v.get(label, "")) for label in LABELS)] for m, v in per_label.items()]
+            parts.append(_table(rows, ["", *LABELS]))
+        for sub, value in nested.items():
+            if sub in per_label:
+                continue
+            if all(isinstance(v, dict) for v in value.values()):
+                columns = sorted({c for v in value.values() for c in v})
+                rows = [[html.escape(str(k)), *(_fmt(v.get(c, "")) for c in columns)] for k, v in value.items()]
+                parts.append(f"<p>{html.escape(str(sub))}:</p>" + _table(rows, ["", *columns]))
+            else:
+                parts.append(f"<p>{html.escape(str(sub))}: {html.escape(json.dumps(value))}</p>")
+    return "".join(parts)
 
 
 def _same_folder(a: str | Path, b: str | Path) -> bool:
@@ -568,10 +619,7 @@ class AiController(QObject):
             info = self.engine.info if self.engine is not None else read_model_info(folder)
         except ModelError as exc:
             return f"<b>No usable model</b><br>{exc}<br><br>{RESEARCH_USE_STATEMENT}."
-        metrics = "".join(
-            f"<tr><td>{k}</td><td>{json.dumps(v) if not isinstance(v, float) else f'{v:.3f}'}</td></tr>"
-            for k, v in sorted(info.metrics.items())
-        )
+        metrics = metrics_html(info.metrics)
         thresholds = ", ".join(f"{k} {info.threshold(k):.2f}" for k in LABELS)
         synthetic = is_synthetic_model(info.training_data) or _same_folder(info.folder, default_model_dir())
         note = (
@@ -588,22 +636,29 @@ class AiController(QObject):
             f"{info.input.size}, windows {', '.join(f'{w:g}/{c:g}' for c, w in info.input.windows)}, "
             f"context slices {info.input.context_slices}</p>"
             f"<p><b>Thresholds:</b> {thresholds}</p>"
-            f"<p><b>Held-out metrics:</b></p><table>{metrics or '<tr><td>none recorded</td></tr>'}</table>"
+            f"<p><b>Held-out metrics:</b></p>{metrics or '<p>none recorded</p>'}"
             f"<p><b>sha256:</b> <code>{info.sha256}</code><br><b>Folder:</b> {info.folder}<br>"
             f"<b>Created:</b> {info.created} (TensorFlow {info.tensorflow_version}, Keras {info.keras_version})"
             f"<br><b>Runs on:</b> {device}</p><p><b>{RESEARCH_USE_STATEMENT}.</b></p>"
         )
 
-    def show_model_card(self) -> QMessageBox:
-        """Help ▸ About the Model (non-modal)."""
-        box = QMessageBox(self.window)
-        box.setWindowTitle("About the model")
-        box.setTextFormat(Qt.TextFormat.RichText)
-        box.setText(self.model_card_text())
-        box.setModal(False)
-        box.show()
-        self.model_card = box
-        return box
+    def show_model_card(self) -> QDialog:
+        """Help ▸ About the Model: the model card in a scrollable, non-modal dialog."""
+        dialog = QDialog(self.window)
+        dialog.setWindowTitle("About the model")
+        dialog.setModal(False)
+        dialog.resize(780, 640)
+        layout = QVBoxLayout(dialog)
+        self.model_card_view = QTextBrowser(dialog)
+        self.model_card_view.setOpenExternalLinks(False)
+        self.model_card_view.setHtml(self.model_card_text())
+        layout.addWidget(self.model_card_view)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, dialog)
+        buttons.rejected.connect(dialog.close)
+        layout.addWidget(buttons)
+        dialog.show()
+        self.model_card = dialog
+        return dialog
 
     def export_csv(self, path: str | Path) -> None:
         """Write the per-slice probabilities as CSV."""

@@ -160,8 +160,8 @@ class TestModel:
         (synthetic / "model.json").write_text(json.dumps(info))
         win = make_window(qtbot, synthetic)
         box = win.ai.show_model_card()
-        assert box.isVisible()
-        text = box.text()
+        assert box.isVisible() and not box.isModal()
+        text = win.ai.model_card_view.toHtml()
         assert "tiny-test-cnn" in text and info["sha256"] in text
         assert "synthetic head-CT phantoms v1" in text
         assert DEMO_MODEL_STATEMENT in text
