@@ -101,14 +101,18 @@ def metrics_html(metrics: dict[str, Any]) -> str:
             if set(v) <= set(LABELS) and not any(isinstance(x, dict) for x in v.values())
         }
         if per_label:
-            rows = [[html.escape(m), *(_fmt(v.get(label, "")) for label in LABELS)] for m, v in per_label.items()]
+            rows = [
+                [html.escape(m), *(_fmt(v.get(label, "")) for label in LABELS)] for m, v in per_label.items()
+            ]
             parts.append(_table(rows, ["", *LABELS]))
         for sub, value in nested.items():
             if sub in per_label:
                 continue
             if all(isinstance(v, dict) for v in value.values()):
                 columns = sorted({c for v in value.values() for c in v})
-                rows = [[html.escape(str(k)), *(_fmt(v.get(c, "")) for c in columns)] for k, v in value.items()]
+                rows = [
+                    [html.escape(str(k)), *(_fmt(v.get(c, "")) for c in columns)] for k, v in value.items()
+                ]
                 parts.append(f"<p>{html.escape(str(sub))}:</p>" + _table(rows, ["", *columns]))
             else:
                 parts.append(f"<p>{html.escape(str(sub))}: {html.escape(json.dumps(value))}</p>")
