@@ -70,6 +70,8 @@ class CancelToken:
 #: (decoding pool, TensorFlow's pools) inherit it. Measured: longest GUI stall during load + inference of a
 #: 200-slice study on a busy 2-core machine 60-110 ms at nice 0, 22-34 ms at nice 5; throughput unchanged.
 BACKGROUND_NICE = 5
+#: Jobs the user is waiting on, run at normal priority.
+_FOREGROUND_JOBS = frozenset({"load"})
 
 
 def _lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
@@ -83,11 +85,15 @@ def _lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
 
 
 class _ClosingGeneratorWorker(GeneratorWorker):
-    """A GeneratorWorker that always closes its generator when it stops, in the worker thread, and runs at a lower
-    CPU priority than the GUI thread."""
+    """A GeneratorWorker that always closes its generator when it stops, in the worker thread; a background job
+    (AI, thumbnails) runs at a lower CPU priority than the GUI thread."""
+
+    #: False for the job the user is waiting on (the study's loading), which keeps the normal priority
+    background = True
 
     def work(self):  # type: ignore[override]
-        _lower_thread_priority()
+        if self.background:
+            _lower_thread_priority()
         try:
             return super().work()
         finally:
@@ -181,6 +187,8 @@ class JobRunner(QObject):
                 self.busy_changed.emit(False)
 
         worker.finished.connect(on_finished)
+        # the study's loading keeps the normal priority: at nice 5 it lost the CPU to other processes on a busy machine
+        worker.background = name not in _FOREGROUND_JOBS
         self._workers[name] = (worker, token)
         self._all.append(worker)
         if len(self._workers) == 1:
