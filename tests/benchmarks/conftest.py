@@ -55,6 +55,21 @@ def median_time(fn: Callable[[], object], n: int, *, warmup: int = 1) -> tuple[f
     return statistics.median(times), times
 
 
+def interleaved_medians(fns: dict[str, Callable[[], object]], n: int, *, warmup: int = 1) -> dict[str, float]:
+    """Median wall time in seconds of each function, timed round-robin (``n`` rounds after ``warmup``), so that
+    a change of the machine's load during the run hits every contender alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(n):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 class PeakRss:
     """Peak resident memory of this process while the ``with`` block runs (Linux ``VmHWM`` reset through
     ``/proc/self/clear_refs``), in MiB above the resident size at entry."""

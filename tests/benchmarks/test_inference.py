@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ich_viewer.core.series import load_path
-from tests.benchmarks.conftest import SIZES, PeakRss, load_note, median_time, repeats
+from tests.benchmarks.conftest import SIZES, PeakRss, interleaved_medians, load_note, median_time, repeats
 
 pytestmark = pytest.mark.benchmark
 
@@ -45,8 +45,8 @@ def test_whole_series_inference(n, engine, series_of, figures):
 
     k = repeats(5 if n <= 40 else 3)
     note = load_note()
-    ours_s, _ = median_time(lambda: engine.predict(series), k)
-    keras_s, _ = median_time(plain_keras, k)
+    med = interleaved_medians({"ours": lambda: engine.predict(series), "keras": plain_keras}, k)
+    ours_s, keras_s = med["ours"], med["keras"]
     pre_s, _ = median_time(lambda: engine.preprocess(series.hu), k)
     with PeakRss() as ours_mem:
         engine.predict(series)

@@ -2,7 +2,8 @@
 sequential pydicom loop; time to the first decoded slice; time to the first slice on screen in the real window.
 
 Targets (2-core CPU): load no slower than SimpleITK for uncompressed series (ratio <= 1.0); first slice on
-screen within 0.3 s. Files are in the page cache (every reader gets one untimed warm-up run).
+screen within 0.3 s. Files are in the page cache (every reader gets one untimed warm-up run); the readers are
+timed round-robin and the medians compared.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pydicom
 import pytest
 
 from ich_viewer.core.series import iter_load, load_series, scan
-from tests.benchmarks.conftest import SIZES, SYNTAXES, load_note, median_time, repeats
+from tests.benchmarks.conftest import SIZES, SYNTAXES, interleaved_medians, load_note, repeats
 
 pytestmark = pytest.mark.benchmark
 
@@ -65,10 +66,17 @@ def test_load_volume(n, syntax, studies, figures):
 
     k = repeats(5 if n <= 40 else 3)
     note = load_note()
-    ours_s, _ = median_time(lambda: ours(folder), k)
-    sitk_s, _ = median_time(lambda: simpleitk(folder), k)
-    loop_s, _ = median_time(lambda: pydicom_loop(folder), k, warmup=0)
-    first_s, _ = median_time(lambda: first_slice(folder), k)
+    med = interleaved_medians(
+        {
+            "ours": lambda: ours(folder),
+            "sitk": lambda: simpleitk(folder),
+            "loop": lambda: pydicom_loop(folder),
+            "first": lambda: first_slice(folder),
+        },
+        k,
+        warmup=0,  # the correctness pass above warmed every reader
+    )
+    ours_s, sitk_s, loop_s, first_s = med["ours"], med["sitk"], med["loop"], med["first"]
     what = f"{n}x512x512 {syntax}"
     figures.add(
         "load",
