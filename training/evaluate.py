@@ -298,11 +298,9 @@ def evaluate_run(
     """
     import dataclasses
 
-    import keras
-
     import training.models  # noqa: F401  (registers the custom loss of the checkpoint)
     from training.pipeline import predict_source
-    from training.train import BEST_FILE, LOG_FILE, THRESHOLDS_FILE, TrainConfig, load_sources, read_run
+    from training.train import LOG_FILE, THRESHOLDS_FILE, TrainConfig, load_run_model, load_sources, read_run
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
@@ -310,7 +308,7 @@ def evaluate_run(
     if n is not None and config.data == "phantom":
         config = dataclasses.replace(config, **{f"{split}_size": int(n)})
     source = load_sources(config, (split,))[split]
-    model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    model = load_run_model(run_dir)
     thresholds = json.loads((run_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
     y_true, y_prob = predict_source(model, source, batch_size=batch_size)
     out = Path(report_dir) if report_dir else run_dir / ("report" if split == "test" else f"report-{split}")
@@ -400,11 +398,10 @@ def calibrate_run(
     phantom studies (their own seed range, never trained on). The slice-level thresholds written by ``train``
     are kept as ``slice_thresholds.json``; ``thresholds.json`` is replaced and ``val-studies/`` gets a report.
     """
-    import keras
 
     import training.models  # noqa: F401  (registers the custom loss of the checkpoint)
     from training.data_phantom import generate_studies
-    from training.train import BEST_FILE, RUN_FILE, THRESHOLDS_FILE, TrainConfig, read_run
+    from training.train import RUN_FILE, THRESHOLDS_FILE, TrainConfig, load_run_model, read_run
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
@@ -412,7 +409,7 @@ def calibrate_run(
     if config.data != "phantom":
         raise ValueError("study calibration needs phantom studies; RSNA runs keep their slice thresholds")
     sens = config.min_sensitivity if min_sensitivity is None else min_sensitivity
-    model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    model = load_run_model(run_dir)
     inputs, labels, description = generate_studies(
         "val", n_studies, config.model_input, size=size, n_slices=n_slices, workers=workers
     )
@@ -444,15 +441,14 @@ def evaluate_studies(
     report_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Study-level evaluation of a phantom run on held-out test studies (report in ``RUN_DIR/report-studies``)."""
-    import keras
 
     import training.models  # noqa: F401
     from training.data_phantom import generate_studies
-    from training.train import BEST_FILE, THRESHOLDS_FILE, TrainConfig, read_run
+    from training.train import THRESHOLDS_FILE, TrainConfig, load_run_model, read_run
 
     run_dir = Path(run_dir)
     config = TrainConfig.from_json(read_run(run_dir)["config"])
-    model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    model = load_run_model(run_dir)
     thresholds = json.loads((run_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
     inputs, labels, description = generate_studies(
         "test", n_studies, config.model_input, size=size, n_slices=n_slices, workers=workers

@@ -9,7 +9,7 @@ from typing import Any
 from ich_viewer.core.labels import LABELS
 from ich_viewer.core.windowing import ModelInput
 from ich_viewer.inference.model_folder import ModelInfo, write_model_folder
-from training.train import BEST_FILE, THRESHOLDS_FILE, TrainConfig, read_run
+from training.train import BEST_FILE, THRESHOLDS_FILE, TrainConfig, load_run_model, read_run
 
 __all__ = ["export_run", "metrics_summary", "training_data_text"]
 
@@ -68,7 +68,8 @@ def export_run(
 ) -> ModelInfo:
     """Write the model folder of ``run_dir`` into ``out``.
 
-    The checkpoint ``best.keras`` is re-saved without optimizer state; the thresholds come from
+    The checkpoint ``best.keras`` is converted to the inference form
+    (:func:`~ich_viewer.inference.architectures.to_inference_form`) and saved without optimizer state; the thresholds come from
     ``thresholds.json`` (chosen on the validation split), the metrics from the validation report and, when
     ``python -m training evaluate`` has run, the held-out test report (``report/metrics.json``).
     ``gradcam_layer`` overrides the Grad-CAM layer written to model.json (default: the architecture's last
@@ -88,7 +89,7 @@ def export_run(
     for needed in (BEST_FILE, THRESHOLDS_FILE):
         if not (run_dir / needed).is_file():
             raise FileNotFoundError(f"{run_dir} has no {needed}: the run did not finish")
-    model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    model = load_run_model(run_dir)
     thresholds = json.loads((run_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
     config = TrainConfig.from_json(run["config"])
     layer = gradcam_layer or run["gradcam_layer"]

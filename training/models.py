@@ -97,11 +97,11 @@ def create_model(
     dropout: float = 0.3,
     seed: int | None = None,
 ) -> Any:
-    """Build (with :func:`~ich_viewer.inference.architectures.build_model`) and compile a model.
+    """Build (with :func:`~ich_viewer.inference.architectures.build_model`, training form) and compile a model.
 
     ``seed`` seeds Keras' initialisers so that a run is repeatable.
     """
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
-    model = build_model(architecture, model_input, dropout=dropout)
+    model = build_model(architecture, model_input, dropout=dropout, training_form=True)
     return compile_model(model, learning_rate=learning_rate)

@@ -117,6 +117,20 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def load_run_model(run_dir: str | Path) -> Any:
+    """The best checkpoint of a run in the form the app runs (``to_inference_form``), without optimizer.
+
+    Every figure (thresholds, reports) is computed with this model, the one :mod:`training.export` writes.
+    """
+    import training.models  # noqa: F401  (registers the custom loss of the checkpoint)
+    from ich_viewer.inference.architectures import to_inference_form
+
+    run_dir = Path(run_dir)
+    model_input = ModelInput.from_json(read_run(run_dir)["model_input"])
+    model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    return to_inference_form(model, model_input)
+
+
 def choose_strategy() -> tuple[Any, str]:
     """The tf.distribute strategy for this process and a description.
 
@@ -345,7 +359,7 @@ def run_training(config: TrainConfig) -> Path:
         return out
 
     # Thresholds on the validation split, with the best weights (restored by EarlyStopping, also on disk).
-    best = keras.saving.load_model(out / BEST_FILE, compile=False)
+    best = load_run_model(out)
     y_val, p_val = predict_source(best, val_src, batch_size=max(config.batch_size, 32))
     thresholds = choose_thresholds(y_val, p_val, config.min_sensitivity)
     (out / THRESHOLDS_FILE).write_text(json.dumps(thresholds, indent=2) + "\n", encoding="utf-8")

@@ -21,7 +21,15 @@ from typing import Any
 from ich_viewer.core.labels import LABELS
 from ich_viewer.core.windowing import ModelInput
 
-__all__ = ["ARCHITECTURES", "DEFAULT_ARCHITECTURE", "build_model", "describe", "gradcam_layer_name"]
+__all__ = [
+    "ARCHITECTURES",
+    "DEFAULT_ARCHITECTURE",
+    "build_model",
+    "describe",
+    "gradcam_layer_name",
+    "is_training_form",
+    "to_inference_form",
+]
 
 #: The architectures :func:`build_model` knows, default first.
 ARCHITECTURES: tuple[str, ...] = ("ich_cnn", "efficientnet_b0")
@@ -31,8 +39,9 @@ DEFAULT_ARCHITECTURE = "ich_cnn"
 
 _GRADCAM_LAYERS = {"ich_cnn": "last_conv", "efficientnet_b0": "top_conv"}
 
-#: Filters of the ``ich_cnn`` conv layers, per block; a max-pool (2x2) follows every block but the last.
-#: At input 256 the last block (and so ``last_conv``) works at 32x32, i.e. 8 input pixels per cell.
+#: Filters of the ``ich_cnn`` conv layers, per block; a 2x2 max-pool follows every block but the last (with
+#: stride 1 after block 3 in the inference form, see :func:`build_model`). ``last_conv`` works at 1/4 of the
+#: input size in the inference form (64x64 at 256, 48x48 at 192) and at 1/8 in the training form.
 _ICH_CNN_BLOCKS: tuple[tuple[int, ...], ...] = ((16,), (32,), (48, 48), (64, 96))
 
 
@@ -57,8 +66,9 @@ def describe(architecture: str) -> str:
     """Return a one-line human description of ``architecture``."""
     if _check(architecture) == "ich_cnn":
         return (
-            "small custom CNN: 4 blocks of 3x3 Conv-BN-ReLU (16, 32, 48x2, 64+96 filters) with 2x2 max-pooling, "
-            "global average+max pooling, dropout, dense sigmoid head"
+            "small custom CNN: 4 blocks of 3x3 Conv-BN-ReLU (16, 32, 48x2, 64+96 filters) with 2x2 max-pooling "
+            "(last block dilated at 1/4 resolution for inference), global average+max pooling, dropout, dense "
+            "sigmoid head"
         )
     return "EfficientNetB0 backbone (random init, flat graph), global average pooling, dropout, dense sigmoid head"
 
@@ -90,6 +100,7 @@ def build_model(
     model_input: ModelInput | None = None,
     *,
     dropout: float = 0.3,
+    training_form: bool = False,
 ) -> Any:
     """Build an untrained model.
 
@@ -103,6 +114,13 @@ def build_model(
         the input shape (default ``ModelInput()``: 256x256x3). ``ich_cnn`` needs ``size`` divisible by 8.
     dropout : float
         Dropout rate before the dense head.
+    training_form : bool
+        ``ich_cnn`` only. The *training form* max-pools (stride 2) after block 3, so its last block works at
+        1/8 of the input size (cheap to train). The default *inference form* pools with stride 1 and dilates
+        the last block's convolutions by 2 (the "a trous" trick): with the same weights it computes the
+        training form's last-block features at every other position plus the positions in between, so
+        ``last_conv`` has 1/4 of the input size (48x48 at 192, 64x64 at 256) for sharper Grad-CAM.
+        :func:`to_inference_form` converts a trained training-form model.
 
     Returns
     -------
@@ -124,10 +142,23 @@ def build_model(
         x = inputs
         last_block = len(_ICH_CNN_BLOCKS) - 1
         for b, filters in enumerate(_ICH_CNN_BLOCKS):
+            dilation = 2 if b == last_block and not training_form else 1
             for j, f in enumerate(filters):
                 is_last = b == last_block and j == len(filters) - 1
-                x = _conv_bn_relu(x, f, f"block{b + 1}_{j + 1}", conv_name="last_conv" if is_last else None)
-            if b != last_block:
+                name = f"block{b + 1}_{j + 1}"
+                x = layers.Conv2D(
+                    f,
+                    3,
+                    padding="same",
+                    use_bias=False,
+                    dilation_rate=dilation,
+                    name="last_conv" if is_last else f"{name}_conv",
+                )(x)
+                x = layers.BatchNormalization(name=f"{name}_bn")(x)
+                x = layers.Activation("relu", name=f"{name}_relu")(x)
+            if b == last_block - 1 and not training_form:
+                x = layers.MaxPooling2D(2, strides=1, padding="same", name=f"block{b + 1}_pool")(x)
+            elif b != last_block:
                 x = layers.MaxPooling2D(2, name=f"block{b + 1}_pool")(x)
         outputs = _head(x, dropout, "avg+max")
         return keras.Model(inputs, outputs, name="ich_cnn")
@@ -138,3 +169,25 @@ def build_model(
     x = base.output  # a tensor of our own graph: the backbone's layers become layers of the flat model
     outputs = _head(x, dropout, "avg")
     return keras.Model(inputs, outputs, name="efficientnet_b0")
+
+
+def is_training_form(model: Any) -> bool:
+    """True for an ``ich_cnn`` in training form (``last_conv`` at 1/8 of the input size)."""
+    try:
+        conv = model.get_layer("last_conv")
+    except ValueError:
+        return False
+    return tuple(conv.dilation_rate) == (1, 1) and model.name == "ich_cnn"
+
+
+def to_inference_form(model: Any, model_input: ModelInput) -> Any:
+    """Return the inference form of a trained ``ich_cnn`` (same weights, see :func:`build_model`).
+
+    Other models (already in inference form, or other architectures) are returned unchanged.
+    """
+    if not is_training_form(model):
+        return model
+    dropout = float(model.get_layer("head_dropout").rate)
+    dense = build_model("ich_cnn", model_input, dropout=dropout)
+    dense.set_weights(model.get_weights())
+    return dense

@@ -14,6 +14,8 @@ from ich_viewer.inference.architectures import (  # noqa: E402
     build_model,
     describe,
     gradcam_layer_name,
+    is_training_form,
+    to_inference_form,
 )
 
 
@@ -32,11 +34,27 @@ class TestIchCnn:
         assert isinstance(probs, keras.layers.Activation)
         assert model.layers[-1] is probs and model.layers[-2] is logits
 
-    def test_gradcam_layer_is_the_last_conv_at_one_eighth(self) -> None:
+    def test_gradcam_layer_is_the_last_conv_at_one_quarter(self) -> None:
         model = build_model("ich_cnn", ModelInput(size=256))
         name = gradcam_layer_name("ich_cnn")
         assert _conv_layers(model)[-1].name == name
-        assert tuple(model.get_layer(name).output.shape[1:3]) == (32, 32)
+        assert tuple(model.get_layer(name).output.shape[1:3]) == (64, 64)
+        train = build_model("ich_cnn", ModelInput(size=256), training_form=True)
+        assert tuple(train.get_layer(name).output.shape[1:3]) == (32, 32)
+        assert is_training_form(train) and not is_training_form(model)
+
+    def test_inference_form_computes_the_training_form_densely(self) -> None:
+        mi = ModelInput(size=64)
+        train = build_model("ich_cnn", mi, training_form=True)
+        rng = np.random.default_rng(2)
+        train.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in train.get_weights()])
+        dense = to_inference_form(train, mi)
+        assert to_inference_form(dense, mi) is dense
+        x = rng.random((2, 64, 64, 3), dtype=np.float32)
+        a = keras.Model(train.input, train.get_layer("last_conv").output)(x).numpy()
+        b = keras.Model(dense.input, dense.get_layer("last_conv").output)(x).numpy()
+        assert a.shape == (2, 8, 8, 96) and b.shape == (2, 16, 16, 96)
+        np.testing.assert_allclose(b[:, ::2, ::2], a, atol=1e-4)  # the same features, plus the ones between
 
     def test_flat_and_no_lambda(self) -> None:
         model = build_model("ich_cnn", ModelInput(size=32))
