@@ -1,4 +1,4 @@
-"""``python -m training train | calibrate | evaluate | export | explain-eval`` (see ``training/REBUILD.md``).
+"""``python -m training train | calibrate | evaluate | export | explain-eval`` (see README.md, "The bundled model").
 
 Errors in the input (missing files, bad options) are reported as one line on stderr with exit code 1 or 2
 (set ``TRAINING_DEBUG=1`` for full tracebacks).
