@@ -60,6 +60,7 @@ def _gui_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-ai", action="store_true", help="do not run the model")
     p.add_argument("--slice", type=int, metavar="N", help="show slice N (0-based, display order)")
+    p.add_argument("--heatmap", action="store_true", help="show the Grad-CAM overlay once the model has run")
     p.add_argument("--model", metavar="DIR", help="use this model folder instead of the bundled one")
     p.add_argument("--seed", type=int, default=None, help="seed of the --demo phantom")
     p.add_argument("--self-test", action="store_true", help="check the bundled model end to end and exit")
@@ -137,7 +138,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise _UsageError("--batch-size must be >= 1")
     if args.gradcam and _is_inside(args.gradcam, args.path):
-        raise _UsageError("--gradcam must name a folder outside the study: ICH Viewer never writes into a study folder")
+        raise _UsageError(
+            "--gradcam must name a folder outside the study: ICH Viewer never writes into a study folder"
+        )
     from ich_viewer.inference.report import predict_report
 
     report = predict_report(
@@ -152,7 +155,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         study = report["study"]
         verdict = "ICH suspected" if study["flagged"] else "no ICH detected"
-        print(f"{verdict} (model {report['model']['name']} {report['model']['version']}, {report['model']['device']})")
+        print(
+            f"{verdict} (model {report['model']['name']} {report['model']['version']}, {report['model']['device']})"
+        )
         print("study probabilities: " + ", ".join(f"{k} {v:.3f}" for k, v in study["probabilities"].items()))
         if study["flagged"]:
             print("top slices: " + ", ".join(str(i) for i in study["top_slices"]))

@@ -203,7 +203,7 @@ class StartupTrace(QObject):
 
 
 def run_app(args: argparse.Namespace) -> int:
-    """Run the GUI for the parsed command line (``path, demo, screenshot, no_ai, slice, model, seed, debug``)."""
+    """Run the GUI for the parsed command line (``path, demo, screenshot, no_ai, slice, heatmap, model, seed, debug``)."""
     screenshot = getattr(args, "screenshot", None)
     debug = bool(getattr(args, "debug", False))
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -233,13 +233,16 @@ def run_app(args: argparse.Namespace) -> int:
         window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, False)
         window.resize(*SCREENSHOT_SIZE)
         driver = ScreenshotDriver(window, screenshot)
-        if window.requested_slice is None:
-            # without --slice, show the model's most suspicious slice
-            def show_top_slice(prediction) -> None:
-                if prediction.top_slices:
-                    window.set_index(int(prediction.top_slices[0]), user=True)
+        show_heatmap = bool(getattr(args, "heatmap", False))
 
-            window.ai.prediction_ready.connect(show_top_slice)
+        def on_prediction(prediction) -> None:
+            if window.requested_slice is None and prediction.top_slices:
+                # without --slice, show the model's most suspicious slice
+                window.set_index(int(prediction.top_slices[0]), user=True)
+            if show_heatmap:
+                window.ai.set_heatmap_visible(True)
+
+        window.ai.prediction_ready.connect(on_prediction)
     trace = os.environ.get(STARTUP_TRACE_ENV, "")
     if trace:
         window.startup_trace = StartupTrace(window, exit_on_first_slice=trace == "exit")

@@ -123,3 +123,35 @@ def test_screenshot_waits_for_the_ai(ct_study, tmp_path, isolated_settings):
     proc = run_cli(str(folder), "--screenshot", str(out), "--model", str(model), settings=isolated_settings)
     assert proc.returncode == 0, proc.stderr
     assert QImage(str(out)).size().toTuple() == SCREENSHOT_SIZE
+
+
+def test_screenshot_with_heatmap_shows_the_overlay(ct_study, tmp_path, isolated_settings):
+    """``--heatmap`` turns the Grad-CAM overlay on: coloured pixels appear on the (grey) slice."""
+    from tests.inference.helpers import write_tiny_model_folder
+
+    model = write_tiny_model_folder(tmp_path / "tiny")
+    folder, _ = ct_study(n_slices=4)
+
+    def coloured_pixels(png: Path) -> int:
+        img = QImage(str(png)).convertToFormat(QImage.Format.Format_RGB888)
+        w, h = img.width(), img.height()
+        rgb = np.frombuffer(img.constBits(), np.uint8, img.bytesPerLine() * h).reshape(h, -1)[:, : w * 3]
+        rgb = rgb.reshape(h, w, 3).astype(int)
+        centre = rgb[h // 4 : 3 * h // 4, w // 5 : 3 * w // 5]  # the middle of the slice view, away from text
+        return int(((centre.max(axis=-1) - centre.min(axis=-1)) > 60).sum())
+
+    shots = {}
+    for name, extra in (("plain", ()), ("heat", ("--heatmap",))):
+        shots[name] = tmp_path / f"{name}.png"
+        proc = run_cli(
+            str(folder),
+            "--screenshot",
+            str(shots[name]),
+            "--model",
+            str(model),
+            *extra,
+            settings=isolated_settings,
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert coloured_pixels(shots["plain"]) < 50
+    assert coloured_pixels(shots["heat"]) > 500
