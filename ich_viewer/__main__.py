@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from ich_viewer import __version__
+from ich_viewer.core.labels import PHANTOM_KINDS
 
 EXIT_OK = 0
 EXIT_USAGE = 1
@@ -22,15 +23,6 @@ EXIT_NOTHING_USABLE = 2
 EXIT_INTERNAL = 3
 
 SUBCOMMANDS = ("inspect", "predict", "phantom")
-PHANTOM_KINDS = (
-    "none",
-    "random",
-    "epidural",
-    "intraparenchymal",
-    "intraventricular",
-    "subarachnoid",
-    "subdural",
-)
 
 
 class _Parser(argparse.ArgumentParser):

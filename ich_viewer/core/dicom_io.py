@@ -508,6 +508,16 @@ def _seq_item(ds: Dataset | None, keyword: str) -> Dataset | None:
         return None
 
 
+def _frame_item(per_frame: Any, k: int) -> Dataset | None:
+    """Item ``k`` of (5200,9230) Per-frame Functional Groups Sequence, None where absent or malformed."""
+    if per_frame is None:
+        return None
+    try:
+        return per_frame[k]
+    except (IndexError, TypeError):
+        return None
+
+
 def _functional(shared: Dataset | None, frame: Dataset | None, seq: str, keyword: str) -> Any:
     """Value of ``keyword`` in functional group ``seq``: per-frame first, then shared."""
     for group in (frame, shared):
@@ -607,12 +617,7 @@ def encodings_from_dataset(ds: Dataset, *, data_offset: int | None = None) -> tu
     frame_bytes = rows * columns * bits_allocated // 8
     out = []
     for k in range(n_frames):
-        frame_ds = None
-        if per_frame is not None:
-            try:
-                frame_ds = per_frame[k]
-            except (IndexError, TypeError):
-                frame_ds = None
+        frame_ds = _frame_item(per_frame, k)
         slope = _first_float(
             _functional(shared, frame_ds, "PixelValueTransformationSequence", "RescaleSlope")
         )
@@ -757,12 +762,7 @@ def _describe(ds: Dataset, pixel: _PixelElement, path: str, file_size: int, meta
     else:
         frame_orientations = []
         for k in range(n_frames):
-            frame_ds = None
-            if per_frame is not None:
-                try:
-                    frame_ds = per_frame[k]
-                except (IndexError, TypeError):
-                    frame_ds = None
+            frame_ds = _frame_item(per_frame, k)
             f_orient = _orientation(
                 _functional(shared, frame_ds, "PlaneOrientationSequence", "ImageOrientationPatient")
             )

@@ -15,6 +15,9 @@ LABELS: tuple[str, ...] = (
 #: The five subtypes (every label but ``any``), in order; mask value ``i + 1`` is ``SUBTYPES[i]``.
 SUBTYPES: tuple[str, ...] = LABELS[1:]
 
+#: Kinds of synthetic phantom: no blood, a random mix, or one guaranteed subtype (and only it).
+PHANTOM_KINDS: tuple[str, ...] = ("none", "random", *SUBTYPES)
+
 #: Weights of the RSNA 2019 weighted multi-label log loss (``any`` counts twice).
 RSNA_LOSS_WEIGHTS: tuple[float, ...] = (2.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ich_viewer.core.labels import LABELS
+from ich_viewer.core.labels import LABELS, PHANTOM_KINDS
 from ich_viewer.core.phantom_anatomy import Geometry, Head, render_slice, sample_head
 from ich_viewer.core.phantom_lesions import Lesion, sample_lesion
 
@@ -41,15 +41,7 @@ __all__ = [
 ]
 
 #: Phantom kinds: no blood, a random mix, or one guaranteed hemorrhage type (and only it).
-KINDS: tuple[str, ...] = (
-    "none",
-    "random",
-    "epidural",
-    "intraparenchymal",
-    "intraventricular",
-    "subarachnoid",
-    "subdural",
-)
+KINDS: tuple[str, ...] = PHANTOM_KINDS
 
 #: Probability that a ``random`` phantom has no hemorrhage at all.
 P_NONE = 0.4
