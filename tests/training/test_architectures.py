@@ -104,17 +104,3 @@ def test_unknown_architecture() -> None:
         gradcam_layer_name("resnet9000")
     assert ARCHITECTURES[0] == "ich_cnn"
     assert all(describe(a) for a in ARCHITECTURES)
-
-
-@pytest.mark.benchmark
-def test_ich_cnn_runs_a_40_slice_study_in_about_a_second() -> None:
-    import time
-
-    model = build_model("ich_cnn", ModelInput(size=256))
-    x = np.random.default_rng(0).random((40, 256, 256, 3), dtype=np.float32)
-    model.predict(x[:16], batch_size=16, verbose=0)
-    start = time.perf_counter()
-    model.predict(x, batch_size=16, verbose=0)
-    seconds = time.perf_counter() - start
-    print(f"ich_cnn, 40 slices at 256x256: {seconds:.2f} s")
-    assert seconds < 2.0
