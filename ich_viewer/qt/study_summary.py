@@ -48,6 +48,29 @@ def _bar(color: str) -> QProgressBar:
     return bar
 
 
+def _label_rows(box: QGroupBox) -> tuple[dict[str, QLabel], dict[str, QProgressBar]]:
+    """Fill ``box`` with one row per label (name, bar, value); return the value labels and bars by label."""
+    grid = QGridLayout(box)
+    grid.setHorizontalSpacing(6)
+    grid.setVerticalSpacing(3)
+    values: dict[str, QLabel] = {}
+    bars: dict[str, QProgressBar] = {}
+    for row, label in enumerate(LABELS):
+        name = QLabel(label, box)
+        name.setStyleSheet(f"color: {LABEL_COLORS[label]};")
+        bar = _bar(LABEL_COLORS[label])
+        value = QLabel("–", box)
+        value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        value.setMinimumWidth(96)
+        grid.addWidget(name, row, 0)
+        grid.addWidget(bar, row, 1)
+        grid.addWidget(value, row, 2)
+        values[label] = value
+        bars[label] = bar
+    grid.setColumnStretch(1, 1)
+    return values, bars
+
+
 class StudySummaryPanel(QWidget):
     """Verdict, study probabilities, top slices and the current slice's probabilities.
 
@@ -81,24 +104,7 @@ class StudySummaryPanel(QWidget):
         layout.addWidget(self.status)
 
         study_box = QGroupBox("Study (maximum over slices)", self)
-        grid = QGridLayout(study_box)
-        grid.setHorizontalSpacing(6)
-        grid.setVerticalSpacing(3)
-        self.study_values: dict[str, QLabel] = {}
-        self.study_bars: dict[str, QProgressBar] = {}
-        for row, label in enumerate(LABELS):
-            name = QLabel(label, study_box)
-            name.setStyleSheet(f"color: {LABEL_COLORS[label]};")
-            bar = _bar(LABEL_COLORS[label])
-            value = QLabel("–", study_box)
-            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            value.setMinimumWidth(96)
-            grid.addWidget(name, row, 0)
-            grid.addWidget(bar, row, 1)
-            grid.addWidget(value, row, 2)
-            self.study_values[label] = value
-            self.study_bars[label] = bar
-        grid.setColumnStretch(1, 1)
+        self.study_values, self.study_bars = _label_rows(study_box)
         layout.addWidget(study_box)
 
         top_box = QGroupBox("Top slices (any)", self)
@@ -117,24 +123,7 @@ class StudySummaryPanel(QWidget):
 
         current_box = QGroupBox("This slice", self)
         self.current_box = current_box
-        cgrid = QGridLayout(current_box)
-        cgrid.setHorizontalSpacing(6)
-        cgrid.setVerticalSpacing(3)
-        self.slice_values: dict[str, QLabel] = {}
-        self.slice_bars: dict[str, QProgressBar] = {}
-        for row, label in enumerate(LABELS):
-            name = QLabel(label, current_box)
-            name.setStyleSheet(f"color: {LABEL_COLORS[label]};")
-            bar = _bar(LABEL_COLORS[label])
-            value = QLabel("–", current_box)
-            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            value.setMinimumWidth(96)
-            cgrid.addWidget(name, row, 0)
-            cgrid.addWidget(bar, row, 1)
-            cgrid.addWidget(value, row, 2)
-            self.slice_values[label] = value
-            self.slice_bars[label] = bar
-        cgrid.setColumnStretch(1, 1)
+        self.slice_values, self.slice_bars = _label_rows(current_box)
         layout.addWidget(current_box)
 
         self.extra = QVBoxLayout()  # room for the heatmap controls

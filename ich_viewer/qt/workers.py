@@ -284,21 +284,30 @@ def no_series_message(scan: ScanResult, path: str | Path | None = None) -> str:
     return f"no usable DICOM image series found{where}: {len(scan.skipped)} file(s) skipped ({reasons})"
 
 
-def _stream_series(info: SeriesInfo, token: CancelToken) -> Generator[LoadProgress, None, Series]:
-    from ich_viewer.core.series import iter_load
+def _cancellable(
+    gen: Generator, token: CancelToken, what: str, step: Callable[[Generator], Any] = next
+) -> Generator:
+    """Re-yield ``gen``'s items and return its value; raise ``CancelledError`` once ``token`` is set.
 
-    gen = iter_load(info)
+    ``gen`` is always closed, so the core/inference generator stops its own work (thread pools, batches).
+    """
     try:
         while True:
             if token.is_set():
-                raise CancelledError("loading cancelled")
+                raise CancelledError(f"{what} cancelled")
             try:
-                progress = next(gen)
+                item = step(gen)
             except StopIteration as stop:
                 return stop.value
-            yield progress
+            yield item
     finally:
         gen.close()
+
+
+def _stream_series(info: SeriesInfo, token: CancelToken) -> Generator[LoadProgress, None, Series]:
+    from ich_viewer.core.series import iter_load
+
+    return (yield from _cancellable(iter_load(info), token, "loading"))
 
 
 def load_study_job(
@@ -498,18 +507,7 @@ def load_engine_job(model_dir: str | Path | None, *, token: CancelToken) -> Gene
 
 def predict_job(engine: Any, series: Series, *, token: CancelToken) -> Generator[tuple[int, int], None, Any]:
     """Run ``engine.iter_predict(series)``; yields ``(done, total)`` per batch, returns the Prediction."""
-    gen = engine.iter_predict(series)
-    try:
-        while True:
-            if token.is_set():
-                raise CancelledError("inference cancelled")
-            try:
-                progress = _locked_next(gen)
-            except StopIteration as stop:
-                return stop.value
-            yield progress
-    finally:
-        gen.close()
+    return (yield from _cancellable(engine.iter_predict(series), token, "inference", _locked_next))
 
 
 def gradcam_job(
