@@ -23,6 +23,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from tests.core.dicom_factory import ct_slice
+
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 
 
@@ -45,33 +47,18 @@ def ct_dataset(
     modality: str = "CT",
     seed: int = 0,
 ) -> Dataset:
-    """A small valid single-frame CT image (int16 stored, intercept -1024)."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    sop_uid = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
-    ds.SeriesInstanceUID = series_uid or "1.2.826.0.1.3680043.8.498.2"
-    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.3"
-    ds.Modality = modality
-    ds.PatientName = "HOSTILE^TEST"
-    ds.PatientID = "H0001"
-    ds.InstanceNumber = int(z) + 1
-    ds.ImagePositionPatient = [0.0, 0.0, float(z)]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.PixelSpacing = [0.5, 0.5]
-    ds.SliceThickness = 5.0
-    ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-    rng = np.random.default_rng(seed)
-    ds.PixelData = rng.integers(0, 1100, (rows, cols), dtype=np.int16).tobytes()
+    """A small valid single-frame image (int16 stored, intercept -1024) of the core tests' factory."""
+    pixels = np.random.default_rng(seed).integers(0, 1100, (rows, cols), dtype=np.int16)
+    ds = ct_slice(
+        pixels,
+        position=(0.0, 0.0, float(z)),
+        instance=int(z) + 1,
+        series_uid=series_uid or "1.2.826.0.1.3680043.8.498.2",
+        study_uid="1.2.826.0.1.3680043.8.498.1",
+        sop_uid=generate_uid(),
+        modality=modality,
+    )
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
     return ds
 
 
