@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+
+from tests.core.dicom_factory import ct_slice, write
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -63,55 +63,35 @@ def write_ct_series(
     Stored values are ``hu + 1024`` with (0028,1053) Rescale Slope 1 and (0028,1052) Intercept -1024. Files
     are named in *reverse* order so that the loader must sort by position, not by name.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     study_uid = study_uid or generate_uid()
     series_uid = generate_uid()
     frame_uid = generate_uid()
     n, rows, cols = hu.shape
     paths = []
     for k in range(n):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        path = folder / f"{prefix}{n - k:04d}.dcm"
-        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.FrameOfReferenceUID = frame_uid
-        ds.Modality = modality
-        ds.PatientName = patient_name
-        ds.PatientID = "TEST-0001"
-        ds.PatientAge = "045Y"
-        ds.PatientSex = "F"
-        ds.StudyDate = "20240131"
-        ds.StudyTime = "101500"
-        ds.StudyDescription = "CT HEAD WO"
-        ds.SeriesDescription = description
-        ds.SeriesNumber = series_number
-        ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient = [-cols * spacing[2] / 2, -rows * spacing[1] / 2, 10.0 + k * spacing[0]]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing = [spacing[1], spacing[2]]
-        ds.SliceThickness = spacing[0]
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = rows
-        ds.Columns = cols
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept = -1024
-        ds.RescaleSlope = 1
-        if window is not None:
-            ds.WindowCenter = window[0]
-            ds.WindowWidth = window[1]
-        ds.PixelData = (hu[k].astype(np.int32) + 1024).astype(np.int16).tobytes()
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
-        paths.append(path)
+        ds = ct_slice(
+            (hu[k].astype(np.int32) + 1024).astype(np.int16),
+            position=(-cols * spacing[2] / 2, -rows * spacing[1] / 2, 10.0 + k * spacing[0]),
+            instance=k + 1,
+            series_uid=series_uid,
+            study_uid=study_uid,
+            sop_uid=generate_uid(),
+            series_number=series_number,
+            modality=modality,
+            pixel_spacing=(spacing[1], spacing[2]),
+            thickness=spacing[0],
+            description=description,
+            FrameOfReferenceUID=frame_uid,
+            PatientName=patient_name,
+            PatientID="TEST-0001",
+            StudyDate="20240131",
+            StudyDescription="CT HEAD WO",
+        )
+        if window is None:
+            del ds.WindowCenter, ds.WindowWidth
+        else:
+            ds.WindowCenter, ds.WindowWidth = window
+        paths.append(write(ds, folder / f"{prefix}{n - k:04d}.dcm"))
     return paths
 
 

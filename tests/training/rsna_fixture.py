@@ -9,11 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pydicom
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from ich_viewer.core.labels import LABELS
+from tests.core.dicom_factory import ct_slice, write
 
 
 @dataclass(frozen=True)
@@ -28,36 +26,22 @@ class RsnaFixture:
 def _write_ct(
     path: Path, *, sop: str, study: str, series: str, patient: str, z: float, hu: int, size: int
 ) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = "1.2.3.4"  # RSNA's real UIDs are not valid DICOM UIDs either
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop
-    ds.StudyInstanceUID = study
-    ds.SeriesInstanceUID = series
-    ds.PatientID = patient
-    ds.Modality = "CT"
-    ds.ImagePositionPatient = [-60.0, -60.0, z]
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.PixelSpacing = [0.5, 0.5]
-    ds.SliceThickness = 5.0
-    ds.Rows = ds.Columns = size
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.RescaleIntercept = -1024
-    ds.RescaleSlope = 1
-    ds.WindowCenter = 30
-    ds.WindowWidth = 80
     stored = np.full((size, size), hu + 1024, dtype=np.int16)
     stored[: size // 4] = 0  # a band of air (-1024 HU)
-    ds.PixelData = stored.tobytes()
-    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    ds = ct_slice(
+        stored,
+        position=(-60.0, -60.0, z),
+        instance=None,
+        series_uid=series,
+        study_uid=study,
+        sop_uid=sop,  # RSNA's ID_… UIDs are not valid DICOM UIDs: accepted anyway
+        series_number=None,
+        PatientID=patient,
+        WindowCenter=30,
+        WindowWidth=80,
+    )
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    write(ds, path)
 
 
 def make_rsna_fixture(
