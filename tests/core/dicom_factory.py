@@ -260,31 +260,28 @@ def enhanced_ct(
     return ds
 
 
+def _non_image(sop_class: str, name: str, modality: str, series_uid: str) -> Dataset:
+    sop_uid = uid(name)
+    ds = Dataset()
+    ds.file_meta = _file_meta(sop_class, sop_uid, ExplicitVRLittleEndian)
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.Modality = modality
+    ds.StudyInstanceUID = "1.2.3.4"
+    ds.SeriesInstanceUID = series_uid
+    return ds
+
+
 def structured_report() -> Dataset:
     """Return a minimal Enhanced SR dataset (no pixels)."""
-    sop_uid = uid("sr")
-    ds = Dataset()
-    ds.file_meta = _file_meta(SR_STORAGE, sop_uid, ExplicitVRLittleEndian)
-    ds.SOPClassUID = SR_STORAGE
-    ds.SOPInstanceUID = sop_uid
-    ds.Modality = "SR"
-    ds.StudyInstanceUID = "1.2.3.4"
-    ds.SeriesInstanceUID = "1.2.3.4.77"
+    ds = _non_image(SR_STORAGE, "sr", "SR", "1.2.3.4.77")
     ds.ValueType = "CONTAINER"
     return ds
 
 
 def presentation_state() -> Dataset:
     """Return a minimal Grayscale Softcopy Presentation State dataset."""
-    sop_uid = uid("gsps")
-    ds = Dataset()
-    ds.file_meta = _file_meta(GSPS_STORAGE, sop_uid, ExplicitVRLittleEndian)
-    ds.SOPClassUID = GSPS_STORAGE
-    ds.SOPInstanceUID = sop_uid
-    ds.Modality = "PR"
-    ds.StudyInstanceUID = "1.2.3.4"
-    ds.SeriesInstanceUID = "1.2.3.4.78"
-    return ds
+    return _non_image(GSPS_STORAGE, "gsps", "PR", "1.2.3.4.78")
 
 
 def dicomdir_like() -> Dataset:
