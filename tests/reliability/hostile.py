@@ -16,16 +16,14 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     CTImageStorage,
-    ExplicitVRLittleEndian,
     JPEG2000Lossless,
     MRImageStorage,
     SecondaryCaptureImageStorage,
     generate_uid,
 )
 
-from tests.core.dicom_factory import ct_slice
-
-BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
+from tests.core.dicom_factory import ct_slice, write
+from tests.core.dicom_factory import structured_report as factory_structured_report
 
 
 @dataclass(frozen=True)
@@ -164,17 +162,7 @@ def nan_geometry(d: Path) -> list[Path]:
 
 @_one("structured_report")
 def structured_report(d: Path) -> list[Path]:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = BASIC_TEXT_SR
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = BASIC_TEXT_SR
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.Modality = "SR"
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
-    ds.SeriesInstanceUID = generate_uid()
-    return [_save(ds, d / "report.dcm")]
+    return [write(factory_structured_report(), d / "report.dcm")]
 
 
 @_one("rgb", expect="skip-or-series")
