@@ -214,23 +214,9 @@ def model_dir(tmp_path_factory) -> Path:
     chosen = Path(os.environ.get("ICH_VIEWER_TEST_MODEL") or default_model_dir())
     if (chosen / "model.json").is_file():
         return chosen
-    from ich_viewer.core.windowing import ModelInput
-    from ich_viewer.inference.architectures import build_model, gradcam_layer_name
-    from ich_viewer.inference.model_folder import write_model_folder
+    from tests.inference.helpers import write_untrained_model_folder
 
-    mi = ModelInput()
-    folder = tmp_path_factory.mktemp("bench-model") / "ich_cnn"
-    write_model_folder(
-        build_model("ich_cnn", mi),
-        folder,
-        name="ich_cnn-untrained",
-        version="0",
-        model_input=mi,
-        thresholds={},
-        training_data="none (benchmark: untrained weights, same speed)",
-        gradcam_layer=gradcam_layer_name("ich_cnn"),
-    )
-    return folder
+    return write_untrained_model_folder(tmp_path_factory.mktemp("bench-model") / "ich_cnn")
 
 
 @pytest.fixture(scope="session")

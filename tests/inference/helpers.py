@@ -91,3 +91,24 @@ def random_head(n: int = 5, rows: int = 48, cols: int = 40, seed: int = 0) -> np
         cy, cx = rng.integers(8, rows - 8), rng.integers(8, cols - 8)
         hu[i][(yy - cy) ** 2 + (xx - cx) ** 2 < 30] = 900 * (i % 2) + 70
     return hu.astype(np.int16)
+
+
+def write_untrained_model_folder(folder: str | Path, model_input: ModelInput | None = None) -> Path:
+    """Write a contract model folder of the real ``ich_cnn`` architecture with random weights (same speed as
+    the trained model) and return it."""
+    from ich_viewer.inference.architectures import build_model, gradcam_layer_name
+    from ich_viewer.inference.model_folder import write_model_folder
+
+    mi = model_input or ModelInput()
+    write_model_folder(
+        build_model("ich_cnn", mi),
+        folder,
+        name="ich_cnn-untrained",
+        version="0",
+        model_input=mi,
+        thresholds={},
+        training_data="nothing (untrained weights, for tests and benchmarks)",
+        architecture="ich_cnn",
+        gradcam_layer=gradcam_layer_name("ich_cnn"),
+    )
+    return Path(folder)

@@ -11,7 +11,7 @@ import pytest
 
 from ich_viewer.core.phantom import generate_study, write_study_dicom
 from ich_viewer.core.windowing import ModelInput
-from tests.inference.helpers import write_tiny_model_folder
+from tests.inference.helpers import write_tiny_model_folder, write_untrained_model_folder
 
 JPEG2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
 pytestmark = pytest.mark.timeout(300)
@@ -41,23 +41,7 @@ def small_studies(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.fixture(scope="module")
 def medium_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real architecture at 128 px with random weights: each batch takes a noticeable moment."""
-    from ich_viewer.inference.architectures import build_model, gradcam_layer_name
-    from ich_viewer.inference.model_folder import write_model_folder
-
-    folder = tmp_path_factory.mktemp("medium-model")
-    mi = ModelInput(size=128)
-    write_model_folder(
-        build_model("ich_cnn", mi),
-        folder,
-        name="medium-random",
-        version="0",
-        model_input=mi,
-        thresholds={},
-        training_data="nothing (random weights, for tests)",
-        architecture="ich_cnn",
-        gradcam_layer=gradcam_layer_name("ich_cnn"),
-    )
-    return folder
+    return write_untrained_model_folder(tmp_path_factory.mktemp("medium-model"), ModelInput(size=128))
 
 
 def _window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path | None, auto_ai: bool):
