@@ -40,6 +40,16 @@ def volume(n: int, rows: int = ROWS, cols: int = COLS, high: int = 2000) -> np.n
     return np.stack([fac.stored_pattern(rows, cols, k, high=high) for k in range(n)])
 
 
+def drain(gen) -> tuple[list[LoadProgress], Series]:
+    """Run a loading generator to its end: every progress it yielded, and the Series it returned."""
+    progress: list[LoadProgress] = []
+    while True:
+        try:
+            progress.append(next(gen))
+        except StopIteration as stop:
+            return progress, stop.value
+
+
 def name_of(path: str) -> str:
     return os.path.basename(path)
 
@@ -321,14 +331,7 @@ class TestLoad:
 
     def test_iter_load_streams_every_slice(self, study: dict) -> None:
         head = scan(study["root"]).series[0]
-        gen = iter_load(head, workers=3)
-        progress: list[LoadProgress] = []
-        while True:
-            try:
-                progress.append(next(gen))
-            except StopIteration as stop:
-                series = stop.value
-                break
+        progress, series = drain(iter_load(head, workers=3))
         assert [p.done for p in progress] == list(range(1, 13))
         assert [p.index for p in progress] == list(range(12))  # display order
         assert all(p.total == 12 and p.error is None for p in progress)
@@ -402,14 +405,7 @@ class TestLoad:
         ds.save_as(paths[2])
         (info,) = scan(tmp_path).series
         assert info.n_slices == 4
-        progress = []
-        gen = iter_load(info)
-        while True:
-            try:
-                progress.append(next(gen))
-            except StopIteration as stop:
-                series = stop.value
-                break
+        progress, series = drain(iter_load(info))
         errors = {p.index: p.error for p in progress if p.error}
         assert list(errors) == [2] and str(RLELossless) in errors[2]
         assert series.blank_slices == (2,)
@@ -567,14 +563,9 @@ def test_progress_offers_the_volume_being_filled(tmp_path: Path) -> None:
     """Each LoadProgress gives the loader's volume (hu_slice is a view into it): a consumer need not copy."""
     fac.write_series(tmp_path, volume(5), fac.axial_positions(5))
     (info,) = scan(tmp_path).series
-    gen = iter_load(info)
     seen = []
-    while True:
-        try:
-            progress = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
+    all_progress, result = drain(iter_load(info))
+    for progress in all_progress:
         assert progress.volume is not None and progress.volume.shape == (5, *progress.hu_slice.shape)
         assert np.shares_memory(progress.hu_slice, progress.volume)
         np.testing.assert_array_equal(progress.volume[progress.index], progress.hu_slice)
