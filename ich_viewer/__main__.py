@@ -95,7 +95,7 @@ def _print_json(obj: object) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from ich_viewer.core.report import inspect_report
+    from ich_viewer.dicom.report import inspect_report
 
     report = inspect_report(args.path)
     if args.json:
@@ -161,7 +161,7 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
         raise _UsageError("--slices must be >= 1")
     if args.size < 64:
         raise _UsageError("--size must be >= 64")
-    from ich_viewer.core.phantom import write_phantom
+    from ich_viewer.phantom.study import write_phantom
 
     out = write_phantom(
         args.outdir,
@@ -176,7 +176,7 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def _cmd_self_test(args: argparse.Namespace) -> int:
-    from ich_viewer.inference.self_test import run_self_test
+    from ich_viewer.self_test import run_self_test
 
     ok, message = run_self_test(model_dir=args.model)
     print(("PASS: " if ok else "FAIL: ") + message)

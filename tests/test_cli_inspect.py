@@ -16,7 +16,7 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import RLELossless
 
-from tests.core import dicom_factory as fac
+from tests.dicom import dicom_factory as fac
 
 REPO = Path(__file__).resolve().parent.parent
 

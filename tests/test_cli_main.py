@@ -43,7 +43,9 @@ def test_predict_rejects_zero_batch_size(capsys: pytest.CaptureFixture[str]) -> 
     assert "--batch-size" in capsys.readouterr().err
 
 
-def test_predict_refuses_gradcam_output_inside_the_study(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_refuses_gradcam_output_inside_the_study(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
     study = tmp_path / "study"
     study.mkdir()
     assert main(["predict", str(study), "--gradcam", str(study / "cams")]) == 1

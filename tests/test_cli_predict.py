@@ -14,8 +14,8 @@ import pytest
 
 from ich_viewer.core.labels import LABELS
 
-pytest.importorskip("ich_viewer.core.series", reason="waiting for the study engine (core.series.load_path)")
-pytest.importorskip("ich_viewer.core.phantom", reason="waiting for the phantom generator")
+pytest.importorskip("ich_viewer.dicom.series", reason="waiting for the study engine (core.series.load_path)")
+pytest.importorskip("ich_viewer.phantom.study", reason="waiting for the phantom generator")
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,15 @@ from ich_viewer.build import folder_size_mb
 @pytest.mark.timeout(1800)
 def test_frozen_app_builds_and_passes_its_checks(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "ich_viewer.build", "--dist", str(tmp_path / "dist"), "--work", str(tmp_path / "work")],
+        [
+            sys.executable,
+            "-m",
+            "ich_viewer.build",
+            "--dist",
+            str(tmp_path / "dist"),
+            "--work",
+            str(tmp_path / "work"),
+        ],
         capture_output=True,
         text=True,
         timeout=1800,

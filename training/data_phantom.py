@@ -1,4 +1,4 @@
-"""Synthetic head-CT phantom slices (:mod:`ich_viewer.core.phantom`) as seeded train/val/test sets.
+"""Synthetic head-CT phantom slices (:mod:`ich_viewer.phantom.study`) as seeded train/val/test sets.
 
 Every slice is one "patient": slice ``i`` of split ``s`` is ``generate_slice(SPLIT_SEEDS[s] + i, kind_i)``
 with ``kind_i`` cycling through :data:`TRAIN_KINDS`. The seed ranges of the splits are disjoint, so the
@@ -40,7 +40,7 @@ SPLIT_RANGE = 10_000_000
 TRAIN_KINDS: tuple[str, ...] = ("none", *SUBTYPES)
 
 #: Version tag of the phantom training-data recipe (goes into model.json).
-DATA_VERSION = "synthetic head-CT phantoms v1 (ich_viewer.core.phantom)"
+DATA_VERSION = "synthetic head-CT phantoms v1 (ich_viewer.phantom.study)"
 
 
 def stratum_of(kind: str, labels: np.ndarray) -> int:
@@ -103,7 +103,7 @@ def _generate(seed: int, kind: str, size: int) -> tuple[np.ndarray, np.ndarray, 
     ``RuntimeError``), a substitute seed from the upper half of the same split's range is used, so the set
     stays deterministic and the splits stay disjoint.
     """
-    from ich_viewer.core.phantom import generate_slice
+    from ich_viewer.phantom.study import generate_slice
 
     base = seed - seed % SPLIT_RANGE
     for attempt in range(8):
@@ -271,7 +271,7 @@ STUDY_KINDS: tuple[str, ...] = (
 
 def _study_worker(args: tuple) -> tuple[np.ndarray, np.ndarray]:
     seed, kind, size, n_slices, model_input = args
-    from ich_viewer.core.phantom import generate_study
+    from ich_viewer.phantom.study import generate_study
 
     study = generate_study(seed, kind, n_slices=n_slices, size=size)
     return model_input(study.hu).astype(np.float16), np.asarray(study.labels, dtype=np.uint8)

@@ -2,11 +2,11 @@
 
 ``stage_2_train.csv`` has a header ``ID,Label`` and six rows per image, ``ID_<sop>_<label>,<0|1>``, where
 ``ID_<sop>`` is the image's (0008,0018) SOP Instance UID. The studies are rebuilt from the DICOM headers with
-the viewer's own scanner (:func:`ich_viewer.core.series.scan`: grouping by (0020,000E) Series Instance UID,
+the viewer's own scanner (:func:`ich_viewer.dicom.series.scan`: grouping by (0020,000E) Series Instance UID,
 display order from (0020,0032)/(0020,0037)), each slice keeps its (0010,0020) Patient ID and (0020,000D)
 Study Instance UID, and the train/val/test split is drawn **by patient** (Patient ID, else Study Instance UID),
 never by slice. Pixels become Hounsfield units with the viewer's rules
-(:func:`ich_viewer.core.dicom_io.hu_from_dataset`: modality LUT, the RSNA 12-bit fix, padding) and model input
+(:func:`ich_viewer.dicom.io.hu_from_dataset`: modality LUT, the RSNA 12-bit fix, padding) and model input
 with :class:`~ich_viewer.core.windowing.ModelInput`, so training sees exactly what the app sees.
 
 Unreadable files (not DICOM, truncated pixel data, no label row) are skipped and counted.
@@ -214,7 +214,7 @@ def build_index(
     RsnaDataError
         If the folder does not exist or no labelled readable slice is found.
     """
-    from ich_viewer.core.series import scan
+    from ich_viewer.dicom.series import scan
     from ich_viewer.errors import IchViewerError
 
     labels, _ = read_rsna_csv(csv_path)
@@ -270,7 +270,7 @@ def _read_hu(path: str) -> np.ndarray:
     """HU of one file with the viewer's rules; raises ``DicomReadError`` / pydicom errors on failure."""
     import pydicom
 
-    from ich_viewer.core.dicom_io import hu_from_dataset
+    from ich_viewer.dicom.io import hu_from_dataset
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # RSNA's "ID_..." UIDs are not valid DICOM UIDs

@@ -1,1 +1,4 @@
-"""Qt-free, TensorFlow-free study engine: DICOM reading, series assembly, windowing, phantoms."""
+"""The shared vocabulary of every layer: labels, windowing and the model's input, geometry.
+
+Imports neither Qt nor TensorFlow.
+"""

@@ -244,7 +244,11 @@ class ModelInput:
         n = volume.shape[0]
         wanted = list(range(n)) if indices is None else [int(i) for i in indices]
         needed = sorted(
-            {min(max(i + d, 0), n - 1) for i in wanted for d in range(-self.context_slices, self.context_slices + 1)}
+            {
+                min(max(i + d, 0), n - 1)
+                for i in wanted
+                for d in range(-self.context_slices, self.context_slices + 1)
+            }
         )
         cache = {j: self.slice_channels(volume[j]) for j in needed}
         out = np.empty((len(wanted), self.size, self.size, self.channels), dtype=np.float32)

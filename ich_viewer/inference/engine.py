@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ich_viewer.core.labels import LABELS
-from ich_viewer.core.records import Series
+from ich_viewer.dicom.records import Series
 from ich_viewer.errors import ModelError, NotCTError, NoUsableSeriesError
 from ich_viewer.inference.model_folder import ModelInfo
 

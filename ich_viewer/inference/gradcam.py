@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ich_viewer.core.labels import label_index
-from ich_viewer.core.records import Series
+from ich_viewer.dicom.records import Series
 from ich_viewer.errors import ModelError
 from ich_viewer.inference.engine import InferenceEngine, check_series
 

@@ -88,7 +88,9 @@ def read_model_info(folder: str | Path) -> ModelInfo:
         raise ModelError(f"{info_path} must hold a JSON object")
     labels = tuple(raw.get("labels") or ())
     if labels != LABELS:
-        raise ModelError(f"{info_path} declares labels {list(labels)}; this app needs {list(LABELS)} in that order")
+        raise ModelError(
+            f"{info_path} declares labels {list(labels)}; this app needs {list(LABELS)} in that order"
+        )
     try:
         model_input = ModelInput.from_json(raw["input"])
     except (KeyError, ValueError) as exc:
@@ -154,7 +156,9 @@ def load_keras_model(info: ModelInfo):
         raise ModelError(f"{info.model_path} could not be loaded: {type(exc).__name__}: {exc}") from None
     in_shape = tuple(model.input_shape[1:])
     if in_shape != info.input.shape:
-        raise ModelError(f"{info.model_path} takes input {in_shape}, but model.json declares {info.input.shape}")
+        raise ModelError(
+            f"{info.model_path} takes input {in_shape}, but model.json declares {info.input.shape}"
+        )
     out_shape = tuple(model.output_shape[1:])
     if out_shape != (len(LABELS),):
         raise ModelError(f"{info.model_path} gives output {out_shape}; expected ({len(LABELS)},)")

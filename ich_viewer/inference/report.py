@@ -72,7 +72,7 @@ def predict_report(
     GradCamOutputError
         ``gradcam_dir`` cannot be written.
     """
-    from ich_viewer.core.series import load_path
+    from ich_viewer.dicom.series import load_path
     from ich_viewer.inference.model_folder import verify_model_folder
     from ich_viewer.resources import default_model_dir
 

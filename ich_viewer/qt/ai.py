@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from ich_viewer import DEMO_MODEL_STATEMENT, RESEARCH_USE_STATEMENT
 from ich_viewer.core.labels import LABELS
-from ich_viewer.core.records import Series
+from ich_viewer.dicom.records import Series
 from ich_viewer.errors import CancelledError, IchViewerError, ModelError, NotCTError
 from ich_viewer.qt.probability_panel import ProbabilityPanel
 from ich_viewer.qt.study_summary import StudySummaryPanel, is_synthetic_model

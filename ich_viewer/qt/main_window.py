@@ -33,8 +33,8 @@ from superqt.utils import signals_blocked
 
 from ich_viewer import RESEARCH_USE_STATEMENT, __version__
 from ich_viewer.core.labels import SUBTYPES
-from ich_viewer.core.records import LoadProgress, ScanResult, Series, SeriesInfo
 from ich_viewer.core.windowing import BRAIN, PRESETS, auto_window
+from ich_viewer.dicom.records import LoadProgress, ScanResult, Series, SeriesInfo
 from ich_viewer.errors import CancelledError, IchViewerError
 from ich_viewer.qt.ai import AiController
 from ich_viewer.qt.notice import DetailsDialog, NoticeBar
@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
     Signals
     -------
     series_loaded(object)
-        A :class:`~ich_viewer.core.records.Series` finished loading (all slices decoded).
+        A :class:`~ich_viewer.dicom.records.Series` finished loading (all slices decoded).
     load_failed(str)
         Loading failed with this one-line message (not emitted on cancel).
     slice_changed(int)

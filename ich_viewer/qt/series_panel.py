@@ -10,7 +10,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from ich_viewer.core.records import SeriesInfo
+from ich_viewer.dicom.records import SeriesInfo
 
 __all__ = ["SeriesPanel", "series_summary"]
 

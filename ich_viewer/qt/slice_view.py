@@ -23,7 +23,7 @@ from PySide6.QtGui import QFont, QTransform
 from PySide6.QtWidgets import QLabel, QWidget
 
 from ich_viewer.core.geometry import edge_letters, pixel_to_patient
-from ich_viewer.core.records import SeriesInfo
+from ich_viewer.dicom.records import SeriesInfo
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 

@@ -29,7 +29,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import GeneratorWorker, create_worker
 
-from ich_viewer.core.records import LoadProgress, ScanResult, Series, SeriesInfo
+from ich_viewer.dicom.records import LoadProgress, ScanResult, Series, SeriesInfo
 from ich_viewer.errors import CancelledError, IchViewerError, NoUsableSeriesError
 
 __all__ = [
@@ -305,7 +305,7 @@ def _cancellable(
 
 
 def _stream_series(info: SeriesInfo, token: CancelToken) -> Generator[LoadProgress, None, Series]:
-    from ich_viewer.core.series import iter_load
+    from ich_viewer.dicom.series import iter_load
 
     return (yield from _cancellable(iter_load(info), token, "loading"))
 
@@ -317,7 +317,7 @@ def load_study_job(
 
     Yields
     ------
-    ScanDone, then one :class:`~ich_viewer.core.records.LoadProgress` per decoded slice.
+    ScanDone, then one :class:`~ich_viewer.dicom.records.LoadProgress` per decoded slice.
 
     Returns
     -------
@@ -330,7 +330,7 @@ def load_study_job(
     CancelledError
         If cancelled while scanning.
     """
-    from ich_viewer.core.series import scan
+    from ich_viewer.dicom.series import scan
 
     result = scan(path, should_stop=token.is_set)
     if token.is_set():
@@ -358,7 +358,7 @@ def thumbnails_job(
     """
     import pydicom
 
-    from ich_viewer.core.dicom_io import hu_from_dataset
+    from ich_viewer.dicom.io import hu_from_dataset
 
     for info in infos:
         if token.is_set():
@@ -403,7 +403,7 @@ def write_demo_job(
 
     Yields a status line first so the GUI can show what is happening.
     """
-    from ich_viewer.core.phantom import write_phantom
+    from ich_viewer.phantom.study import write_phantom
 
     yield f"Generating demo study (seed {seed}, {kind})…"
     outdir = tempfile.mkdtemp(prefix="ich-viewer-demo-")

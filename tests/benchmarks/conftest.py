@@ -181,8 +181,8 @@ class StudyCache:
         self.folders: dict[tuple[int, str], Path] = {}
 
     def study(self, n_slices: int):
-        """The :class:`~ich_viewer.core.phantom.PhantomStudy` of ``n_slices`` slices."""
-        from ich_viewer.core.phantom import generate_study
+        """The :class:`~ich_viewer.phantom.study.PhantomStudy` of ``n_slices`` slices."""
+        from ich_viewer.phantom.study import generate_study
 
         if n_slices not in self.hu:
             self.hu[n_slices] = generate_study(PHANTOM_SEED, PHANTOM_KIND, n_slices=n_slices, size=512)
@@ -190,7 +190,7 @@ class StudyCache:
 
     def folder(self, n_slices: int, syntax: str = "raw") -> Path:
         """A folder holding the study as DICOM files of transfer syntax ``syntax`` (``raw`` or ``j2k``)."""
-        from ich_viewer.core.phantom import write_study_dicom
+        from ich_viewer.phantom.study import write_study_dicom
 
         key = (n_slices, syntax)
         if key not in self.folders:

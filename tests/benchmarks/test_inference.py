@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from ich_viewer.core.series import load_path
+from ich_viewer.dicom.series import load_path
 from tests.benchmarks.conftest import SIZES, PeakRss, interleaved_medians, load_note, median_time, repeats
 
 pytestmark = pytest.mark.benchmark

@@ -14,7 +14,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from ich_viewer.core.series import iter_load, load_series, scan
+from ich_viewer.dicom.series import iter_load, load_series, scan
 from tests.benchmarks.conftest import SIZES, SYNTAXES, interleaved_medians, load_note, repeats
 
 pytestmark = pytest.mark.benchmark

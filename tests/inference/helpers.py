@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ich_viewer.core.records import Series, SeriesInfo, SliceInfo
 from ich_viewer.core.windowing import ModelInput
+from ich_viewer.dicom.records import Series, SeriesInfo, SliceInfo
 
 TINY_INPUT = ModelInput(size=32)
 TINY_THRESHOLDS = {

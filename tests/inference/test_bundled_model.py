@@ -11,7 +11,7 @@ import pytest
 from ich_viewer.resources import default_model_dir
 from tests.inference.helpers import make_series
 
-pytest.importorskip("ich_viewer.core.phantom", reason="waiting for the phantom generator")
+pytest.importorskip("ich_viewer.phantom.study", reason="waiting for the phantom generator")
 
 #: Point this environment variable at another model folder (e.g. one trained on RSNA data) to test that instead.
 MODEL_ENV = "ICH_VIEWER_TEST_MODEL"
@@ -37,7 +37,7 @@ def _series(study):
 
 @pytest.mark.parametrize(("seed", "kind"), [(101, "intraparenchymal"), (102, "subdural"), (103, "epidural")])
 def test_positive_phantom_flagged_near_the_blood(engine, seed, kind):
-    from ich_viewer.core.phantom import generate_study
+    from ich_viewer.phantom.study import generate_study
 
     study = generate_study(seed=seed, kind=kind, n_slices=24, size=256)
     pred = engine.predict(_series(study))
@@ -51,7 +51,7 @@ def test_positive_phantom_flagged_near_the_blood(engine, seed, kind):
 
 @pytest.mark.parametrize("seed", [201, 202])
 def test_negative_phantom_not_flagged(engine, seed):
-    from ich_viewer.core.phantom import generate_study
+    from ich_viewer.phantom.study import generate_study
 
     study = generate_study(seed=seed, kind="none", n_slices=24, size=256)
     pred = engine.predict(_series(study))
@@ -63,8 +63,8 @@ def test_negative_phantom_not_flagged(engine, seed):
 def test_gradcam_points_at_the_blood(engine):
     import cv2
 
-    from ich_viewer.core.phantom import generate_study
     from ich_viewer.inference.gradcam import GradCam
+    from ich_viewer.phantom.study import generate_study
 
     study = generate_study(seed=104, kind="intraparenchymal", n_slices=24, size=256)
     series = _series(study)
@@ -86,8 +86,8 @@ def test_gradcam_points_at_the_blood(engine):
 
 
 def test_self_test_passes():
-    pytest.importorskip("ich_viewer.core.series", reason="waiting for the study engine")
-    from ich_viewer.inference.self_test import run_self_test
+    pytest.importorskip("ich_viewer.dicom.series", reason="waiting for the study engine")
+    from ich_viewer.self_test import run_self_test
 
     ok, message = run_self_test(MODEL_DIR)
     assert ok, message

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pydicom.uid import generate_uid
 
-from tests.core.dicom_factory import ct_slice, write
+from tests.dicom.dicom_factory import ct_slice, write
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

@@ -22,8 +22,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from tests.core.dicom_factory import ct_slice, write
-from tests.core.dicom_factory import structured_report as factory_structured_report
+from tests.dicom.dicom_factory import ct_slice, write
+from tests.dicom.dicom_factory import structured_report as factory_structured_report
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ich_viewer.core.phantom import generate_study, write_study_dicom
-from ich_viewer.core.report import inspect_report
-from ich_viewer.core.series import load_series, scan
+from ich_viewer.dicom.report import inspect_report
+from ich_viewer.dicom.series import load_series, scan
 from ich_viewer.errors import IchViewerError
+from ich_viewer.phantom.study import generate_study, write_study_dicom
 
 EXAMPLES = int(os.environ.get("ICH_FUZZ_EXAMPLES", "60"))
 pytestmark = pytest.mark.timeout(600)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ich_viewer.core.phantom import generate_study, write_study_dicom
 from ich_viewer.core.windowing import ModelInput
+from ich_viewer.phantom.study import generate_study, write_study_dicom
 from tests.inference.helpers import write_tiny_model_folder, write_untrained_model_folder
 
 JPEG2000_LOSSLESS = "1.2.840.10008.1.2.4.90"

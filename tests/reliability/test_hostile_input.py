@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ich_viewer.core.report import inspect_report
+from ich_viewer.dicom.report import inspect_report
 from tests.reliability import hostile
 
 pytestmark = pytest.mark.timeout(180)
@@ -57,7 +57,9 @@ def test_each_hostile_case_is_skipped_with_a_reason_or_shown(builder, tmp_path: 
         for series in report["series"]:
             if series["series_uid"][-3:] in (".50", ".51"):
                 assert series["spacing_mm"][1:] == [1.0, 1.0]
-                assert any(w.startswith("pixel spacing invalid") for w in series["warnings"]), series["warnings"]
+                assert any(w.startswith("pixel spacing invalid") for w in series["warnings"]), series[
+                    "warnings"
+                ]
     if case.name == "mixed_sizes":
         sizes = {(s["rows"], s["columns"]) for s in report["series"] if s["series_uid"].endswith(".90")}
         assert sizes == {(32, 32), (48, 48)}, "one Series UID with two image sizes is split"
@@ -119,7 +121,7 @@ def test_absurd_declared_size_is_refused_before_allocation(tmp_path: Path) -> No
     hostile.good_series(tmp_path)
     hostile.absurd_dimensions(tmp_path)
     code = (
-        "from ich_viewer.core.report import inspect_report;"
+        "from ich_viewer.dicom.report import inspect_report;"
         f"r = inspect_report({str(tmp_path)!r});"
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec (pytest with TF loaded)
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"

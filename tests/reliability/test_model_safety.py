@@ -60,7 +60,7 @@ def test_a_lambda_layer_is_refused_and_never_runs(tmp_path: Path) -> None:
 
 
 def test_predict_with_a_hostile_model_exits_2_with_one_line(tmp_path: Path) -> None:
-    from ich_viewer.core.phantom import write_phantom
+    from ich_viewer.phantom.study import write_phantom
 
     marker = tmp_path / MARKER_NAME
     folder = _lambda_model_folder(tmp_path / "model", marker)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ich_viewer.core.phantom import generate_study, write_study_dicom
+from ich_viewer.phantom.study import generate_study, write_study_dicom
 from tests.inference.helpers import write_tiny_model_folder
 
 PATIENT_MARKERS = ("PHANTOM^DEMO", "PHANTOM, DEMO", "PHANTOM-")

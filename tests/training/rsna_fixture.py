@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_viewer.core.labels import LABELS
-from tests.core.dicom_factory import ct_slice, write
+from tests.dicom.dicom_factory import ct_slice, write
 
 
 @dataclass(frozen=True)

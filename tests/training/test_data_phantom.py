@@ -58,7 +58,7 @@ def test_in_memory_set_matches_the_generator() -> None:
             assert data.y[i, k] == 1 and data.y[i, 0] == 1
             assert data.strata[i] == SUBTYPES.index(kind) + 1
     # the same as ModelInput on the generator's HU (the one preprocessing of the app)
-    from ich_viewer.core.phantom import generate_slice
+    from ich_viewer.phantom.study import generate_slice
 
     s = generate_slice(spec.seed(4), spec.kind(4), 64)
     np.testing.assert_allclose(data.x[4].astype(np.float32), MI(s.hu)[0], atol=1e-3)
@@ -85,7 +85,7 @@ def test_masks_come_with_the_set() -> None:
 
 
 def test_substitute_seed_when_the_generator_gives_up(monkeypatch) -> None:
-    import ich_viewer.core.phantom as phantom
+    import ich_viewer.phantom.study as phantom
 
     real = phantom.generate_slice
     calls = []

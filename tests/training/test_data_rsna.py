@@ -6,8 +6,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from ich_viewer.core.dicom_io import hu_from_dataset
 from ich_viewer.core.windowing import ModelInput
+from ich_viewer.dicom.io import hu_from_dataset
 from tests.training.rsna_fixture import make_rsna_fixture
 from training.data_rsna import (
     RsnaDataError,

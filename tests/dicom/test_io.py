@@ -1,4 +1,4 @@
-"""Tests of ich_viewer.core.dicom_io: header reading, skip reasons, and stored values -> HU."""
+"""Tests of ich_viewer.dicom.io: header reading, skip reasons, and stored values -> HU."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import MPEG2MPML, RLELossless
 
-from ich_viewer.core.dicom_io import (
+from ich_viewer.dicom.io import (
     PADDING_HU_CT,
     PixelEncoding,
     decode_slices,
@@ -23,7 +23,7 @@ from ich_viewer.core.dicom_io import (
     slice_normal,
 )
 from ich_viewer.errors import DicomReadError
-from tests.core import dicom_factory as fac
+from tests.dicom import dicom_factory as fac
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
@@ -437,7 +437,7 @@ HEADER_KEYWORDS = [
 )
 def test_fast_header_values_equal_pydicom(name: str) -> None:
     """The scan decodes simple values from raw bytes itself; they must equal pydicom's own conversion."""
-    from ich_viewer.core.dicom_io import _get
+    from ich_viewer.dicom.io import _get
 
     def norm(value):
         if value is None or value == "" or (isinstance(value, (list, tuple)) and not value):

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ich_viewer.core.phantom import KINDS, generate_study
 from ich_viewer.core.windowing import BRAIN, SUBDURAL, apply_window
+from ich_viewer.phantom.study import KINDS, generate_study
 
 __all__ = ["montage_image", "render_montage"]
 

@@ -1,4 +1,4 @@
-"""Tests of the synthetic head-CT phantom (ich_viewer.core.phantom)."""
+"""Tests of the synthetic head-CT phantom (ich_viewer.phantom.study)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import pytest
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from ich_viewer.core.labels import LABELS
-from ich_viewer.core.phantom import (
+from ich_viewer.phantom.anatomy import render_slice, sample_head
+from ich_viewer.phantom.lesions import Epidural
+from ich_viewer.phantom.study import (
     KINDS,
     PhantomSlice,
     PhantomStudy,
@@ -22,8 +24,6 @@ from ich_viewer.core.phantom import (
     write_phantom,
     write_study_dicom,
 )
-from ich_viewer.core.phantom_anatomy import render_slice, sample_head
-from ich_viewer.core.phantom_lesions import Epidural
 
 SUBTYPE_KINDS = [k for k in KINDS if k not in ("none", "random")]
 
@@ -401,7 +401,7 @@ def test_full_study_speed():
 
 def test_slice_seed_that_once_failed_to_place_intraventricular_blood() -> None:
     """Seed 1977 found no place for intraventricular blood at its level; other levels of its range are tried."""
-    from ich_viewer.core.phantom import generate_slice as _generate_slice
+    from ich_viewer.phantom.study import generate_slice as _generate_slice
 
     sl = _generate_slice(1977, "intraventricular", 256)
     assert sl.labels[3] == 1 and sl.labels[0] == 1

@@ -6,12 +6,75 @@ Fields may be added (with defaults); existing fields keep their meaning.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ich_viewer.core.dicom_io import PixelEncoding
+
+@dataclass(frozen=True)
+class PixelEncoding:
+    """How to turn the stored values of one slice (one frame) into Hounsfield units.
+
+    Attributes
+    ----------
+    transfer_syntax : str
+        (0002,0010) Transfer Syntax UID of the file.
+    rows, columns : int
+        (0028,0010) Rows, (0028,0011) Columns.
+    bits_allocated, bits_stored : int
+        (0028,0100) Bits Allocated, (0028,0101) Bits Stored.
+    pixel_representation : int
+        (0028,0103) Pixel Representation: 0 unsigned, 1 two's complement.
+    slope, intercept : float
+        (0028,1053) Rescale Slope and (0028,1052) Rescale Intercept as they will be applied, i.e. after the
+        RSNA fix (intercept -1000 where ``rsna_fix``); 1 and 0 when absent.
+    rsna_fix : bool
+        Apply the RSNA 12-bit fix to the stored values (see the module docstring).
+    padding : tuple of 2 ints or None
+        Inclusive range of stored values that are padding, from (0028,0120) Pixel Padding Value and
+        (0028,0121) Pixel Padding Range Limit; None when not declared.
+    is_ct : bool
+        (0008,0060) Modality is ``CT`` (decides the padding value).
+    data_offset : int or None
+        Byte offset in the file of this frame's native pixel values (uncompressed little-endian only); None
+        means decode through pydicom.
+    frame : int or None
+        Frame index in a multi-frame file.
+    modality_lut : bool
+        The file has a (0028,3000) Modality LUT Sequence: HU come from pydicom's ``apply_modality_lut`` (float32).
+    """
+
+    transfer_syntax: str
+    rows: int
+    columns: int
+    bits_allocated: int = 16
+    bits_stored: int = 16
+    pixel_representation: int = 0
+    slope: float = 1.0
+    intercept: float = 0.0
+    rsna_fix: bool = False
+    padding: tuple[int, int] | None = None
+    is_ct: bool = True
+    data_offset: int | None = None
+    frame: int | None = None
+    modality_lut: bool = False
+
+    @property
+    def integer_lut(self) -> bool:
+        """True when the modality LUT maps integers to integers (HU can be int16 if they fit)."""
+        return (
+            (not self.modality_lut) and float(self.slope).is_integer() and float(self.intercept).is_integer()
+        )
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one native frame."""
+        return self.rows * self.columns * max(self.bits_allocated, 8) // 8
+
+    @property
+    def native_dtype(self) -> np.dtype:
+        """The little-endian numpy dtype of the native stored values."""
+        kind = "i" if self.pixel_representation else "u"
+        return np.dtype(f"<{kind}{max(self.bits_allocated, 8) // 8}")
 
 
 @dataclass(frozen=True)
@@ -35,7 +98,7 @@ class SliceInfo:
         (0020,0032) Image Position (Patient) in mm.
     slice_thickness : float or None
         (0018,0050) Slice Thickness in mm.
-    encoding : ich_viewer.core.dicom_io.PixelEncoding or None
+    encoding : PixelEncoding or None
         How the loader turns this slice's stored values into HU (set by the scan; None = decode from scratch).
     """
 

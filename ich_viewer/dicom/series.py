@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ich_viewer.core.dicom_io import (
+from ich_viewer.dicom.io import (
     PADDING_HU_CT,
     ImageHeader,
     decode_slices,
@@ -51,7 +51,7 @@ from ich_viewer.core.dicom_io import (
     slice_normal,
     viewer_metadata,
 )
-from ich_viewer.core.records import LoadProgress, ScanResult, Series, SeriesInfo, Skipped, SliceInfo
+from ich_viewer.dicom.records import LoadProgress, ScanResult, Series, SeriesInfo, Skipped, SliceInfo
 from ich_viewer.errors import CancelledError, DicomReadError, NoUsableSeriesError
 
 __all__ = [

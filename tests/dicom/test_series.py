@@ -1,4 +1,4 @@
-"""Tests of ich_viewer.core.series: scanning, grouping, display order, spacing, warnings and loading."""
+"""Tests of ich_viewer.dicom.series: scanning, grouping, display order, spacing, warnings and loading."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 from pydicom.encaps import encapsulate
 from pydicom.uid import RLELossless
 
-from ich_viewer.core import series as series_mod
-from ich_viewer.core.dicom_io import ImageHeader
-from ich_viewer.core.records import LoadProgress, Series, SliceInfo
-from ich_viewer.core.series import iter_load, load_path, load_series, pick_series, scan
+from ich_viewer.dicom import series as series_mod
+from ich_viewer.dicom.io import ImageHeader
+from ich_viewer.dicom.records import LoadProgress, Series, SliceInfo
+from ich_viewer.dicom.series import iter_load, load_path, load_series, pick_series, scan
 from ich_viewer.errors import CancelledError, NoUsableSeriesError
-from tests.core import dicom_factory as fac
+from tests.dicom import dicom_factory as fac
 
 ROWS = COLS = 64
 

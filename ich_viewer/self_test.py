@@ -170,10 +170,10 @@ def run_self_test(model_dir: str | Path | None = None, *, check_quality: bool = 
     try:
         from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
-        from ich_viewer.core.phantom import generate_study, write_study_dicom
-        from ich_viewer.core.series import load_path
+        from ich_viewer.dicom.series import load_path
         from ich_viewer.inference.engine import InferenceEngine
         from ich_viewer.inference.gradcam import GradCam
+        from ich_viewer.phantom.study import generate_study, write_study_dicom
 
         t0 = time.perf_counter()
         engine = InferenceEngine.load(model_dir)

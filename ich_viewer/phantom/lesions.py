@@ -1,6 +1,6 @@
 """Hemorrhages of the synthetic head CT as 3-D objects in head coordinates (see :mod:`phantom_anatomy`).
 
-Each lesion draws itself into a slice (:class:`~ich_viewer.core.phantom_anatomy.SliceContext`): it blends its
+Each lesion draws itself into a slice (:class:`~ich_viewer.phantom.anatomy.SliceContext`): it blends its
 density into the HU image and writes its label number into the mask where it occupies at least half a pixel.
 Label numbers follow :data:`ich_viewer.core.labels.LABELS`: 1 epidural, 2 intraparenchymal, 3 intraventricular,
 4 subarachnoid, 5 subdural.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ich_viewer.core.phantom_anatomy import Head, SliceContext, _ramp, tentorium_line
+from ich_viewer.phantom.anatomy import Head, SliceContext, ramp, tentorium_line
 
 __all__ = [
     "EPIDURAL",
@@ -110,7 +110,7 @@ class _Convexity(Lesion):
         box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
         d = ctx.d_in[box] - lo[box]
         hb = h[box]
-        frac = _ramp(d, ctx.pix) * _ramp(hb - d, ctx.pix) * (hb > 0.05)
+        frac = ramp(d, ctx.pix) * ramp(hb - d, ctx.pix) * (hb > 0.05)
         # not into the skull-base bone of low slices
         frac *= hu[box] < 400
         value = np.full(frac.shape, self.hu, dtype=np.float32)
@@ -118,7 +118,7 @@ class _Convexity(Lesion):
             swirls = ctx.waves(ctx.head.depth_waves, 5.0, swap=True)[box]
             value -= np.float32(self.swirl) * np.clip(swirls - np.float32(0.3), 0.0, 1.0)
         if self.chronic_hu is not None:
-            dependent = _ramp(ctx.v[box] - np.float32(self.level_v), ctx.pix)
+            dependent = ramp(ctx.v[box] - np.float32(self.level_v), ctx.pix)
             value = np.float32(self.chronic_hu) + dependent * (value - np.float32(self.chronic_hu))
         _write(hu, mask, box, frac.astype(np.float32), value, self.label)
 
@@ -165,8 +165,8 @@ class Subdural(_Convexity):
                 box, frac = item
                 # thickest near the apex, tapering towards the free edge
                 along = np.abs(ctx.u[box] - np.float32(q0[0])) / np.float32(max(abs(p1[0] - q0[0]), 1.0))
-                frac = frac * _ramp(np.float32(0.95) - along, 0.25)
-                frac = frac * _ramp(ctx.d_cav[box] - 1.0, ctx.pix) * (hu[box] < 100)
+                frac = frac * ramp(np.float32(0.95) - along, 0.25)
+                frac = frac * ramp(ctx.d_cav[box] - 1.0, ctx.pix) * (hu[box] < 100)
                 _write(hu, mask, box, frac.astype(np.float32), self.hu, self.label)
             return
         vr = self.vr * k
@@ -178,8 +178,8 @@ class Subdural(_Convexity):
         du = (ctx.u[box] - np.float32(uc)) * np.float32(self.side)
         s2 = ((ctx.v[box] - np.float32(self.v0)) / np.float32(max(vr, 1.0))) ** 2
         h = np.float32(self.h_max * k) * np.sqrt(np.clip(1.0 - s2, 0.0, 1.0))
-        frac = _ramp(du - np.float32(0.5), ctx.pix) * _ramp(h + np.float32(0.5) - du, ctx.pix) * (h > 0.2)
-        frac *= _ramp(ctx.d_in[box] - 1.0, ctx.pix)
+        frac = ramp(du - np.float32(0.5), ctx.pix) * ramp(h + np.float32(0.5) - du, ctx.pix) * (h > 0.2)
+        frac *= ramp(ctx.d_in[box] - 1.0, ctx.pix)
         _write(hu, mask, box, frac.astype(np.float32), self.hu, self.label)
 
 
@@ -220,12 +220,12 @@ class Intraparenchymal(Lesion):
         rmean = 0.5 * (self.ru + self.rv)
         # distance outside the clot boundary in mm at this level (the clot shrinks towards its poles)
         dist = (rad - np.float32(k)) * np.float32(rmean)
-        inside = _ramp(ctx.d_in[box] - 2.0, ctx.pix)
+        inside = ramp(ctx.d_in[box] - 2.0, ctx.pix)
         tissue = (hu[box] > 5) & (hu[box] < 70)
-        edema = _ramp(np.float32(self.edema_mm * max(k, 0.3)) - dist, 2.0) * inside * tissue
+        edema = ramp(np.float32(self.edema_mm * max(k, 0.3)) - dist, 2.0) * inside * tissue
         hu[box] -= edema * np.float32(self.edema_drop)
         if k > 0:
-            blood = _ramp(-dist, ctx.pix) * inside
+            blood = ramp(-dist, ctx.pix) * inside
             _write(hu, mask, box, blood.astype(np.float32), self.hu, self.label)
 
 
@@ -255,7 +255,7 @@ class Intraventricular(Lesion):
                 return
             cols = np.flatnonzero(src.max(axis=0) > 0)
             box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-            frac = src[box] * _ramp(ctx.v[box] - np.float32(self.level_v), ctx.pix)
+            frac = src[box] * ramp(ctx.v[box] - np.float32(self.level_v), ctx.pix)
         if float(frac.max()) <= 0:
             return
         _write(hu, mask, box, frac.astype(np.float32), self.hu, self.label)
@@ -280,7 +280,7 @@ class Subarachnoid(Lesion):
             return
         box, region = item
         # blood distends the sulci it fills: widen the cortical CSF spaces by ``widen`` mm
-        sulci = _ramp(np.float32(self.widen) - ctx.e_csf[box], ctx.pix) * ctx.cav[box]
+        sulci = ramp(np.float32(self.widen) - ctx.e_csf[box], ctx.pix) * ctx.cav[box]
         space = np.maximum(sulci, ctx.cistern[box])
         # only where the pixel is still soft tissue / CSF (not bone of the skull base, not ventricles)
         cur = hu[box]

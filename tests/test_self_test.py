@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ich_viewer.inference.self_test import encode_jpeg_lossless
+from ich_viewer.self_test import encode_jpeg_lossless
 
 
 @pytest.mark.parametrize(
@@ -44,9 +44,9 @@ def test_encoder_refuses_non_16_bit():
 
 
 def test_self_test_end_to_end_with_tiny_model(tiny_model_dir):
-    pytest.importorskip("ich_viewer.core.series", reason="waiting for the study engine")
-    pytest.importorskip("ich_viewer.core.phantom", reason="waiting for the phantom generator")
-    from ich_viewer.inference.self_test import run_self_test
+    pytest.importorskip("ich_viewer.dicom.series", reason="waiting for the study engine")
+    pytest.importorskip("ich_viewer.phantom.study", reason="waiting for the phantom generator")
+    from ich_viewer.self_test import run_self_test
 
     ok, message = run_self_test(tiny_model_dir, check_quality=False)
     assert ok, message
@@ -55,7 +55,7 @@ def test_self_test_end_to_end_with_tiny_model(tiny_model_dir):
 
 
 def test_self_test_reports_a_broken_model_in_one_line(tmp_path):
-    from ich_viewer.inference.self_test import run_self_test
+    from ich_viewer.self_test import run_self_test
 
     ok, message = run_self_test(tmp_path / "missing-model")
     assert not ok

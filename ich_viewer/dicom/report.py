@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ich_viewer.core.records import Series, SeriesInfo, Skipped
-from ich_viewer.core.series import load_series, scan
+from ich_viewer.dicom.records import Series, SeriesInfo, Skipped
+from ich_viewer.dicom.series import load_series, scan
 from ich_viewer.errors import NoUsableSeriesError
 
 __all__ = ["inspect_report", "series_entry"]

@@ -8,7 +8,7 @@ like a resampled 512×512 slice:
 - ``z``: height in mm above the lowest level of the cranial cavity (level ``t = z / height`` runs from 0 at the
   foramen magnum to 1 at the vertex).
 
-The renderer is a pure function of a :class:`Head`, a list of lesions (see :mod:`ich_viewer.core.phantom_lesions`),
+The renderer is a pure function of a :class:`Head`, a list of lesions (see :mod:`ich_viewer.phantom.lesions`),
 the level and the matrix size, so a study is its slices rendered one by one and a single training slice is the
 same code at one level.
 """
@@ -217,7 +217,7 @@ def smooth_field_2d(rng: np.random.Generator, shape: tuple[int, int], sigma_px: 
     return noise * np.float32(1.0 / max(std, 1e-6))
 
 
-def _ramp(x: np.ndarray, width: float) -> np.ndarray:
+def ramp(x: np.ndarray, width: float) -> np.ndarray:
     """Soft step 0 -> 1 as ``x`` crosses 0 over ``width`` (float32)."""
     return np.clip(x * np.float32(1.0 / width) + np.float32(0.5), 0.0, 1.0)
 
@@ -417,7 +417,7 @@ class SliceContext:
         q = np.sqrt((du / np.float32(ru)) ** 2 + (dv / np.float32(rv)) ** 2)
         # distance to the boundary approximately (1 - q) * mean radius
         edge = soft if soft is not None else self.pix
-        frac = _ramp((np.float32(1.0) - q) * np.float32(min(ru, rv)), edge)
+        frac = ramp((np.float32(1.0) - q) * np.float32(min(ru, rv)), edge)
         return box, frac
 
     def capsule(
@@ -449,7 +449,7 @@ class SliceContext:
         length2 = max(eu * eu + ev * ev, 1e-6)
         proj = np.clip((du * np.float32(eu) + dv * np.float32(ev)) / np.float32(length2), 0.0, 1.0)
         dist = np.sqrt((du - proj * np.float32(eu)) ** 2 + (dv - proj * np.float32(ev)) ** 2)
-        return box, _ramp(np.float32(radius) - dist, self.pix)
+        return box, ramp(np.float32(radius) - dist, self.pix)
 
 
 def _paint(
@@ -533,14 +533,14 @@ def render_slice(
     hu = np.full((size, size), AIR_HU, dtype=np.float32)
 
     # scalp: skin, fat, galea / muscle
-    scalp = _ramp(d_skin, pix)
+    scalp = ramp(d_skin, pix)
     depth_rel = d_skin / np.float32(head.scalp)
     fat_w = np.clip(1.0 - np.abs(depth_rel - 0.45) * 3.0, 0.0, 1.0) * np.float32(0.85)
     scalp_val = head.scalp_hu + fat_w * np.float32(head.fat_hu - head.scalp_hu)
     hu += scalp * (scalp_val - hu)
 
     # skull: tables and diploe (the base of the skull fills the cranial cavity between its fossae)
-    skull = _ramp(d_out, pix)
+    skull = ramp(d_out, pix)
     tot = np.maximum(d_out - d_in, 1.0)
     q = d_out / tot
     table = np.float32(1.6) / tot
@@ -550,7 +550,7 @@ def render_slice(
     hu += skull * (bone_val - hu)
     low = ctx.z_lo / head.height < 0.3  # part of the slice is at the skull base
     ctx.d_cav = _cavity_depth(ctx) if low else d_in
-    base = _ramp(d_in, pix) * _ramp(-ctx.d_cav, pix)
+    base = ramp(d_in, pix) * ramp(-ctx.d_cav, pix)
     if low:
         tex = ctx.waves(head.depth_waves, 3.0)
         hu += base * (np.float32(head.diploe_hu * 1.15) + np.float32(220.0) * tex - hu)
@@ -607,11 +607,11 @@ def render_slice(
         sd_2 = sd_2 * (np.float32(1.0) - ctx.pf)
     e = np.minimum(e, np.maximum(dist_2 - w_s * 0.4, d_c - sd_2))
     g_thick = np.float32(2.8)
-    nonc = _ramp(e, pix)
-    whitef = _ramp(e - g_thick, max(pix, 1.6))
+    nonc = ramp(e, pix)
+    whitef = ramp(e - g_thick, max(pix, 1.6))
     brain_val = np.float32(head.csf_hu) + nonc * np.float32(head.grey_hu - head.csf_hu)
     brain_val += whitef * np.float32(head.white_hu - head.grey_hu)
-    cav = _ramp(ctx.d_cav, pix)
+    cav = ramp(ctx.d_cav, pix)
     ctx.cav = cav
     # beam hardening makes the brain just under the inner table slightly denser
     brain_val += np.float32(4.0) * np.exp(-np.maximum(d_b, 0.0) * np.float32(1.0 / 5.0))
@@ -703,7 +703,7 @@ def _posterior_fossa(ctx: SliceContext) -> np.ndarray:
     curve = v_line + np.float32(0.45) * np.abs(ctx.u) * np.float32(head.b / head.a) * np.float32(
         0.0 if t < 0.2 else 1.0
     )
-    return _ramp(ctx.v - curve, 4.0) * np.float32(k)
+    return ramp(ctx.v - curve, 4.0) * np.float32(k)
 
 
 def _holder(ctx: SliceContext, hu: np.ndarray) -> None:
@@ -716,7 +716,7 @@ def _holder(ctx: SliceContext, hu: np.ndarray) -> None:
         ra, rb = head.a + head.skull + head.scalp + 16.0, head.b + head.skull + head.scalp + 10.0
         rho = np.sqrt((x / np.float32(ra)) ** 2 + (y / np.float32(rb)) ** 2)
         dist = np.abs(rho - np.float32(1.0)) * np.float32(0.5 * (ra + rb))
-        geo._holder = _ramp(np.float32(1.2) - dist, ctx.pix) * _ramp(y + np.float32(10.0), 8.0)
+        geo._holder = ramp(np.float32(1.2) - dist, ctx.pix) * ramp(y + np.float32(10.0), 8.0)
     hu += geo._holder * (np.float32(180.0) - hu) * (hu < -500)
 
 
@@ -861,7 +861,7 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
         for sgn in (-1.0, 1.0):
             p0, p1 = tentorium_line(ctx, sgn)
             _paint(hu, ctx.capsule(p0, p1, 0.5), head.tentorium_hu, 0.7 * k, within=ctx.cav)
-    ctx.cistern *= _ramp(ctx.d_cav, ctx.pix)
+    ctx.cistern *= ramp(ctx.d_cav, ctx.pix)
 
 
 def tentorium_line(ctx: SliceContext, sgn: float) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -892,7 +892,7 @@ def _air_cells(ctx: SliceContext, item, period: float, air_fraction: float) -> t
     cells = np.cos(w * u + warp + np.float32(0.7) * np.sin(w * 0.6 * v)) * np.cos(
         w * v - warp + np.float32(0.7) * np.sin(w * 0.5 * u)
     )
-    air = _ramp(cells - np.float32(1.0 - 2.0 * air_fraction), 0.35)
+    air = ramp(cells - np.float32(1.0 - 2.0 * air_fraction), 0.35)
     return box, frac * air
 
 
@@ -907,7 +907,7 @@ def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
             item = ctx.ellipse(0.0, -b * sc - 4.0, head.frontal_sinus * k, 14.0, deep=False)
             if item is not None:
                 box, frac = item
-                inside_bone = _ramp(-ctx.d_in[box] - 1.8, ctx.pix) * _ramp(ctx.d_out[box] - 1.8, ctx.pix)
+                inside_bone = ramp(-ctx.d_in[box] - 1.8, ctx.pix) * ramp(ctx.d_out[box] - 1.8, ctx.pix)
                 _paint(hu, (box, frac * inside_bone), -900.0)
     if ctx.z_lo / head.height > 0.3:
         return
@@ -988,7 +988,7 @@ def _streaks(ctx: SliceContext, hu: np.ndarray, rng: np.random.Generator) -> Non
     if k <= 0:
         return
     a, b = head.a, head.b
-    inside = _ramp(ctx.d_cav, ctx.pix) * (hu < 100)
+    inside = ramp(ctx.d_cav, ctx.pix) * (hu < 100)
     for _ in range(3):
         p0 = (-0.55 * a + rng.normal(0, 5), 0.05 * b + rng.normal(0, 10))
         p1 = (0.55 * a + rng.normal(0, 5), 0.05 * b + rng.normal(0, 10))

@@ -5,7 +5,7 @@ set), so it aims at the look of real non-contrast head CT (see ``shared/real-ct-
 with tables and diploe, skull base with orbits, sinuses, petrous bones and mastoids, grey and white matter with
 gyri and sulci, ventricles, cisterns, falx, benign calcifications, dense venous sinuses, correlated noise,
 partial-volume blur, beam-hardening streaks and padding outside the reconstruction circle. The five hemorrhage
-types are 3-D objects with their typical shape and place (:mod:`ich_viewer.core.phantom_lesions`).
+types are 3-D objects with their typical shape and place (:mod:`ich_viewer.phantom.lesions`).
 
 Everything is seeded: the same arguments give byte-for-byte the same arrays and files (UIDs included, they are
 derived from the arguments).
@@ -19,15 +19,16 @@ Examples
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ich_viewer.core.labels import LABELS, PHANTOM_KINDS
-from ich_viewer.core.phantom_anatomy import Geometry, Head, render_slice, sample_head
-from ich_viewer.core.phantom_lesions import Lesion, sample_lesion
+from ich_viewer.phantom.anatomy import Geometry, Head, render_slice, sample_head
+from ich_viewer.phantom.dicom_writer import write_phantom_files
+from ich_viewer.phantom.dicom_writer import write_study_dicom as _write_study_dicom
+from ich_viewer.phantom.lesions import Lesion, sample_lesion
 
 __all__ = [
     "KINDS",
@@ -328,9 +329,7 @@ def generate_slice(
 
 def write_study_dicom(study: PhantomStudy, outdir, *, transfer_syntax: str | None = None) -> list[Path]:
     """Write ``study`` as a CT series ``IM0001.dcm`` … in display order; see :mod:`phantom_dicom`."""
-    from ich_viewer.core.phantom_dicom import write_study_dicom as _write
-
-    return _write(study, outdir, transfer_syntax=transfer_syntax)
+    return _write_study_dicom(study, outdir, transfer_syntax=transfer_syntax)
 
 
 def write_phantom(
@@ -348,28 +347,5 @@ def write_phantom(
     Writes ``IM0001.dcm`` … (display order), ``truth.json`` and ``mask.npy`` (uint8 ``(S, H, W)``).
     Returns the output folder.
     """
-    from ich_viewer.core.phantom_dicom import write_phantom_files
-
     study = generate_study(seed, kind=kind, n_slices=n_slices, size=size, thickness=thickness)
     return write_phantom_files(study, outdir, transfer_syntax=transfer_syntax)
-
-
-def _main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(
-        prog="python -m ich_viewer.core.phantom", description="Render the phantom montage."
-    )
-    p.add_argument("--montage", metavar="OUT.png", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=256)
-    args = p.parse_args(argv)
-    from ich_viewer.core.phantom_montage import render_montage
-
-    render_montage(args.montage, seed=args.seed, size=args.size)
-    print(f"wrote {args.montage}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -1,0 +1,5 @@
+"""DICOM files -> typed records -> :class:`~ich_viewer.dicom.records.Series` (HU volume plus metadata).
+
+Header scan and pixel decoding (:mod:`.io`), series assembly and the loading generator (:mod:`.series`),
+and the ``inspect`` report (:mod:`.report`). Imports neither Qt nor TensorFlow.
+"""
