@@ -3,15 +3,14 @@ skipped with its reason."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ich_viewer.dicom.records import Series, SeriesInfo, Skipped
-from ich_viewer.dicom.series import load_series, scan
+from ich_viewer.dicom.records import ScanResult, Series, SeriesInfo, Skipped
+from ich_viewer.dicom.series import load_series, no_series_message, scan
 from ich_viewer.errors import NoUsableSeriesError
 
 __all__ = ["inspect_report", "series_entry"]
@@ -73,8 +72,8 @@ def inspect_report(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     NoUsableSeriesError
-        ``"no readable DICOM image series in PATH (N files skipped)"`` when nothing usable was found, or when
-        ``path`` does not exist.
+        :func:`~ich_viewer.dicom.series.no_series_message` when nothing usable was found, or when ``path``
+        does not exist.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -89,8 +88,6 @@ def inspect_report(path: str | Path) -> dict[str, Any]:
             entries.append(series_entry(info, _hu_range(series)))
             del series
     if not entries:
-        raise NoUsableSeriesError(
-            f"no readable DICOM image series in {os.fspath(path)} ({len(skipped)} files skipped)"
-        )
+        raise NoUsableSeriesError(no_series_message(ScanResult(series=(), skipped=tuple(skipped)), path))
     entries.sort(key=lambda e: -e["n_slices"])
     return {"series": entries, "skipped": [{"path": k.path, "reason": k.reason} for k in skipped]}

@@ -39,7 +39,6 @@ from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 
@@ -56,11 +55,13 @@ from ich_viewer.errors import CancelledError, DicomReadError, NoUsableSeriesErro
 
 __all__ = [
     "default_workers",
+    "describe_paths",
     "group_headers",
     "iter_load",
     "list_files",
     "load_path",
     "load_series",
+    "no_series_message",
     "pick_series",
     "scan",
 ]
@@ -86,45 +87,83 @@ def _natural_key(path: str) -> tuple:
     return tuple((0, int(p), p) if p.isdigit() else (1, 0, p.lower()) for p in parts)
 
 
-def list_files(path: str | os.PathLike[str]) -> tuple[list[str], list[Skipped]]:
+PathArg = str | os.PathLike[str]
+
+
+def _as_roots(path: PathArg | Sequence[PathArg]) -> list[str]:
+    if isinstance(path, str | os.PathLike):
+        return [os.fspath(path)]
+    return [os.fspath(p) for p in path]
+
+
+def list_files(path: PathArg | Sequence[PathArg]) -> tuple[list[str], list[Skipped]]:
     """List the files under ``path`` (recursively, sorted), or ``[path]`` for a file.
+
+    Parameters
+    ----------
+    path : str, PathLike or sequence of them
+        A folder, a file, or several of either (e.g. items dropped on the window together); each is listed
+        in the order given, and a file reached twice is listed once.
 
     Returns
     -------
     tuple
         ``(files, problems)``: absolute file paths in a stable order, and folders that could not be listed.
-        Folder links are not followed (no loops).
+        Links to folders are followed, each real folder at most once (no loops).
 
     Raises
     ------
     NoUsableSeriesError
-        When ``path`` does not exist.
+        When a given path does not exist, or no path is given.
     """
-    root = os.path.abspath(os.fspath(path))
-    if not os.path.exists(root):
-        raise NoUsableSeriesError(f"no such file or folder: {os.fspath(path)}")
-    if not os.path.isdir(root):
-        return [root], []
+    roots = _as_roots(path)
+    if not roots:
+        raise NoUsableSeriesError("no file or folder given")
+    for root in roots:
+        if not os.path.exists(root):
+            raise NoUsableSeriesError(f"no such file or folder: {root}")
     problems: list[Skipped] = []
+    files: list[str] = []
+    seen_files: set[str] = set()
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def add_file(file: str) -> None:
+        real = os.path.realpath(file)
+        if real not in seen_files:
+            seen_files.add(real)
+            files.append(file)
 
     def on_error(exc: OSError) -> None:
-        problems.append(Skipped(str(exc.filename or root), f"cannot list folder ({exc.strerror or exc})"))
+        problems.append(Skipped(str(exc.filename or exc), f"cannot list folder ({exc.strerror or exc})"))
 
-    files: list[str] = []
-    for folder, dirs, names in os.walk(root, onerror=on_error):
-        dirs.sort(key=_natural_key)
-        for name in sorted(names, key=_natural_key):
-            files.append(os.path.join(folder, name))
+    for root in (os.path.abspath(r) for r in roots):
+        if not os.path.isdir(root):
+            add_file(root)
+            continue
+        for folder, dirs, names in os.walk(root, onerror=on_error, followlinks=True):
+            try:
+                st = os.stat(folder)
+            except OSError as exc:
+                on_error(exc)
+                dirs[:] = []
+                continue
+            if (st.st_dev, st.st_ino) in seen_dirs:  # a link loop, or a folder reached twice
+                dirs[:] = []
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            dirs.sort(key=_natural_key)
+            for name in sorted(names, key=_natural_key):
+                add_file(os.path.join(folder, name))
     return files, problems
 
 
-def scan(path: str | Path, *, should_stop: Callable[[], bool] | None = None) -> ScanResult:
+def scan(path: PathArg | Sequence[PathArg], *, should_stop: Callable[[], bool] | None = None) -> ScanResult:
     """Scan a folder (recursively) or one file for image series, reading headers only.
 
     Parameters
     ----------
-    path : str or Path
-        A folder or a single DICOM file.
+    path : str, Path or sequence of them
+        A folder or a single DICOM file, or several of either (see :func:`list_files`).
     should_stop : callable, optional
         Polled before each file; when it returns True the scan stops by raising
         :class:`~ich_viewer.errors.CancelledError`.
@@ -524,44 +563,66 @@ def load_series(info: SeriesInfo, *, workers: int | None = None) -> Series:
             return result.value
 
 
-def pick_series(result: ScanResult, series_uid: str | None = None) -> SeriesInfo:
+def describe_paths(path: PathArg | Sequence[PathArg]) -> str:
+    """How to name ``path`` in a message: the path itself, or ``"3 dropped items"``."""
+    roots = _as_roots(path)
+    return roots[0] if len(roots) == 1 else f"{len(roots)} items"
+
+
+def no_series_message(result: ScanResult, path: PathArg | Sequence[PathArg] | None = None) -> str:
+    """One line saying that nothing usable was found in ``path``, with the commonest reasons files were skipped."""
+    where = f" in {describe_paths(path)}" if path is not None else ""
+    if not result.skipped:
+        return f"no usable DICOM image series found{where} (no files)"
+    counts: dict[str, int] = {}
+    for item in result.skipped:
+        counts[item.reason] = counts.get(item.reason, 0) + 1
+    common = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    reasons = "; ".join(f"{n}× {reason}" for reason, n in common)
+    return f"no usable DICOM image series found{where}: {len(result.skipped)} file(s) skipped ({reasons})"
+
+
+def pick_series(
+    result: ScanResult, series_uid: str | None = None, path: PathArg | Sequence[PathArg] | None = None
+) -> SeriesInfo:
     """Choose a series of a scan: the given UID (the largest part where it was split), else the largest CT
-    series, else the largest series.
+    series, else the largest series. The one definition used by the command line and the GUI.
+
+    Parameters
+    ----------
+    result : ScanResult
+    series_uid : str, optional
+        (0020,000E) Series Instance UID asked for; an unknown one is an error, never silently replaced.
+    path : optional
+        What was scanned, to name it in error messages.
 
     Raises
     ------
     NoUsableSeriesError
-        When the scan found no series, or none with ``series_uid``.
+        When the scan found no series (:func:`no_series_message`), or none with ``series_uid``.
     """
     if not result.series:
-        raise NoUsableSeriesError("no readable DICOM image series")
+        raise NoUsableSeriesError(no_series_message(result, path))
     if series_uid is not None:
         matches = [s for s in result.series if s.series_uid == series_uid]
         if not matches:
-            raise NoUsableSeriesError(f"series {series_uid} not found")
+            where = f" in {describe_paths(path)}" if path is not None else ""
+            raise NoUsableSeriesError(f"series {series_uid} not found{where}")
         return matches[0]
     ct = [s for s in result.series if s.is_ct]
     return ct[0] if ct else result.series[0]
 
 
-def load_path(path: str | Path, series_uid: str | None = None) -> Series:
+def load_path(path: PathArg | Sequence[PathArg], series_uid: str | None = None) -> Series:
     """Scan ``path``, pick a series (:func:`pick_series`) and load it.
 
     Raises
     ------
     NoUsableSeriesError
-        ``"no readable DICOM image series in PATH (N files skipped)"``, an unknown ``series_uid``, or a series
-        none of whose slices could be decoded.
+        No usable series (:func:`no_series_message`), an unknown ``series_uid``, or a series none of whose
+        slices could be decoded.
     """
-    result = scan(path)
-    if not result.series:
-        raise NoUsableSeriesError(
-            f"no readable DICOM image series in {os.fspath(path)} ({len(result.skipped)} files skipped)"
-        )
-    try:
-        info = pick_series(result, series_uid)
-    except NoUsableSeriesError as exc:
-        raise NoUsableSeriesError(f"{exc} in {os.fspath(path)}") from None
+    info = pick_series(scan(path), series_uid, path)
     series = load_series(info)
     if len(series.blank_slices) == info.n_slices:
         reason = series.failed[0].reason if series.failed else "unknown reason"

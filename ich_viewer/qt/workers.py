@@ -30,7 +30,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import GeneratorWorker, create_worker
 
 from ich_viewer.dicom.records import LoadProgress, ScanResult, Series, SeriesInfo
-from ich_viewer.errors import CancelledError, IchViewerError, NoUsableSeriesError
+from ich_viewer.errors import CancelledError, IchViewerError
 
 __all__ = [
     "CancelToken",
@@ -249,41 +249,6 @@ class StudyLoaded:
     series: Series
 
 
-def choose_series(
-    scan: ScanResult, series_uid: str | None = None, path: str | Path | None = None
-) -> SeriesInfo:
-    """Pick the series to show: the given UID, else the largest CT series, else the largest series.
-
-    Raises
-    ------
-    NoUsableSeriesError
-        If the scan found no series (the message summarises why files were skipped).
-    """
-    if not scan.series:
-        raise NoUsableSeriesError(no_series_message(scan, path))
-    if series_uid:
-        for info in scan.series:
-            if info.series_uid == series_uid:
-                return info
-    for info in scan.series:
-        if info.is_ct:
-            return info
-    return scan.series[0]
-
-
-def no_series_message(scan: ScanResult, path: str | Path | None = None) -> str:
-    """One line saying that nothing usable was found, with the commonest skip reasons."""
-    where = f" in {path}" if path is not None else ""
-    if not scan.skipped:
-        return f"no DICOM image series found{where} (no files)"
-    counts: dict[str, int] = {}
-    for item in scan.skipped:
-        counts[item.reason] = counts.get(item.reason, 0) + 1
-    common = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
-    reasons = "; ".join(f"{n}× {reason}" for reason, n in common)
-    return f"no usable DICOM image series found{where}: {len(scan.skipped)} file(s) skipped ({reasons})"
-
-
 def _cancellable(
     gen: Generator, token: CancelToken, what: str, step: Callable[[Generator], Any] = next
 ) -> Generator:
@@ -330,12 +295,12 @@ def load_study_job(
     CancelledError
         If cancelled while scanning.
     """
-    from ich_viewer.dicom.series import scan
+    from ich_viewer.dicom.series import pick_series, scan
 
     result = scan(path, should_stop=token.is_set)
     if token.is_set():
         raise CancelledError("loading cancelled")
-    chosen = choose_series(result, series_uid, path)
+    chosen = pick_series(result, series_uid, path)
     yield ScanDone(str(path), result, chosen)
     series = yield from _stream_series(chosen, token)
     return StudyLoaded(result, series)
