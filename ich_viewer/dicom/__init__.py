@@ -1,5 +1,5 @@
 """DICOM files -> typed records -> :class:`~ich_viewer.dicom.records.Series` (HU volume plus metadata).
 
-Header scan and pixel decoding (:mod:`.io`), series assembly and the loading generator (:mod:`.series`),
-and the ``inspect`` report (:mod:`.report`). Imports neither Qt nor TensorFlow.
+Header scan (:mod:`.header`), pixel decoding to HU (:mod:`.pixels`), series assembly and the loading
+generator (:mod:`.series`), and the ``inspect`` report (:mod:`.report`). Imports neither Qt nor TensorFlow.
 """

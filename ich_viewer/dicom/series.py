@@ -42,14 +42,8 @@ from itertools import islice
 
 import numpy as np
 
-from ich_viewer.dicom.io import (
-    PADDING_HU_CT,
-    ImageHeader,
-    decode_slices,
-    read_image_header,
-    slice_normal,
-    viewer_metadata,
-)
+from ich_viewer.dicom.header import ImageHeader, read_image_header, slice_normal, viewer_metadata
+from ich_viewer.dicom.pixels import PADDING_HU_CT, decode_slices
 from ich_viewer.dicom.records import LoadProgress, ScanResult, Series, SeriesInfo, Skipped, SliceInfo
 from ich_viewer.errors import CancelledError, DicomReadError, NoUsableSeriesError
 
@@ -407,7 +401,7 @@ def _build_series(group: _Group, parts: int) -> SeriesInfo:
         slices=tuple(ordered),
         spacing_mm=(float(spacing), float(row_spacing), float(col_spacing)),
         warnings=tuple(warns),
-        orientation=group.orientation,  # type: ignore[arg-type]
+        orientation=group.orientation,
         patient_name=meta.get("patient_name", ""),
         patient_id=meta.get("patient_id", ""),
         patient_age=meta.get("patient_age", ""),
@@ -440,7 +434,6 @@ def _tasks(info: SeriesInfo) -> list[tuple[str, list[int]]]:
     """Decoding jobs: one per slice for native files, one per file otherwise (in display order)."""
     tasks: list[tuple[str, list[int]]] = []
     per_file: dict[str, list[int]] = {}
-    first_index: dict[str, int] = {}
     for i, s in enumerate(info.slices):
         enc = s.encoding
         if enc is not None and enc.data_offset is not None and not enc.modality_lut:
@@ -448,7 +441,6 @@ def _tasks(info: SeriesInfo) -> list[tuple[str, list[int]]]:
         else:
             if s.path not in per_file:
                 per_file[s.path] = []
-                first_index[s.path] = i
                 tasks.append((s.path, per_file[s.path]))
             per_file[s.path].append(i)
     return tasks

@@ -323,7 +323,7 @@ def thumbnails_job(
     """
     import pydicom
 
-    from ich_viewer.dicom.io import hu_from_dataset
+    from ich_viewer.dicom.pixels import hu_from_dataset
 
     for info in infos:
         if token.is_set():

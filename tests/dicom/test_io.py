@@ -1,4 +1,4 @@
-"""Tests of ich_viewer.dicom.io: header reading, skip reasons, and stored values -> HU."""
+"""Tests of ich_viewer.dicom.header and .pixels: header reading, skip reasons, and stored values -> HU."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import MPEG2MPML, RLELossless
 
-from ich_viewer.dicom.io import (
+from ich_viewer.dicom.header import read_header, read_image_header, slice_normal
+from ich_viewer.dicom.pixels import (
     PADDING_HU_CT,
-    PixelEncoding,
+    decode_slice,
     decode_slices,
     hu_from_dataset,
     hu_from_stored,
-    read_header,
-    read_image_header,
-    slice_normal,
 )
+from ich_viewer.dicom.records import PixelEncoding
+from ich_viewer.dicom.series import load_series, scan
 from ich_viewer.errors import DicomReadError
 from tests.dicom import dicom_factory as fac
 
@@ -288,6 +288,48 @@ class TestRealFiles:
         assert "\n" not in str(exc.value)
 
 
+class TestDecodeSlice:
+    """decode_slice: one slice to HU, the same array the study loader puts in the volume."""
+
+    def test_each_frame_of_a_multi_frame_file(self, tmp_path: Path) -> None:
+        stored = np.stack([fac.stored_pattern(16, 12, k) for k in range(3)])
+        positions = [(0.0, 0.0, 10.0), (0.0, 0.0, 0.0), (0.0, 0.0, 5.0)]
+        header = read_image_header(fac.write(fac.enhanced_ct(stored, positions), tmp_path / "mf.dcm"))
+        for k, info in enumerate(header.slices):
+            hu = decode_slice(info)
+            assert hu.shape == (16, 12) and hu.dtype == np.int16
+            np.testing.assert_array_equal(hu, stored[k] - 1024)
+
+    def test_equals_the_loaded_volume_native_and_compressed(self, tmp_path: Path) -> None:
+        stored = np.stack([fac.stored_pattern(8, 8, k) for k in range(4)])
+        fac.write_series(tmp_path / "ct", stored, fac.axial_positions(4))
+        (tmp_path / "mr").mkdir()
+        (tmp_path / "mr" / "rle.dcm").write_bytes(bundled("MR_small_RLE.dcm").read_bytes())
+        result = scan(tmp_path)
+        assert len(result.series) == 2
+        for info in result.series:
+            volume = load_series(info).hu
+            for k, piece in enumerate(info.slices):
+                hu = decode_slice(piece)
+                assert hu.dtype == volume.dtype and hu.shape == (info.rows, info.columns)
+                np.testing.assert_array_equal(hu, volume[k])
+
+    def test_fractional_rescale_is_float32(self, tmp_path: Path) -> None:
+        stored = fac.stored_pattern(4, 6, 0)
+        path = fac.write(fac.ct_slice(stored, slope=0.5, intercept=-1024.0), tmp_path / "f.dcm")
+        hu = decode_slice(read_image_header(path).slices[0])
+        assert hu.dtype == np.float32 and hu.shape == (4, 6)
+        np.testing.assert_array_equal(hu, stored * 0.5 - 1024.0)
+
+    def test_unreadable_file_raises_dicom_read_error(self, tmp_path: Path) -> None:
+        stored = fac.stored_pattern(8, 8, 0)
+        path = fac.write(fac.ct_slice(stored), tmp_path / "a.dcm")
+        info = read_image_header(path).slices[0]
+        path.write_bytes(path.read_bytes()[:-20])  # truncated after the scan
+        with pytest.raises(DicomReadError, match="truncated pixel data"):
+            decode_slice(info)
+
+
 def _enc(**kw) -> PixelEncoding:
     base = dict(transfer_syntax="1.2.840.10008.1.2.1", rows=1, columns=5)
     base.update(kw)
@@ -437,7 +479,7 @@ HEADER_KEYWORDS = [
 )
 def test_fast_header_values_equal_pydicom(name: str) -> None:
     """The scan decodes simple values from raw bytes itself; they must equal pydicom's own conversion."""
-    from ich_viewer.dicom.io import _get
+    from ich_viewer.dicom.header import _get
 
     def norm(value):
         if value is None or value == "" or (isinstance(value, (list, tuple)) and not value):

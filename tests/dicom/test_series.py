@@ -19,7 +19,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import RLELossless
 
 from ich_viewer.dicom import series as series_mod
-from ich_viewer.dicom.io import ImageHeader
+from ich_viewer.dicom.header import ImageHeader
 from ich_viewer.dicom.records import LoadProgress, Series, SliceInfo
 from ich_viewer.dicom.series import iter_load, load_path, load_series, pick_series, scan
 from ich_viewer.errors import CancelledError, NoUsableSeriesError

@@ -1,35 +1,27 @@
-"""Read one DICOM file: its header without pixels, its image geometry, and its pixels in Hounsfield units.
-
-The pieces, from the outside in:
+"""Read one DICOM file's header, without its pixels: what a scan needs to group, order and decode its images.
 
 - :func:`read_header` reads a file's header without the pixel data (``stop_before_pixels``); files without
   the ``DICM`` preamble are only forced open when their first bytes look like a DICOM group 0002/0008 tag.
 - :func:`read_image_header` turns a header into an :class:`ImageHeader`: one :class:`SliceInfo` per image (a
   multi-frame file gives one per frame), the values that group images into series, the viewer metadata and a
-  :class:`PixelEncoding` per slice that says how to turn its stored values into HU. Non-image files (DICOMDIR,
-  structured reports, presentation states, colour images, files without pixel data, undecodable transfer
-  syntaxes, absurd sizes, truncated pixel data) raise :class:`~ich_viewer.errors.DicomReadError` with the
-  reason.
-- :func:`hu_from_stored` is the one modality LUT: ``HU = stored * (0028,1053) Rescale Slope + (0028,1052)
-  Rescale Intercept``, with the RSNA 12-bit fix and (0028,0120) Pixel Padding Value.
-- :func:`decode_slices` decodes the slices of one file to HU: uncompressed little-endian files are read straight
-  from the byte offset found while reading the header (no second parse), everything else through pydicom and
-  the pylibjpeg plugins.
-- :func:`hu_from_dataset` does the same for a dataset already in memory.
+  :class:`~ich_viewer.dicom.records.PixelEncoding` per slice (:func:`encodings_from_dataset`) that says how
+  :mod:`ich_viewer.dicom.pixels` turns its stored values into HU; for uncompressed little-endian files it
+  records the byte offset of each frame's pixel values, so decoding needs no second parse. Non-image files
+  (DICOMDIR, structured reports, presentation states, colour images, files without pixel data, undecodable
+  transfer syntaxes, absurd sizes, truncated pixel data) raise :class:`~ich_viewer.errors.DicomReadError` with
+  the reason.
+- :func:`viewer_metadata` reads the patient/study/series values shown by the viewer, once per series.
 
-Nothing here touches the global warnings filters (that is not thread-safe and these functions run in decoding
-threads); :func:`ich_viewer.dicom.series.scan` and the ``inspect`` report silence pydicom's validation warnings
-around their own calls.
+Nothing here touches the global warnings filters (that is not thread-safe); :func:`ich_viewer.dicom.series.scan`
+and the ``inspect`` report silence pydicom's validation warnings around their own calls.
 
-Choices (documented here once):
+Encoding choices (applied by :mod:`ich_viewer.dicom.pixels`, decided here from the header):
 
-- **dtype**: HU are int16 when slope and intercept are integers and every value fits int16, else float32.
 - **RSNA 12-bit fix** (CT only): when (0028,0101) Bits Stored is 12, (0028,0103) Pixel Representation is 0 and
   Rescale Intercept > -100, stored values are shifted by +1000, values >= 4096 wrap by -4096, and the intercept
   becomes -1000 (the well-known fix of the RSNA 2019 Kaggle exports).
-- **Pixel padding**: stored values equal to Pixel Padding Value (or inside the range it spans with (0028,0121)
-  Pixel Padding Range Limit) become :data:`PADDING_HU_CT` (-1024, air) in CT; in other modalities they
-  become the smallest non-padding value of the slice (0 where the whole slice is padding).
+- **Pixel padding**: the range of stored values given by (0028,0120) Pixel Padding Value and (0028,0121) Pixel
+  Padding Range Limit.
 """
 
 from __future__ import annotations
@@ -56,21 +48,17 @@ from ich_viewer.errors import DicomReadError
 __all__ = [
     "MAX_DIMENSION",
     "MAX_IMAGE_BYTES",
-    "PADDING_HU_CT",
     "ImageHeader",
-    "PixelEncoding",
-    "decode_slices",
     "encodings_from_dataset",
-    "hu_from_dataset",
-    "hu_from_stored",
     "read_header",
     "read_image_header",
+    "short_reason",
     "slice_normal",
+    "transfer_syntax",
+    "transfer_syntax_name",
     "viewer_metadata",
 ]
 
-#: HU that padding pixels (Pixel Padding Value) become in CT: air.
-PADDING_HU_CT = -1024
 #: Largest accepted (0028,0010) Rows / (0028,0011) Columns; larger declared sizes are refused before allocating.
 MAX_DIMENSION = 8192
 #: Largest accepted pixel data of one file in bytes (all frames).
@@ -190,11 +178,11 @@ def _open_header(fp: BinaryIO, path: str) -> tuple[Dataset, _PixelElement]:
     try:
         ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
     except Exception as exc:  # pydicom raises many types on broken headers
-        raise DicomReadError(f"unreadable DICOM header ({type(exc).__name__}: {_short(exc)})") from None
+        raise DicomReadError(f"unreadable DICOM header ({type(exc).__name__}: {short_reason(exc)})") from None
     if force and "SOPClassUID" not in ds and "Rows" not in ds and "SOPInstanceUID" not in ds:
         raise DicomReadError("not a DICOM file")
     pixel = _PixelElement("none")
-    ts = _transfer_syntax(ds)
+    ts = transfer_syntax(ds)
     if ts in _NATIVE_LITTLE_ENDIAN or not ts:
         pos = fp.tell()
         tag = fp.read(12)
@@ -256,12 +244,22 @@ def read_header(path: str | os.PathLike[str]) -> Dataset:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _short(exc: BaseException, limit: int = 120) -> str:
+def short_reason(exc: BaseException, limit: int = 120) -> str:
+    """The message of ``exc`` on one line, at most ``limit`` characters (for skip and failure reasons)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _transfer_syntax(ds: Dataset) -> str:
+def transfer_syntax_name(ts: str) -> str:
+    """Name a transfer syntax for a message: ``"JPEG 2000 Image Compression (1.2.840.10008.1.2.4.91)"``."""
+    if not ts:
+        return "unknown transfer syntax"
+    uid = UID(ts)
+    return f"{uid.name} ({ts})" if uid.is_transfer_syntax else ts
+
+
+def transfer_syntax(ds: Dataset) -> str:
+    """(0002,0010) Transfer Syntax UID of ``ds``, else what a forced read detected; ``""`` when unknown."""
     meta = getattr(ds, "file_meta", None)
     ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
     if ts:
@@ -410,7 +408,7 @@ def _orientation(value: Any) -> tuple[float, float, float, float, float, float] 
     row, col = np.asarray(out[:3]), np.asarray(out[3:])
     if np.linalg.norm(row) < 1e-3 or np.linalg.norm(col) < 1e-3 or np.linalg.norm(np.cross(row, col)) < 1e-3:
         return None
-    return out  # type: ignore[return-value]
+    return out
 
 
 def slice_normal(orientation: Sequence[float]) -> np.ndarray:
@@ -505,7 +503,7 @@ def viewer_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
 
 
-def encodings_from_dataset(ds: Dataset, *, data_offset: int | None = None) -> tuple[PixelEncoding, ...]:
+def encodings_from_dataset(ds: Dataset) -> tuple[PixelEncoding, ...]:
     """Return one :class:`PixelEncoding` per frame of ``ds`` (one for a single-frame data set).
 
     Parameters
@@ -513,8 +511,11 @@ def encodings_from_dataset(ds: Dataset, *, data_offset: int | None = None) -> tu
     ds : pydicom.dataset.Dataset
         A header (pixels not needed). Per-frame rescale of enhanced files comes from the Pixel Value
         Transformation Sequence (0028,9145) of the per-frame or shared functional groups.
-    data_offset : int, optional
-        Byte offset of the native pixel values in the file (frame ``k`` starts ``k * frame_bytes`` later).
+
+    Returns
+    -------
+    tuple of PixelEncoding
+        In frame order, with ``data_offset`` None (:func:`read_image_header` fills it in for native files).
 
     Raises
     ------
@@ -542,12 +543,11 @@ def encodings_from_dataset(ds: Dataset, *, data_offset: int | None = None) -> tu
         raise DicomReadError(f"declared image size {n_frames}x{rows}x{columns} is implausibly large")
     modality = _text(ds, "Modality").upper()
     is_ct = modality == "CT"
-    ts = _transfer_syntax(ds)
+    ts = transfer_syntax(ds)
     padding = _padding_range(ds)
     has_lut = _get(ds, "ModalityLUTSequence") is not None
     shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
     per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
-    frame_bytes = rows * columns * bits_allocated // 8
     out = []
     for k in range(n_frames):
         frame_ds = _frame_item(per_frame, k)
@@ -577,7 +577,6 @@ def encodings_from_dataset(ds: Dataset, *, data_offset: int | None = None) -> tu
                 rsna_fix=rsna_fix,
                 padding=padding,
                 is_ct=is_ct,
-                data_offset=None if data_offset is None else data_offset + k * frame_bytes,
                 frame=k if n_frames > 1 else None,
                 modality_lut=has_lut,
             )
@@ -590,7 +589,7 @@ def _check_decodable(ts: str) -> None:
         return
     from pydicom.pixels import get_decoder
 
-    name = f"{UID(ts).name} ({ts})" if UID(ts).is_transfer_syntax else ts
+    name = transfer_syntax_name(ts)
     try:
         decoder = get_decoder(ts)
     except (NotImplementedError, ValueError):
@@ -636,7 +635,7 @@ def read_image_header(path: str | os.PathLike[str], *, metadata: bool = True) ->
     except DicomReadError:
         raise
     except Exception as exc:  # malformed values deep in a header
-        raise DicomReadError(f"unusable DICOM header ({type(exc).__name__}: {_short(exc)})") from None
+        raise DicomReadError(f"unusable DICOM header ({type(exc).__name__}: {short_reason(exc)})") from None
 
 
 def _describe(ds: Dataset, pixel: _PixelElement, path: str, file_size: int, metadata: bool) -> ImageHeader:
@@ -653,7 +652,7 @@ def _describe(ds: Dataset, pixel: _PixelElement, path: str, file_size: int, meta
     if "Rows" not in ds or "Columns" not in ds:
         name = UID(sop_class).name if sop_class else "unknown SOP class"
         raise DicomReadError(f"no image data ({name})")
-    ts = _transfer_syntax(ds)
+    ts = transfer_syntax(ds)
     native = ts in _NATIVE_LITTLE_ENDIAN
     if native and pixel.kind == "none":
         raise DicomReadError("no pixel data")
@@ -725,7 +724,7 @@ def _describe(ds: Dataset, pixel: _PixelElement, path: str, file_size: int, meta
         rows=encodings[0].rows,
         columns=encodings[0].columns,
         orientation=orientation,
-        pixel_spacing=spacing,  # type: ignore[arg-type]
+        pixel_spacing=spacing,
         spacing_between_slices=_first_float(_get(ds, "SpacingBetweenSlices")),
         gantry_tilt=_first_float(_get(ds, "GantryDetectorTilt")),
         transfer_syntax=ts,
@@ -752,207 +751,7 @@ def _slice(
         instance=instance,
         position_mm=position_mm,
         frame=frame,
-        image_position=position,  # type: ignore[arg-type]
+        image_position=position,
         slice_thickness=thickness,
         encoding=encoding,
     )
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Pixels
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _correct_unused_bits(stored: np.ndarray, enc: PixelEncoding) -> np.ndarray:
-    """Mask (unsigned) or sign-extend (signed) values whose Bits Stored < Bits Allocated, like pydicom."""
-    shift = max(enc.bits_allocated, 8) - enc.bits_stored
-    if shift <= 0 or stored.dtype.itemsize * 8 != max(enc.bits_allocated, 8):
-        return stored
-    if not stored.flags.writeable:
-        stored = stored.copy()
-    np.left_shift(stored, shift, out=stored)
-    np.right_shift(stored, shift, out=stored)
-    return stored
-
-
-def _fits_int16(*values: int) -> bool:
-    return all(-32768 <= v <= 32767 for v in values)
-
-
-def _integer_lut(raw: np.ndarray, slope: int, intercept: int, *, copy: bool) -> np.ndarray:
-    """``raw * slope + intercept`` for integer slope/intercept: int16 when every value fits, else float32."""
-    if raw.size == 0:
-        return raw.astype(np.int16)
-    lo_raw, hi_raw = int(raw.min()), int(raw.max())
-    ends = (lo_raw * slope + intercept, hi_raw * slope + intercept)
-    if not _fits_int16(*ends):
-        return (raw.astype(np.float64) * slope + intercept).astype(np.float32)
-    if _fits_int16(lo_raw, hi_raw, lo_raw * slope, hi_raw * slope):
-        # every intermediate fits: compute in int16 directly (the common CT case)
-        hu = raw.astype(np.int16, copy=copy or raw.dtype != np.int16)
-        if slope != 1:
-            hu *= np.int16(slope)
-        if intercept:
-            hu += np.int16(intercept)
-        return hu
-    wide = raw.astype(np.int32)
-    wide *= slope
-    wide += intercept
-    return wide.astype(np.int16)
-
-
-def hu_from_stored(stored: np.ndarray, encoding: PixelEncoding) -> np.ndarray:
-    """Apply the modality LUT (and the RSNA fix and padding) to stored values.
-
-    Parameters
-    ----------
-    stored : numpy.ndarray
-        Stored pixel values of one slice as decoded (any integer dtype), shape ``(rows, cols)`` (or any shape).
-    encoding : PixelEncoding
-        The slice's encoding (slope, intercept, fix, padding).
-
-    Returns
-    -------
-    numpy.ndarray
-        HU, same shape: int16 when the LUT is integer and all values fit int16, else float32.
-    """
-    stored = np.asarray(stored)
-    pad_mask = None
-    if encoding.padding is not None:
-        low, high = encoding.padding
-        pad_mask = (stored >= low) & (stored <= high) if low != high else stored == low
-        if not pad_mask.any():
-            pad_mask = None
-    if encoding.rsna_fix:
-        raw = stored.astype(np.int32) + 1000
-        raw[raw >= 4096] -= 4096
-    else:
-        raw = stored
-    if encoding.integer_lut:
-        hu = _integer_lut(raw, int(encoding.slope), int(encoding.intercept), copy=raw is stored)
-    else:
-        hu = (raw.astype(np.float64) * encoding.slope + encoding.intercept).astype(np.float32)
-    if pad_mask is not None:
-        if encoding.is_ct:
-            fill: float = PADDING_HU_CT
-        else:
-            rest = hu[~pad_mask]
-            fill = rest.min() if rest.size else 0
-        hu[pad_mask] = fill
-    return hu
-
-
-def _decode_native(path: str, enc: PixelEncoding) -> np.ndarray:
-    assert enc.data_offset is not None
-    count = enc.rows * enc.columns
-    stored = np.fromfile(path, dtype=enc.native_dtype, count=count, offset=enc.data_offset)
-    if stored.size != count:
-        raise DicomReadError(
-            f"truncated pixel data: {stored.size * stored.itemsize} of {enc.frame_bytes} bytes"
-        )
-    stored = stored.reshape(enc.rows, enc.columns)
-    return _correct_unused_bits(stored, enc)
-
-
-def _ts_name(ts: str) -> str:
-    if not ts:
-        return "unknown transfer syntax"
-    uid = UID(ts)
-    return f"{uid.name} ({ts})" if uid.is_transfer_syntax else ts
-
-
-def decode_slices(path: str | os.PathLike[str], slices: Sequence[SliceInfo]) -> list[np.ndarray]:
-    """Decode the given slices of one file to HU.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file all of ``slices`` come from.
-    slices : sequence of SliceInfo
-        Slices with an ``encoding`` (as made by :func:`read_image_header`).
-
-    Returns
-    -------
-    list of numpy.ndarray
-        One HU array ``(rows, cols)`` per slice, int16 or float32 (see :func:`hu_from_stored`).
-
-    Raises
-    ------
-    DicomReadError
-        When the file cannot be decoded; the message names the transfer syntax.
-    """
-    path_str = str(path)
-    encodings = [s.encoding for s in slices]
-    if not encodings:
-        return []
-    if all(e is not None and e.data_offset is not None and not e.modality_lut for e in encodings):
-        try:
-            return [hu_from_stored(_decode_native(path_str, e), e) for e in encodings]  # type: ignore[arg-type]
-        except OSError as exc:
-            raise DicomReadError(f"cannot read pixel data ({exc.strerror or exc})") from None
-    ts = next((e.transfer_syntax for e in encodings if e is not None), "")
-    try:
-        ds = pydicom.dcmread(path_str, force=True)
-        ts = _transfer_syntax(ds) or ts
-        frames = [s.frame for s in slices]
-        return [hu_from_dataset(ds, frame) for frame in frames]
-    except DicomReadError as exc:
-        message = str(exc)
-        if not message.startswith("cannot decode"):
-            message = f"cannot decode {_ts_name(ts)}: {message}"
-        raise DicomReadError(message) from None
-    except Exception as exc:
-        raise DicomReadError(f"cannot decode {_ts_name(ts)}: {_short(exc)}") from None
-
-
-def hu_from_dataset(ds: Dataset, frame: int | None = None) -> np.ndarray:
-    """Decode the pixel data of a dataset in memory and return it in HU.
-
-    Parameters
-    ----------
-    ds : pydicom.dataset.Dataset
-        A full data set with (7FE0,0010) Pixel Data; compressed syntaxes decode through pydicom's plugins
-        (pylibjpeg for JPEG, JPEG-LS, JPEG 2000; RLE; deflate).
-    frame : int, optional
-        Frame index of a multi-frame data set; None decodes every frame.
-
-    Returns
-    -------
-    numpy.ndarray
-        int16 or float32 (see :func:`hu_from_stored`); ``(rows, cols)`` for a single-frame data set or when
-        ``frame`` is given, else ``(frames, rows, cols)``.
-
-    Raises
-    ------
-    DicomReadError
-        No pixel data, an unusable pixel description, or a decoding failure (the transfer syntax is named).
-    """
-    if "PixelData" not in ds:
-        raise DicomReadError("no pixel data")
-    encodings = encodings_from_dataset(ds)
-    n = len(encodings)
-    if frame is not None and not 0 <= frame < n:
-        raise DicomReadError(f"frame {frame} out of range (the file has {n})")
-    ts = _transfer_syntax(ds)
-    try:
-        if n > 1 and frame is not None:
-            from pydicom.pixels import pixel_array
-
-            stored = pixel_array(ds, index=frame)
-        else:
-            stored = ds.pixel_array
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
-        raise
-    except (
-        BaseException
-    ) as exc:  # decoder plugins written in Rust raise pyo3's PanicException (a BaseException)
-        raise DicomReadError(f"cannot decode {_ts_name(ts)}: {_short(exc)}") from None
-    if encodings[0].modality_lut:
-        from pydicom.pixels import apply_modality_lut
-
-        return np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
-    if n == 1 or frame is not None:
-        return hu_from_stored(stored, encodings[frame or 0])
-    slices = [hu_from_stored(stored[k], encodings[k]) for k in range(n)]
-    dtype = np.float32 if any(s.dtype == np.float32 for s in slices) else np.int16
-    return np.stack([s.astype(dtype, copy=False) for s in slices])
