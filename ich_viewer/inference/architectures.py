@@ -11,7 +11,8 @@ so that Grad-CAM can take the gradient of a label's pre-sigmoid logit with respe
 :func:`gradcam_layer_name`. The models are flat functional graphs (no nested model as one layer) without
 ``Lambda`` layers, so they save and load with Keras safe mode.
 
-Keras is imported lazily, inside the functions, so importing this module is cheap.
+Keras is imported lazily, inside the functions (:func:`~ich_viewer.inference.tf_runtime.import_keras`), so
+importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from ich_viewer.core.labels import LABELS
 from ich_viewer.core.windowing import ModelInput
+from ich_viewer.inference.tf_runtime import import_keras
 
 __all__ = [
     "ARCHITECTURES",
@@ -74,7 +76,7 @@ def describe(architecture: str) -> str:
 
 
 def _conv_bn_relu(x: Any, filters: int, name: str, conv_name: str | None = None) -> Any:
-    from keras import layers
+    layers = import_keras().layers
 
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=conv_name or f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
@@ -82,7 +84,7 @@ def _conv_bn_relu(x: Any, filters: int, name: str, conv_name: str | None = None)
 
 
 def _head(x: Any, dropout: float, pooling: str) -> Any:
-    from keras import layers
+    layers = import_keras().layers
 
     avg = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if pooling == "avg+max":
@@ -129,8 +131,8 @@ def build_model(
         probabilities in LABELS order. The dense layer before the sigmoid is named ``"logits"``, the sigmoid
         ``"probabilities"``, and the last convolution :func:`gradcam_layer_name` ``(architecture)``.
     """
-    import keras
-    from keras import layers
+    keras = import_keras()
+    layers = keras.layers
 
     _check(architecture)
     model_input = model_input or ModelInput()

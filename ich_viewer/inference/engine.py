@@ -261,8 +261,9 @@ class InferenceEngine:
         self.forward(np.zeros((1, *self.model_input.shape), dtype=np.float32))
 
     def _compile_forward(self):
-        import tensorflow as tf
+        from ich_viewer.inference.tf_runtime import import_tensorflow
 
+        tf = import_tensorflow()
         model = self.model
         spec = tf.TensorSpec((None, *self.model_input.shape), tf.float32)
 

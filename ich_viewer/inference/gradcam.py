@@ -147,9 +147,9 @@ class GradCam:
     # -- the compiled gradient function -----------------------------------------------------------------------
 
     def _build(self):
-        import keras
-        import tensorflow as tf
+        from ich_viewer.inference.tf_runtime import import_keras, import_tensorflow
 
+        keras, tf = import_keras(), import_tensorflow()
         model = self.engine.model
         conv_out = model.get_layer(self.layer_name).output
         target, kind = _logit_tensor(model)
@@ -177,8 +177,9 @@ class GradCam:
 
     def raw_maps(self, batch: np.ndarray, label: str) -> np.ndarray:
         """Return ``sum_c w_c * A_c`` (before ReLU) for a preprocessed batch: float32 ``(n, h, w)``."""
-        import tensorflow as tf
+        from ich_viewer.inference.tf_runtime import import_tensorflow
 
+        tf = import_tensorflow()
         if self._fn is None:
             self._fn = self._build()
         k = tf.constant(label_index(label), dtype=tf.int32)

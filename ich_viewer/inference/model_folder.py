@@ -148,8 +148,9 @@ def load_keras_model(info: ModelInfo):
 
     The model's input shape and output size are checked against model.json.
     """
-    import keras
+    from ich_viewer.inference.tf_runtime import import_keras
 
+    keras = import_keras()
     try:
         model = keras.saving.load_model(info.model_path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for broken archives
@@ -185,9 +186,9 @@ def write_model_folder(
     """
     import datetime
 
-    import keras
-    import tensorflow as tf
+    from ich_viewer.inference.tf_runtime import import_keras, import_tensorflow
 
+    keras, tf = import_keras(), import_tensorflow()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / MODEL_FILE
