@@ -27,7 +27,6 @@ __all__ = [
     "ARCHITECTURES",
     "DEFAULT_ARCHITECTURE",
     "build_model",
-    "describe",
     "gradcam_layer_name",
     "is_training_form",
     "to_inference_form",
@@ -62,25 +61,6 @@ def gradcam_layer_name(architecture: str) -> str:
         For an architecture not in :data:`ARCHITECTURES`.
     """
     return _GRADCAM_LAYERS[_check(architecture)]
-
-
-def describe(architecture: str) -> str:
-    """Return a one-line human description of ``architecture``."""
-    if _check(architecture) == "ich_cnn":
-        return (
-            "small custom CNN: 4 blocks of 3x3 Conv-BN-ReLU (16, 32, 48x2, 64+96 filters) with 2x2 max-pooling "
-            "(last block dilated at 1/4 resolution for inference), global average+max pooling, dropout, dense "
-            "sigmoid head"
-        )
-    return "EfficientNetB0 backbone (random init, flat graph), global average pooling, dropout, dense sigmoid head"
-
-
-def _conv_bn_relu(x: Any, filters: int, name: str, conv_name: str | None = None) -> Any:
-    layers = import_keras().layers
-
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=conv_name or f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
 def _head(x: Any, dropout: float, pooling: str) -> Any:

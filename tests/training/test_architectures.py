@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from ich_viewer.core.labels import LABELS  # noqa: E402
-from ich_viewer.core.windowing import ModelInput  # noqa: E402
-from ich_viewer.inference.architectures import (  # noqa: E402
+from ich_viewer.core.labels import LABELS
+from ich_viewer.core.windowing import ModelInput
+from ich_viewer.inference.architectures import (
     ARCHITECTURES,
     build_model,
-    describe,
     gradcam_layer_name,
     is_training_form,
     to_inference_form,
@@ -103,4 +101,3 @@ def test_unknown_architecture() -> None:
     with pytest.raises(ValueError, match="unknown architecture"):
         gradcam_layer_name("resnet9000")
     assert ARCHITECTURES[0] == "ich_cnn"
-    assert all(describe(a) for a in ARCHITECTURES)
