@@ -161,6 +161,16 @@ class ModelInput:
         Windows in HU, e.g. ``((40, 80), (80, 200), (600, 2800))``.
     context_slices : int
         Number of neighbouring slices on each side stacked as extra channels (0 = the slice alone).
+    clip : (center, width) or None
+        The *shared domain* of HU input and 8-bit brain-window images. When set, every slice is first
+        clipped to this window at its own resolution and re-quantised to ``levels`` grey levels (exactly what
+        rendering it as an 8-bit brain-window image does), then resized, then mapped through ``windows``
+        (which should lie inside ``clip``). A DICOM slice in HU and the same slice rendered as an 8-bit image
+        in that window then give the same tensor, so a model trained on brain-window images reads HU and
+        vice versa. None (the default, and model folders written before this field): HU are resized
+        first, then windowed, without quantisation.
+    levels : int
+        Grey levels of the re-quantisation under ``clip`` (256: 8-bit images).
     """
 
     size: int = 256
@@ -168,6 +178,8 @@ class ModelInput:
         default_factory=lambda: tuple((w.center, w.width) for w in MODEL_WINDOWS)
     )
     context_slices: int = 0
+    clip: tuple[float, float] | None = None
+    levels: int = 256
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "windows", tuple((float(c), float(w)) for c, w in self.windows))
@@ -177,6 +189,13 @@ class ModelInput:
             raise ValueError("at least one window is needed")
         if self.context_slices < 0:
             raise ValueError("context_slices must be >= 0")
+        if self.clip is not None:
+            center, width = (float(v) for v in self.clip)
+            if width <= 0:
+                raise ValueError(f"clip window width must be > 0, got {width}")
+            object.__setattr__(self, "clip", (center, width))
+        if not 2 <= self.levels <= 65536:
+            raise ValueError(f"levels must be in 2..65536, got {self.levels}")
 
     @property
     def channels(self) -> int:
@@ -189,12 +208,16 @@ class ModelInput:
         return (self.size, self.size, self.channels)
 
     def to_json(self) -> dict:
-        """Return the ``input`` object of model.json."""
-        return {
+        """Return the ``input`` object of model.json (``clip``/``levels`` only when ``clip`` is set)."""
+        out: dict = {
             "size": self.size,
             "windows": [[c, w] for c, w in self.windows],
             "context_slices": self.context_slices,
         }
+        if self.clip is not None:
+            out["clip"] = list(self.clip)
+            out["levels"] = self.levels
+        return out
 
     @classmethod
     def from_json(cls, obj: dict) -> ModelInput:
@@ -204,6 +227,8 @@ class ModelInput:
                 size=int(obj["size"]),
                 windows=tuple((float(c), float(w)) for c, w in obj["windows"]),
                 context_slices=int(obj.get("context_slices", 0)),
+                clip=None if obj.get("clip") is None else tuple(float(v) for v in obj["clip"]),
+                levels=int(obj.get("levels", 256)),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed model input description: {exc}") from None
@@ -216,9 +241,31 @@ class ModelInput:
         interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
         return cv2.resize(image, (self.size, self.size), interpolation=interp)
 
+    def shared_domain(self, hu_slice: np.ndarray) -> np.ndarray:
+        """Clip one slice to :attr:`clip` and re-quantise it to :attr:`levels` grey levels, back in HU.
+
+        Parameters
+        ----------
+        hu_slice : numpy.ndarray
+            Hounsfield units ``(rows, cols)``, any real dtype.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(rows, cols)``: HU inside the clip window, on its ``levels`` grid. Unchanged (as float32)
+            when :attr:`clip` is None.
+        """
+        hu_slice = np.asarray(hu_slice, dtype=np.float32)
+        if self.clip is None:
+            return hu_slice
+        center, width = self.clip
+        steps = np.float32(self.levels - 1)
+        q = np.rint(window_to_unit(hu_slice, center, width) * steps)
+        return q * np.float32(width / (self.levels - 1)) + np.float32(center - width / 2.0)
+
     def slice_channels(self, hu_slice: np.ndarray) -> np.ndarray:
         """Preprocess one slice without context: float32 ``(size, size, len(windows))`` in [0, 1]."""
-        small = self.resize(np.asarray(hu_slice, dtype=np.float32))
+        small = self.resize(self.shared_domain(hu_slice))
         return np.stack([window_to_unit(small, c, w) for c, w in self.windows], axis=-1)
 
     def __call__(self, hu: np.ndarray, indices: Sequence[int] | None = None) -> np.ndarray:
