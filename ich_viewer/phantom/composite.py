@@ -185,7 +185,6 @@ def _convexity(host: HostAnatomy, rng: np.random.Generator, *, lens: bool) -> np
     theta0 = float(rng.uniform(-np.pi, np.pi))
     # radius of the inner table around theta0: the deepest cavity pixel's distance to the centre there
     near = host.cavity & (_angular_distance(theta, theta0) < 0.1)
-    rows, cols = host.cavity.shape
     rr, cc = np.nonzero(near)
     radius_mm = (
         float(np.hypot(rr - host.centre[0], cc - host.centre[1]).max()) * host.pixel_mm if rr.size else 60.0
