@@ -1,4 +1,5 @@
-"""``python -m ich_viewer inspect PATH --json`` against shared/contracts.md, as a user runs it (subprocess)."""
+"""``python -m ich_viewer inspect PATH --json`` against ``ich_viewer/schemas/inspect.json``, as a user runs it
+(subprocess)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import RLELossless
 
+from ich_viewer.schemas import validate
 from tests.dicom import dicom_factory as fac
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,6 +83,7 @@ def test_inspect_json_matches_contract(study: dict) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)
+    validate("inspect", report)
     assert set(report) == {"series", "skipped"}
     assert [s["n_slices"] for s in report["series"]] == [8, 3, 2]
     keys = {

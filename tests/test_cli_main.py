@@ -1,4 +1,4 @@
-"""The command line's usage errors and help, per shared/contracts.md (exit 1 on a usage error)."""
+"""The command line's usage errors and help (exit 1 on a usage error, as the README's command table says)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import pytest
 
 from ich_viewer.__main__ import main
 from ich_viewer.core.labels import LABELS
+from ich_viewer.schemas import validate
 
 
 def test_phantom_command_writes_contract_files(tmp_path):
@@ -40,6 +41,7 @@ def test_phantom_command_writes_contract_files(tmp_path):
     ds = pydicom.dcmread(dcms[0])
     assert (ds.Rows, ds.Columns) == (512, 512) and ds.Modality == "CT"
     truth = json.loads((out / "truth.json").read_text())
+    validate("truth", truth)
     assert truth["kind"] == "subdural" and truth["series_uid"] == ds.SeriesInstanceUID
     assert len(truth["slices"]) == 8
     sub = [s["labels"]["subdural"] for s in truth["slices"]]
@@ -58,6 +60,7 @@ def test_phantom_command_reproducible(tmp_path, capsys):
     assert main(["phantom", str(tmp_path / "b"), *args]) == 0
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert "truth.json" in files and "mask.npy" in files
+    validate("truth", json.loads((tmp_path / "a" / "truth.json").read_text()))
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 

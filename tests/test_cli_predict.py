@@ -1,4 +1,5 @@
-"""``ich-viewer predict PATH --json`` end to end, in a subprocess, on a phantom written by ``ich-viewer phantom``."""
+"""``ich-viewer predict PATH --json`` end to end, in a subprocess, on a phantom written by ``ich-viewer phantom``;
+the output is checked against ``ich_viewer/schemas/predict.json``."""
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ import numpy as np
 import pytest
 
 from ich_viewer.core.labels import LABELS
-
-pytest.importorskip("ich_viewer.dicom.series", reason="waiting for the study engine (core.series.load_path)")
-pytest.importorskip("ich_viewer.phantom.study", reason="waiting for the phantom generator")
+from ich_viewer.schemas import validate
+from tests.inference.helpers import write_tiny_model_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,8 +42,6 @@ def study_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    from tests.inference.helpers import write_tiny_model_folder
-
     return write_tiny_model_folder(tmp_path_factory.mktemp("model") / "tiny")
 
 
@@ -58,9 +56,29 @@ def predicted(study_dir, model_dir, tmp_path_factory):
     return json.loads(result.stdout), cams
 
 
+@pytest.fixture(scope="module")
+def predicted_plain(study_dir, model_dir):
+    result = _cli("predict", study_dir, "--json", "--model", model_dir)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_output_matches_the_schema_with_and_without_gradcam(predicted, predicted_plain):
+    report, _ = predicted
+    validate("predict", report)
+    validate("predict", predicted_plain)
+    assert report["gradcam"] and predicted_plain["gradcam"] == []
+    assert predicted_plain["slices"] == report["slices"]
+    assert predicted_plain["warnings"] == report["warnings"]
+
+
+def test_the_model_folder_matches_the_schema(model_dir):
+    validate("model", json.loads((model_dir / "model.json").read_text()))
+
+
 def test_contract_keys_and_label_order(predicted, model_dir):
     report, _ = predicted
-    assert list(report) == ["series_uid", "model", "labels", "slices", "study", "gradcam"]
+    assert list(report) == ["series_uid", "model", "labels", "slices", "study", "gradcam", "warnings"]
     info = json.loads((model_dir / "model.json").read_text())
     assert report["model"]["name"] == info["name"] and report["model"]["sha256"] == info["sha256"]
     assert report["model"]["version"] == info["version"]

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ich_viewer.self_test import encode_jpeg_lossless
+from ich_viewer.self_test import encode_jpeg_lossless, run_self_test
+from tests.inference.helpers import write_tiny_model_folder
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    """A valid tiny model folder (``tiny-test-cnn``, input 32x32x3)."""
+    return write_tiny_model_folder(tmp_path_factory.mktemp("models") / "tiny")
 
 
 @pytest.mark.parametrize(
@@ -44,10 +51,6 @@ def test_encoder_refuses_non_16_bit():
 
 
 def test_self_test_end_to_end_with_tiny_model(tiny_model_dir):
-    pytest.importorskip("ich_viewer.dicom.series", reason="waiting for the study engine")
-    pytest.importorskip("ich_viewer.phantom.study", reason="waiting for the phantom generator")
-    from ich_viewer.self_test import run_self_test
-
     ok, message = run_self_test(tiny_model_dir, check_quality=False)
     assert ok, message
     assert "\n" not in message
@@ -55,8 +58,6 @@ def test_self_test_end_to_end_with_tiny_model(tiny_model_dir):
 
 
 def test_self_test_reports_a_broken_model_in_one_line(tmp_path):
-    from ich_viewer.self_test import run_self_test
-
     ok, message = run_self_test(tmp_path / "missing-model")
     assert not ok
     assert message.startswith("loading the model:") and "not found" in message and "\n" not in message
