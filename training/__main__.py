@@ -12,12 +12,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 EXIT_OK, EXIT_USAGE, EXIT_DATA = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(EXIT_USAGE)
@@ -99,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from training.train import TrainConfig, run_training
+    from training.run_folder import TrainConfig
+    from training.train import run_training
 
     config = TrainConfig(
         out=a.out,
@@ -135,7 +137,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from training.evaluate import evaluate_model_folder, evaluate_run, evaluate_studies, format_table
+    from training.evaluate import evaluate_model_folder, evaluate_run, evaluate_studies
+    from training.metrics import format_table
+    from training.run_folder import STUDIES_REPORT_DIR, default_report_dir
 
     path = Path(a.path)
     if (path / "model.json").is_file():
@@ -145,16 +149,14 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         )
     else:
         metrics = evaluate_run(path, split=a.split, n=a.n, report_dir=a.report)
-        report = (
-            Path(a.report) if a.report else path / ("report" if a.split == "test" else f"report-{a.split}")
-        )
+        report = Path(a.report) if a.report else default_report_dir(path, a.split)
     print(format_table(metrics))
     print(f"report: {report}")
     if a.studies and not (path / "model.json").is_file():
         studies = evaluate_studies(path, n_studies=a.studies, size=a.study_size, workers=a.workers)
         print("held-out test studies (a study is flagged when a slice reaches the threshold):")
         print(format_table(studies))
-        print(f"report: {path / 'report-studies'}")
+        print(f"report: {path / STUDIES_REPORT_DIR}")
     return EXIT_OK
 
 

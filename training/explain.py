@@ -78,7 +78,8 @@ def run_explain_eval(
     """
     from ich_viewer.inference.engine import InferenceEngine
     from ich_viewer.inference.gradcam import GradCam, normalise_cam
-    from training.data_phantom import DATA_VERSION, PhantomSpec, generate_with_masks, print_progress
+    from training.plots import plot_gradcam_examples
+    from training.sources.phantom import DATA_VERSION, PhantomSpec, generate_with_masks, print_progress
 
     engine = InferenceEngine.load(model_dir)
     cam = GradCam(engine, layer_name=layer)
@@ -165,7 +166,7 @@ def run_explain_eval(
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "explain.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        _plot_examples(examples, out / "gradcam_examples.png")
+        plot_gradcam_examples(examples, out / "gradcam_examples.png")
     if record:
         folder = Path(engine.info.folder)
         info_path = folder / "model.json"
@@ -174,27 +175,3 @@ def run_explain_eval(
         info_path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         print(f"recorded in {info_path}")
     return result
-
-
-def _plot_examples(examples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not examples:
-        return
-    fig, axes = plt.subplots(
-        2, len(examples) // 2 or 1, figsize=(3 * max(1, len(examples) // 2), 6.2), dpi=100
-    )
-    for ax, (x, heat, mask) in zip(np.ravel(axes), examples, strict=False):
-        img = cv2.resize(x[..., 0], heat.shape[::-1], interpolation=cv2.INTER_LINEAR)
-        ax.imshow(img, cmap="gray")
-        ax.imshow(heat, cmap="jet", alpha=0.35)
-        ax.contour(mask, levels=[0.5], colors="white", linewidths=0.8)
-        r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
-        ax.plot(c, r, "w+", ms=10)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

@@ -9,11 +9,18 @@ from typing import Any
 from ich_viewer.core.labels import LABELS
 from ich_viewer.core.windowing import ModelInput
 from ich_viewer.inference.model_folder import ModelInfo, write_model_folder
-from training.train import BEST_FILE, THRESHOLDS_FILE, TrainConfig, load_run_model, read_run
+from training.run_folder import (
+    BEST_FILE,
+    STUDIES_REPORT_DIR,
+    THRESHOLDS_FILE,
+    TrainConfig,
+    default_report_dir,
+    load_run_model,
+    read_run,
+    read_thresholds,
+)
 
 __all__ = ["export_run", "metrics_summary", "training_data_text"]
-
-REPORT_DIR = "report"
 
 
 def metrics_summary(metrics: dict[str, Any], *, split: str, data: str) -> dict[str, Any]:
@@ -46,7 +53,7 @@ def training_data_text(run: dict[str, Any]) -> str:
     config = TrainConfig.from_json(run["config"])
     if config.data == "rsna":
         return f"RSNA Intracranial Hemorrhage Detection (patient-level split, seed {config.seed}): {run['data']['train']}"
-    from training.data_phantom import DATA_VERSION, PhantomSpec
+    from training.sources.phantom import DATA_VERSION, PhantomSpec
 
     train = PhantomSpec("train", 1_000_000 if config.endless else config.train_size)
     val = PhantomSpec("val", config.val_size)
@@ -82,15 +89,13 @@ def export_run(
     """
     import keras
 
-    import training.models  # noqa: F401  (registers the custom loss for the checkpoint)
-
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     for needed in (BEST_FILE, THRESHOLDS_FILE):
         if not (run_dir / needed).is_file():
             raise FileNotFoundError(f"{run_dir} has no {needed}: the run did not finish")
     model = load_run_model(run_dir)
-    thresholds = json.loads((run_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
+    thresholds = read_thresholds(run_dir)
     config = TrainConfig.from_json(run["config"])
     layer = gradcam_layer or run["gradcam_layer"]
     try:
@@ -100,11 +105,11 @@ def export_run(
     if not isinstance(target, keras.layers.Conv2D) or len(target.output.shape) != 4:
         raise ValueError(f"Grad-CAM layer {layer!r} is not a 2-D convolution")
     metrics: dict[str, Any] = {}
-    test_path = run_dir / REPORT_DIR / "metrics.json"
+    test_path = default_report_dir(run_dir, "test") / "metrics.json"
     if test_path.is_file():
         test = json.loads(test_path.read_text(encoding="utf-8"))
         metrics["heldout"] = metrics_summary(test, split="test", data=test.get("data", "held-out test split"))
-    studies_path = run_dir / "report-studies" / "metrics.json"
+    studies_path = run_dir / STUDIES_REPORT_DIR / "metrics.json"
     if studies_path.is_file():
         studies = json.loads(studies_path.read_text(encoding="utf-8"))
         metrics["heldout_studies"] = metrics_summary(

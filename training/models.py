@@ -13,35 +13,9 @@ from ich_viewer.core.labels import LABELS, RSNA_LOSS_WEIGHTS
 from ich_viewer.core.windowing import ModelInput
 from ich_viewer.inference.architectures import build_model
 
-__all__ = ["WeightedBCE", "compile_model", "create_model", "weighted_log_loss"]
+__all__ = ["WeightedBCE", "compile_model", "create_model"]
 
 _EPS = 1e-7
-
-
-def weighted_log_loss(
-    y_true: np.ndarray, y_prob: np.ndarray, weights: Sequence[float] = RSNA_LOSS_WEIGHTS
-) -> float:
-    """The RSNA 2019 weighted multi-label log loss, in numpy.
-
-    Per label the mean binary cross-entropy over samples, then the weighted mean over labels with
-    :data:`~ich_viewer.core.labels.RSNA_LOSS_WEIGHTS` (``any`` = 2, subtypes = 1).
-
-    Parameters
-    ----------
-    y_true : numpy.ndarray
-        0/1 labels, shape ``(n, 6)`` in LABELS order.
-    y_prob : numpy.ndarray
-        Probabilities, shape ``(n, 6)``; clipped to ``[1e-7, 1 - 1e-7]``.
-
-    Returns
-    -------
-    float
-    """
-    y = np.asarray(y_true, dtype=np.float64)
-    p = np.clip(np.asarray(y_prob, dtype=np.float64), _EPS, 1.0 - _EPS)
-    w = np.asarray(weights, dtype=np.float64)
-    per_label = -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)).mean(axis=0)
-    return float((per_label * w).sum() / w.sum())
 
 
 @keras.saving.register_keras_serializable(package="ich_training")
@@ -49,7 +23,8 @@ class WeightedBCE(keras.losses.Loss):
     """Weighted binary cross-entropy over the six labels (RSNA weighting: ``any`` counts twice).
 
     For probabilities ``(batch, 6)`` the loss of a sample is ``sum_l w_l * BCE(y_l, p_l) / sum_l w_l``;
-    Keras then averages over the batch, so on a whole data set it equals :func:`weighted_log_loss`.
+    Keras then averages over the batch, so on a whole data set it equals
+    :func:`training.metrics.weighted_log_loss`.
     """
 
     def __init__(

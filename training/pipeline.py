@@ -32,7 +32,7 @@ __all__ = [
     "make_eval_dataset",
     "make_train_dataset",
     "predict_source",
-    "source_arrays",
+    "stratum_weights",
 ]
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -165,7 +165,7 @@ class Augment:
         return images, labels
 
 
-def _loader(source: Any) -> Any:
+def _loader(source: SliceSource) -> Any:
     """Return a tf function ``index -> (x float32, y float32)`` for ``source``."""
     shape = source.model_input.shape
     if isinstance(source, InMemorySlices):
@@ -212,7 +212,7 @@ def stratum_weights(strata: np.ndarray, negative_fraction: float | None) -> dict
 
 
 def make_train_dataset(
-    source: Any,
+    source: SliceSource,
     *,
     batch_size: int,
     seed: int = 0,
@@ -266,7 +266,7 @@ def make_train_dataset(
     return _with_sharding(ds.prefetch(AUTOTUNE))
 
 
-def make_eval_dataset(source: Any, *, batch_size: int, cache: bool = True) -> tf.data.Dataset:
+def make_eval_dataset(source: SliceSource, *, batch_size: int, cache: bool = True) -> tf.data.Dataset:
     """The slices of ``source`` in order, decoded in parallel (cached after the first pass), batched.
 
     Returns
@@ -282,15 +282,7 @@ def make_eval_dataset(source: Any, *, batch_size: int, cache: bool = True) -> tf
     return _with_sharding(ds.batch(batch_size).prefetch(AUTOTUNE))
 
 
-def source_arrays(source: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Return the labels ``y`` uint8 ``(n, 6)`` and strata int32 ``(n,)`` of a source, loading it if need be."""
-    if isinstance(source, InMemorySlices):
-        return source.y, source.strata
-    ys = np.stack([source.load(i)[1] for i in range(len(source))]).astype(np.uint8)
-    return ys, np.asarray(source.strata)
-
-
-def predict_source(model: Any, source: Any, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def predict_source(model: Any, source: SliceSource, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` over every slice of ``source`` in order.
 
     Returns

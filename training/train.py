@@ -1,12 +1,8 @@
 """Training runs: data, distribution strategy, callbacks, fit, validation thresholds.
 
-A run folder (``--out``) receives:
-
-- ``run.json``: the configuration, the model input, data descriptions, strategy, timings;
-- ``best.keras``: the checkpoint with the lowest validation loss (``ModelCheckpoint``);
-- ``log.csv``: per-epoch metrics (``CSVLogger``); ``tensorboard/``: TensorBoard logs;
-- ``thresholds.json`` and ``val/``: thresholds per label chosen on the validation split and the validation
-  report (see :mod:`training.evaluate`).
+``run_training`` fills the run folder ``--out`` (its files: :mod:`training.run_folder`): ``run.json``,
+``best.keras`` (lowest validation loss), ``log.csv``, ``tensorboard/``, and, with the best weights,
+``thresholds.json`` chosen on the validation split and the validation report ``val/``.
 
 The same command runs on one device, under ``MirroredStrategy`` when several GPUs are visible, and under
 ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set (the chief writes the run folder; every worker
@@ -15,120 +11,30 @@ reads the same seeded index stream, sharded per worker with ``AutoShardPolicy.DA
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from ich_viewer.core.windowing import ModelInput
-from ich_viewer.inference.architectures import ARCHITECTURES, gradcam_layer_name
+from ich_viewer.inference.architectures import gradcam_layer_name
+from training.run_folder import (
+    BEST_FILE,
+    LOG_FILE,
+    TENSORBOARD_DIR,
+    VAL_REPORT_DIR,
+    TrainConfig,
+    load_run_model,
+    worker_dir,
+    write_run,
+    write_thresholds,
+)
 
-__all__ = ["TrainConfig", "choose_strategy", "load_sources", "run_training"]
-
-RUN_FILE = "run.json"
-BEST_FILE = "best.keras"
-LOG_FILE = "log.csv"
-THRESHOLDS_FILE = "thresholds.json"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (saved as ``run.json``)."""
-
-    out: str
-    data: str = "phantom"
-    architecture: str = "ich_cnn"
-    epochs: int = 20
-    batch_size: int = 32
-    image_size: int = 256
-    seed: int = 0
-    lr: float = 1e-3
-    steps_per_epoch: int | None = None
-    patience: int = 6
-    dropout: float = 0.3
-    augment: bool = True
-    negative_fraction: float | None = None
-    min_sensitivity: float = 0.9
-    context_slices: int = 0
-    workers: int = 2
-    # phantom data
-    train_size: int = 6000
-    val_size: int = 1200
-    test_size: int = 1200
-    phantom_size: int = 256
-    endless: bool = False
-    # RSNA data
-    rsna_csv: str | None = None
-    rsna_dir: str | None = None
-    rsna_index: str | None = None
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    verbose: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.data not in ("phantom", "rsna"):
-            raise ValueError(f"--data must be phantom or rsna, got {self.data!r}")
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"--architecture must be one of {', '.join(ARCHITECTURES)}")
-        if self.data == "rsna" and not (self.rsna_index or (self.rsna_csv and self.rsna_dir)):
-            raise ValueError("--data rsna needs --rsna-csv and --rsna-dir (or --rsna-index)")
-        for name in ("epochs", "batch_size", "train_size", "val_size", "test_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.image_size < 16 or self.image_size % 8:
-            raise ValueError("--image-size must be a multiple of 8, at least 16")
-
-    @property
-    def model_input(self) -> ModelInput:
-        return ModelInput(size=self.image_size, context_slices=self.context_slices)
-
-    @property
-    def neg_fraction(self) -> float:
-        """Share of negative slices drawn into training batches."""
-        if self.negative_fraction is not None:
-            return self.negative_fraction
-        return 0.3 if self.data == "phantom" else 0.5
-
-    def to_json(self) -> dict[str, Any]:
-        obj = dataclasses.asdict(self)
-        obj["split"] = list(self.split)
-        return obj
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in obj.items() if k in names}
-        if "split" in kw:
-            kw["split"] = tuple(kw["split"])
-        return cls(**kw)
-
-
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """Read ``run.json`` of a run folder."""
-    path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a training run folder (no {RUN_FILE})")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_run_model(run_dir: str | Path) -> Any:
-    """The best checkpoint of a run in the form the app runs (``to_inference_form``), without optimizer.
-
-    Every figure (thresholds, reports) is computed with this model, the one :mod:`training.export` writes.
-    """
-    import training.models  # noqa: F401  (registers the custom loss of the checkpoint)
-    from ich_viewer.inference.architectures import to_inference_form
-
-    run_dir = Path(run_dir)
-    model_input = ModelInput.from_json(read_run(run_dir)["model_input"])
-    model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
-    return to_inference_form(model, model_input)
+__all__ = ["choose_strategy", "run_training", "task_info"]
 
 
 def choose_strategy() -> tuple[Any, str]:
@@ -162,43 +68,6 @@ def task_info() -> tuple[str, int, bool]:
     return kind, index, is_chief
 
 
-def load_sources(config: TrainConfig, splits: tuple[str, ...] = ("train", "val")) -> dict[str, Any]:
-    """Build the slice sources of the requested splits (generating phantom sets, or indexing RSNA)."""
-    model_input = config.model_input
-    if config.data == "rsna":
-        from training.data_rsna import describe_index, rsna_sources
-
-        sources, index = rsna_sources(
-            config.rsna_csv or "",
-            config.rsna_dir or "",
-            model_input,
-            seed=config.seed,
-            fractions=config.split,
-            index_cache=config.rsna_index,
-        )
-        print(f"RSNA: {describe_index(index, sources)}", flush=True)
-        return {name: sources[name] for name in splits}
-
-    from training.data_phantom import PhantomSlices, PhantomSpec, generate_in_memory, print_progress
-
-    sizes = {"train": config.train_size, "val": config.val_size, "test": config.test_size}
-    out: dict[str, Any] = {}
-    for name in splits:
-        spec = PhantomSpec(name, sizes[name], generation_size=config.phantom_size)
-        if name == "train" and config.endless:
-            out[name] = PhantomSlices(
-                PhantomSpec(name, 1_000_000, generation_size=config.phantom_size), model_input
-            )
-            continue
-        t0 = time.monotonic()
-        print(f"generating phantom {spec.describe()}", flush=True)
-        out[name] = generate_in_memory(
-            spec, model_input, workers=config.workers, progress=print_progress(f"phantom {name}")
-        )
-        print(f"  done in {time.monotonic() - t0:.0f} s", flush=True)
-    return out
-
-
 def _callbacks(config: TrainConfig, out: Path, is_chief: bool, total_epochs: int) -> list[Any]:
     callbacks: list[Any] = [
         keras.callbacks.EarlyStopping(
@@ -218,7 +87,9 @@ def _callbacks(config: TrainConfig, out: Path, is_chief: bool, total_epochs: int
         except ImportError:
             print("note: tensorboard is not installed; no TensorBoard logs", flush=True)
         else:
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard"), write_graph=False))
+            callbacks.append(
+                keras.callbacks.TensorBoard(log_dir=str(out / TENSORBOARD_DIR), write_graph=False)
+            )
     return callbacks
 
 
@@ -279,7 +150,7 @@ def _patch_multiworker_build(model: Any, strategy: Any) -> None:
             )
         return original(values, strategy_, reduction)
 
-    reduce_per_replica._ich_patched = True  # type: ignore[attr-defined]
+    reduce_per_replica._ich_patched = True
     tf_trainer.reduce_per_replica = reduce_per_replica
 
 
@@ -287,7 +158,8 @@ def run_training(config: TrainConfig) -> Path:
     """Train a model as configured; return the run folder (see the module docstring)."""
     import tensorflow as tf
 
-    from training.evaluate import choose_thresholds, write_report
+    from training.evaluate import write_report
+    from training.metrics import choose_thresholds, format_table
     from training.models import create_model
     from training.pipeline import (
         Augment,
@@ -296,13 +168,14 @@ def run_training(config: TrainConfig) -> Path:
         predict_source,
         stratum_weights,
     )
+    from training.sources import load_sources
 
     t_start = time.monotonic()
     strategy, strategy_name = choose_strategy()
     kind, index, is_chief = task_info()
     out = Path(config.out)
     if not is_chief:  # non-chief workers write their scratch files elsewhere
-        out = out / f".worker-{kind}-{index}"
+        out = worker_dir(out, kind, index)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     print(f"training {config.architecture} on {config.data} data, strategy {strategy_name}", flush=True)
@@ -328,7 +201,7 @@ def run_training(config: TrainConfig) -> Path:
         "steps_per_epoch": steps,
     }
     if is_chief:
-        (out / RUN_FILE).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+        write_run(out, run_info)
 
     with strategy.scope():
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -362,9 +235,9 @@ def run_training(config: TrainConfig) -> Path:
     best = load_run_model(out)
     y_val, p_val = predict_source(best, val_src, batch_size=max(config.batch_size, 32))
     thresholds = choose_thresholds(y_val, p_val, config.min_sensitivity)
-    (out / THRESHOLDS_FILE).write_text(json.dumps(thresholds, indent=2) + "\n", encoding="utf-8")
+    write_thresholds(out, thresholds)
     val_metrics = write_report(
-        out / "val", y_val, p_val, thresholds, history_csv=out / LOG_FILE, title="validation"
+        out / VAL_REPORT_DIR, y_val, p_val, thresholds, history_csv=out / LOG_FILE, title="validation"
     )
     run_info.update(
         {
@@ -380,9 +253,7 @@ def run_training(config: TrainConfig) -> Path:
             "tensorflow_version": tf.__version__,
         }
     )
-    (out / RUN_FILE).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
-    from training.evaluate import format_table
-
+    write_run(out, run_info)
     print("validation (thresholds chosen here):\n" + format_table(val_metrics), flush=True)
     print(f"run folder: {out} (fit {fit_s:.0f} s, total {time.monotonic() - t_start:.0f} s)", flush=True)
     return out

@@ -1,5 +1,5 @@
 """Tiny RSNA-format fixtures: DICOM files with ``ID_xxx`` UIDs in a flat folder, a ``stage_2_train.csv``,
-one truncated file and one non-DICOM file."""
+one truncated file and one non-DICOM file. One patient's files have RSNA's 12-bit defect (below)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,49 @@ class RsnaFixture:
     #: sop uid -> (patient id, study uid, series uid, z position, labels (6,), HU value of the slice)
     truth: dict[str, tuple[str, str, str, float, tuple[int, ...], int]]
     truncated_sop: str
+    #: SOP UIDs of the files written with RSNA's 12-bit defect
+    twelve_bit: frozenset[str]
+    size: int
+
+    def hu(self, sop: str) -> np.ndarray:
+        """The true HU int16 ``(size, size)`` of an image: a band of air (the top quarter), then its HU value."""
+        hu = np.full((self.size, self.size), self.truth[sop][5], np.int16)
+        hu[: self.size // 4] = AIR_12_BIT if sop in self.twelve_bit else -1024
+        return hu
+
+
+#: Patient whose files have RSNA's 12-bit defect.
+TWELVE_BIT_PATIENT = 3
+#: The lowest HU the 12-bit fix can give (stored + 1000 wraps at 4096, intercept -1000): the defect's air.
+AIR_12_BIT = -1000
 
 
 def _write_ct(
-    path: Path, *, sop: str, study: str, series: str, patient: str, z: float, hu: int, size: int
+    path: Path,
+    *,
+    sop: str,
+    study: str,
+    series: str,
+    patient: str,
+    z: float,
+    hu: int,
+    size: int,
+    twelve_bit: bool = False,
 ) -> None:
-    stored = np.full((size, size), hu + 1024, dtype=np.int16)
-    stored[: size // 4] = 0  # a band of air (-1024 HU)
+    """Write one slice: a band of air (the top quarter), the rest at ``hu``.
+
+    With ``twelve_bit`` the file has RSNA's defect: (0028,0101) Bits Stored 12, (0028,0103) Pixel Representation 0
+    and (0028,1052) Rescale Intercept 0, with stored values ``HU mod 4096`` that decode to HU only with the
+    viewer's fix, ``((stored + 1000) mod 4096) - 1000`` (read as written, air would be +3096 HU).
+    """
+    if twelve_bit:
+        stored = np.full((size, size), hu % 4096, dtype=np.uint16)
+        stored[: size // 4] = AIR_12_BIT % 4096
+        encoding = {"bits_stored": 12, "pixel_representation": 0, "intercept": 0.0}
+    else:
+        stored = np.full((size, size), hu + 1024, dtype=np.int16)
+        stored[: size // 4] = 0  # -1024 HU
+        encoding = {}
     ds = ct_slice(
         stored,
         position=(-60.0, -60.0, z),
@@ -39,6 +75,7 @@ def _write_ct(
         PatientID=patient,
         WindowCenter=30,
         WindowWidth=80,
+        **encoding,
     )
     ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
     write(ds, path)
@@ -58,6 +95,7 @@ def _make(root: Path, n_patients: int, slices: int, size: int, seed: int) -> Rsn
     dicom_dir = root / "stage_2_train"
     dicom_dir.mkdir(parents=True)
     truth: dict[str, tuple[str, str, str, float, tuple[int, ...], int]] = {}
+    twelve_bit: set[str] = set()
     rows: list[tuple[str, int]] = []
     for p in range(n_patients):
         patient, study, series = f"ID_pat{p:03d}", f"ID_study{p:03d}", f"ID_series{p:03d}"
@@ -78,7 +116,10 @@ def _make(root: Path, n_patients: int, slices: int, size: int, seed: int) -> Rsn
                 z=zs[k],
                 hu=hu,
                 size=size,
+                twelve_bit=p == TWELVE_BIT_PATIENT,
             )
+            if p == TWELVE_BIT_PATIENT:
+                twelve_bit.add(sop)
             truth[sop] = (patient, study, series, zs[k], tuple(labels), hu)
             rows += [(f"{sop}_{name}", labels[j]) for j, name in enumerate(LABELS)]
     # one truncated file (labelled in the CSV, like RSNA's known corrupt image) and one stray text file
@@ -107,4 +148,11 @@ def _make(root: Path, n_patients: int, slices: int, size: int, seed: int) -> Rsn
             w.writerow(rows[i])
         w.writerow(["ID_garbage_unknownlabel", 1])
         w.writerow(["ID_partial_any", 1])
-    return RsnaFixture(csv_path=csv_path, dicom_dir=dicom_dir, truth=truth, truncated_sop=truncated)
+    return RsnaFixture(
+        csv_path=csv_path,
+        dicom_dir=dicom_dir,
+        truth=truth,
+        truncated_sop=truncated,
+        twelve_bit=frozenset(twelve_bit),
+        size=size,
+    )

@@ -7,8 +7,6 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
-
 from training.__main__ import main
 
 TINY = [

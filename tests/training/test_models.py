@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
-
 from ich_viewer.core.labels import RSNA_LOSS_WEIGHTS
-from training.models import WeightedBCE, weighted_log_loss
+from training.metrics import weighted_log_loss
+from training.models import WeightedBCE
 
 
 def _bce(y: np.ndarray, p: np.ndarray) -> np.ndarray:

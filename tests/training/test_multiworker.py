@@ -1,6 +1,7 @@
 """MultiWorkerMirroredStrategy with two local CPU worker processes (TF_CONFIG on localhost ports).
 
-About 25-50 s on 2 cores (two TensorFlow start-ups), so it runs by default.
+About 25-50 s on 2 cores (two TensorFlow start-ups): marked ``slow``, so the default suite leaves it out; CI runs
+it as its own step (``python -m pytest -q -m slow tests/training/test_multiworker.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_two_local_workers_train_together(tmp_path) -> None:
     ports = _free_ports(2)

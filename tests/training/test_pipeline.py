@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-tf = pytest.importorskip("tensorflow")
-
-from ich_viewer.core.windowing import ModelInput  # noqa: E402
-from training.pipeline import (  # noqa: E402
+from ich_viewer.core.windowing import ModelInput
+from training.pipeline import (
     Augment,
     InMemorySlices,
     make_eval_dataset,
     make_train_dataset,
     predict_source,
-    source_arrays,
     stratum_weights,
 )
 
@@ -41,11 +39,13 @@ class _LazySource:
     def __init__(self, n: int) -> None:
         self.n = n
         self.strata = (np.arange(n) % 2).astype(np.int32)
+        self.loads = 0
 
     def __len__(self) -> int:
         return self.n
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        self.loads += 1
         y = np.zeros(6, np.float32)
         y[0] = y[1] = float(i % 2)
         return np.full((16, 16, 3), i / 100.0, np.float32), y
@@ -67,11 +67,26 @@ def test_train_batches_shapes_and_dtypes() -> None:
     assert float(tf.reduce_min(x)) >= 0.0 and float(tf.reduce_max(x)) <= 1.0
 
 
-def test_class_balanced_sampling_follows_the_weights() -> None:
+def _positive_rate(source: InMemorySlices, weights: dict[int, float] | None) -> float:
+    ds = make_train_dataset(source, batch_size=50, seed=3, weights=weights)
+    return float(np.concatenate([y.numpy() for _, y in ds.take(20)])[:, 0].mean())  # 1000 draws
+
+
+@pytest.mark.parametrize("negative_fraction", [0.2, 0.8])
+def test_class_balanced_sampling_follows_the_weights(negative_fraction: float) -> None:
     s = _slices(n=100, positives=5)  # 5 % positives in the data
-    ds = make_train_dataset(s, batch_size=50, seed=3, weights=stratum_weights(s.strata, 0.5))
-    ys = np.concatenate([y.numpy() for _, y in ds.take(20)])
-    assert 0.44 < ys[:, 0].mean() < 0.56  # drawn 50/50
+    rate = _positive_rate(s, stratum_weights(s.strata, negative_fraction))
+    # binomial standard deviation over 1000 draws: 0.013; the unweighted draw (0.5) is 23 of them away
+    assert rate == pytest.approx(1.0 - negative_fraction, abs=0.05)
+
+
+def test_without_weights_every_stratum_is_drawn_equally() -> None:
+    s = _slices(n=100, positives=5)
+    assert _positive_rate(s, None) == pytest.approx(0.5, abs=0.05)  # not the 5 % of the data
+
+
+def test_training_stream_is_seeded() -> None:
+    s = _slices(n=100, positives=5)
     again = np.concatenate([y.numpy() for _, y in make_train_dataset(s, batch_size=50, seed=3).take(2)])
     first = np.concatenate([y.numpy() for _, y in make_train_dataset(s, batch_size=50, seed=3).take(2)])
     np.testing.assert_array_equal(again, first)  # seeded: every worker sees the same stream
@@ -146,10 +161,16 @@ def test_eval_dataset_keeps_order_and_remainder() -> None:
 
 def test_lazy_source_decodes_in_order_and_caches() -> None:
     src = _LazySource(7)
-    xs = np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in make_eval_dataset(src, batch_size=3)])
+    ds = make_eval_dataset(src, batch_size=3)
+    batches = list(ds)
+    xs = np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in batches])
     np.testing.assert_allclose(xs, np.arange(7) / 100.0, atol=1e-6)
-    y, _strata = source_arrays(src)
+    y = np.concatenate([yb.numpy() for _, yb in batches])
     np.testing.assert_array_equal(y[:, 0], np.arange(7) % 2)
+    assert src.loads == 7
+    assert len(list(ds)) == 3 and src.loads == 7  # the second pass comes from the cache
+    list(make_eval_dataset(src, batch_size=3, cache=False))
+    assert src.loads == 14
     x, yb = next(iter(make_train_dataset(src, batch_size=4, seed=0)))
     np.testing.assert_array_equal(yb.numpy()[:, 0], np.rint(x.numpy()[:, 0, 0, 0] * 100) % 2)
 

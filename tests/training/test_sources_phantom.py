@@ -9,8 +9,8 @@ import pytest
 
 from ich_viewer.core.labels import LABELS, SUBTYPES
 from ich_viewer.core.windowing import ModelInput
-from training import data_phantom
-from training.data_phantom import (
+from training.sources import phantom as phantom_source
+from training.sources.phantom import (
     SPLIT_RANGE,
     SPLIT_SEEDS,
     TRAIN_KINDS,
@@ -97,7 +97,7 @@ def test_substitute_seed_when_the_generator_gives_up(monkeypatch) -> None:
         return real(seed, kind, size)
 
     monkeypatch.setattr(phantom, "generate_slice", flaky)
-    hu, _, labels = data_phantom._generate(SPLIT_SEEDS["val"] + 2, "subdural", 64)
+    hu, _, labels = phantom_source._generate(SPLIT_SEEDS["val"] + 2, "subdural", 64)
     assert labels[5] == 1 and hu.shape == (64, 64)
     assert SPLIT_SEEDS["val"] + SPLIT_RANGE // 2 <= calls[-1] < SPLIT_SEEDS["val"] + SPLIT_RANGE  # same split
 

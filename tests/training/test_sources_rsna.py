@@ -8,8 +8,9 @@ import pytest
 
 from ich_viewer.core.windowing import ModelInput
 from ich_viewer.dicom.pixels import hu_from_dataset
-from tests.training.rsna_fixture import make_rsna_fixture
-from training.data_rsna import (
+from tests.training.rsna_fixture import AIR_12_BIT, make_rsna_fixture
+from training.sources import rsna as rsna_source
+from training.sources.rsna import (
     RsnaDataError,
     RsnaIndex,
     RsnaSlices,
@@ -115,6 +116,18 @@ class TestSource:
             np.testing.assert_array_equal(y, s.labels)
             assert float(hu_from_dataset(pydicom.dcmread(s.path))[-1, -1]) == fixture.truth[s.sop_uid][5]
         assert list(src.strata) == [s.labels[0] for s in index.slices]
+
+    def test_every_slice_has_its_true_hu_with_the_12_bit_fix(self, fixture, index) -> None:
+        mi = ModelInput(size=8)
+        src = RsnaSlices(index, np.arange(len(index.slices)), mi)
+        fixed = 0
+        for i, s in enumerate(index.slices):
+            truth = fixture.hu(s.sop_uid)
+            np.testing.assert_array_equal(rsna_source._read_hu(s.path), truth)
+            np.testing.assert_allclose(src.load(i)[0], mi(truth[np.newaxis])[0], atol=1e-6)
+            fixed += s.sop_uid in fixture.twelve_bit
+        assert fixed == 4  # the patient with RSNA's defect: air reads as -1000 HU (+3096 without the fix)
+        assert fixture.hu(next(iter(fixture.twelve_bit)))[0, 0] == AIR_12_BIT
 
     def test_context_slices_are_the_neighbours(self, index) -> None:
         mi = ModelInput(size=8, context_slices=1)

@@ -15,11 +15,15 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ich_viewer.core.labels import LABELS, SUBTYPES
+from ich_viewer.core.labels import SUBTYPES
 from ich_viewer.core.windowing import ModelInput
+
+if TYPE_CHECKING:
+    from training.pipeline import InMemorySlices
 
 __all__ = [
     "SPLIT_SEEDS",
@@ -139,18 +143,17 @@ class PhantomSlices:
 
 
 def _chunk_worker(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    spec, model_input, start, stop, keep_hu = args
-    xs, ys, strata, hus = [], [], [], []
+    spec, model_input, start, stop, keep_masks = args
+    xs, ys, strata, masks = [], [], [], []
     for i in range(start, stop):
         kind = spec.kind(i)
         hu, mask, labels = _generate(spec.seed(i), kind, spec.generation_size)
         xs.append(model_input(hu[np.newaxis])[0].astype(np.float16))
         ys.append(labels)
         strata.append(stratum_of(kind, labels))
-        if keep_hu:
-            hus.append(mask)
-    masks = np.stack(hus) if keep_hu else None
-    return np.stack(xs), np.stack(ys), np.asarray(strata, np.int32), masks
+        if keep_masks:
+            masks.append(mask)
+    return np.stack(xs), np.stack(ys), np.asarray(strata, np.int32), np.stack(masks) if keep_masks else None
 
 
 def _run_chunks(
@@ -188,7 +191,7 @@ def generate_in_memory(
     *,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
-):
+) -> InMemorySlices:
     """Generate a fixed phantom set into memory, in ``workers`` processes.
 
     Returns
@@ -196,18 +199,10 @@ def generate_in_memory(
     training.pipeline.InMemorySlices
         ``x`` float16 ``(n, size, size, 3)``, ``y`` uint8 ``(n, 6)``, ``strata`` int32 ``(n,)``.
     """
-    from training.pipeline import InMemorySlices
-
     if model_input.context_slices:
         raise ValueError("phantom slices have no neighbours: context_slices must be 0 (use --data rsna)")
     parts = _run_chunks(spec, model_input, workers=workers, keep_masks=False, progress=progress)
-    return InMemorySlices(
-        x=np.concatenate([p[0] for p in parts]),
-        y=np.concatenate([p[1] for p in parts]),
-        strata=np.concatenate([p[2] for p in parts]),
-        model_input=model_input,
-        description=f"{DATA_VERSION}, {spec.describe()}",
-    )
+    return _in_memory(spec, model_input, parts)
 
 
 def generate_with_masks(
@@ -216,19 +211,23 @@ def generate_with_masks(
     *,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[object, np.ndarray]:
+) -> tuple[InMemorySlices, np.ndarray]:
     """Like :func:`generate_in_memory`, also returning the masks uint8 ``(n, gen, gen)`` (0 none, k = label k)."""
-    from training.pipeline import InMemorySlices
-
     parts = _run_chunks(spec, model_input, workers=workers, keep_masks=True, progress=progress)
-    slices = InMemorySlices(
+    return _in_memory(spec, model_input, parts), np.concatenate([p[3] for p in parts])
+
+
+def _in_memory(spec: PhantomSpec, model_input: ModelInput, parts: list[tuple]) -> InMemorySlices:
+    """The slices of the chunks of :func:`_run_chunks`, in order, as one in-memory source."""
+    from training.pipeline import InMemorySlices  # imports TensorFlow: not in the generation workers
+
+    return InMemorySlices(
         x=np.concatenate([p[0] for p in parts]),
         y=np.concatenate([p[1] for p in parts]),
         strata=np.concatenate([p[2] for p in parts]),
         model_input=model_input,
         description=f"{DATA_VERSION}, {spec.describe()}",
     )
-    return slices, np.concatenate([p[3] for p in parts])
 
 
 def print_progress(label: str) -> Callable[[int, int], None]:
@@ -242,21 +241,6 @@ def print_progress(label: str) -> Callable[[int, int], None]:
             print(f"  {label}: {done}/{total} slices ({time.monotonic() - start:.0f} s)", flush=True)
 
     return report
-
-
-def label_counts(y: np.ndarray) -> dict[str, int]:
-    """Number of positive slices per label."""
-    return {name: int(c) for name, c in zip(LABELS, np.asarray(y).sum(axis=0), strict=True)}
-
-
-def kinds_arg(text: str) -> tuple[str, ...]:
-    """Parse a comma-separated list of kinds (for the command line)."""
-    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
-    allowed = ("none", "random", *SUBTYPES)
-    bad = [k for k in kinds if k not in allowed]
-    if bad or not kinds:
-        raise ValueError(f"unknown phantom kinds {bad}; expected some of {', '.join(allowed)}")
-    return kinds
 
 
 #: First seeds of the phantom *studies* (3-D series) used to calibrate and test study-level flagging.

@@ -5,9 +5,10 @@
 the viewer's own scanner (:func:`ich_viewer.dicom.series.scan`: grouping by (0020,000E) Series Instance UID,
 display order from (0020,0032)/(0020,0037)), each slice keeps its (0010,0020) Patient ID and (0020,000D)
 Study Instance UID, and the train/val/test split is drawn **by patient** (Patient ID, else Study Instance UID),
-never by slice. Pixels become Hounsfield units with the viewer's rules
-(:func:`ich_viewer.dicom.pixels.hu_from_dataset`: modality LUT, the RSNA 12-bit fix, padding) and model input
-with :class:`~ich_viewer.core.windowing.ModelInput`, so training sees exactly what the app sees.
+never by slice. Pixels become Hounsfield units through the study loader's own path (the header read by
+:func:`ich_viewer.dicom.header.read_image_header`, decoded by :func:`ich_viewer.dicom.pixels.decode_slice`:
+modality LUT, the RSNA 12-bit fix, padding) and model input with :class:`~ich_viewer.core.windowing.ModelInput`,
+so training sees exactly what the app sees.
 
 Unreadable files (not DICOM, truncated pixel data, no label row) are skipped and counted.
 """
@@ -27,13 +28,17 @@ import numpy as np
 
 from ich_viewer.core.labels import LABELS
 from ich_viewer.core.windowing import ModelInput
+from ich_viewer.errors import DicomReadError, IchViewerError
 
 __all__ = [
+    "RsnaDataError",
     "RsnaIndex",
     "RsnaSlice",
     "RsnaSlices",
     "build_index",
+    "describe_index",
     "read_rsna_csv",
+    "rsna_sources",
     "split_by_patient",
 ]
 
@@ -214,8 +219,8 @@ def build_index(
     RsnaDataError
         If the folder does not exist or no labelled readable slice is found.
     """
+    from ich_viewer.dicom.pixels import decode_slice
     from ich_viewer.dicom.series import scan
-    from ich_viewer.errors import IchViewerError
 
     labels, _ = read_rsna_csv(csv_path)
     dicom_dir = Path(dicom_dir)
@@ -234,9 +239,12 @@ def build_index(
     for info in result.series:
         readable: list[tuple[str, str]] = []
         for s in info.slices:
-            if verify_pixels and not _decodes(s.path):
-                skipped["pixel data not decodable"] += 1
-                continue
+            if verify_pixels:
+                try:
+                    decode_slice(s)
+                except DicomReadError:
+                    skipped["pixel data not decodable"] += 1
+                    continue
             readable.append((s.path, s.sop_uid))
         series_paths[info.series_uid] = tuple(p for p, _ in readable)
         for k, (path, sop) in enumerate(readable):
@@ -267,23 +275,20 @@ def build_index(
 
 
 def _read_hu(path: str) -> np.ndarray:
-    """HU of one file with the viewer's rules; raises ``DicomReadError`` / pydicom errors on failure."""
-    import pydicom
+    """HU float32 ``(rows, cols)`` of an RSNA file (one image), decoded as the study loader decodes it.
 
-    from ich_viewer.dicom.pixels import hu_from_dataset
+    Raises
+    ------
+    DicomReadError
+        When the file is not a usable image or cannot be decoded.
+    """
+    from ich_viewer.dicom.header import read_image_header
+    from ich_viewer.dicom.pixels import decode_slice
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # RSNA's "ID_..." UIDs are not valid DICOM UIDs
-        ds = pydicom.dcmread(path)
-    return np.asarray(hu_from_dataset(ds), dtype=np.float32)
-
-
-def _decodes(path: str) -> bool:
-    try:
-        _read_hu(path)
-    except Exception:
-        return False
-    return True
+        header = read_image_header(path, metadata=False)
+    return np.asarray(decode_slice(header.slices[0]), dtype=np.float32)
 
 
 def split_by_patient(
@@ -326,7 +331,8 @@ class RsnaSlices:
 
     ``load(i)`` decodes the file (and its neighbours when ``model_input.context_slices > 0``) into HU
     with the viewer's rules and returns ``ModelInput`` output. A file that fails to decode at this point
-    is logged once and given as an empty (air) slice with no hemorrhage, so a long run never dies on one file.
+    (``DicomReadError``) is logged once and given as an empty (air) slice with no hemorrhage, so a long run
+    never dies on one file.
     Strata: 0 = no hemorrhage, 1 = any hemorrhage.
     """
 
@@ -353,7 +359,7 @@ class RsnaSlices:
     def _hu(self, path: str, shape: tuple[int, int] | None) -> np.ndarray:
         try:
             return _read_hu(path)
-        except Exception as exc:
+        except DicomReadError as exc:
             if path not in self._failed:
                 self._failed.add(path)
                 log.warning("skipping undecodable %s: %s", path, exc)

@@ -1,0 +1,202 @@
+"""The run folder of ``python -m training train --out RUN``: its configuration, file names, reads and writes.
+
+A run folder holds:
+
+- ``run.json``: the configuration (:class:`TrainConfig`), the model input, data descriptions, strategy,
+  timings and the validation metrics;
+- ``best.keras``: the checkpoint with the lowest validation loss (``ModelCheckpoint``);
+- ``log.csv``: per-epoch metrics (``CSVLogger``); ``tensorboard/``: TensorBoard logs;
+- ``thresholds.json``: the decision threshold per label, chosen on the validation split (``calibrate``
+  replaces it with study-level thresholds and keeps the slice-level ones as ``slice_thresholds.json``);
+- report folders (see :func:`training.evaluate.write_report`): ``val/`` (written by ``train``), ``report/``
+  (``evaluate``, held-out test split), ``report-<split>/``, ``report-studies/`` and ``val-studies/``;
+- ``.worker-<type>-<index>/``: scratch of the non-chief workers of a multi-worker run.
+
+Every module of :mod:`training` reads and writes run folders through this one; it imports no other module of
+:mod:`training` at import time (Keras only inside :func:`load_run_model`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ich_viewer.core.windowing import ModelInput
+from ich_viewer.inference.architectures import ARCHITECTURES
+
+__all__ = [
+    "BEST_FILE",
+    "LOG_FILE",
+    "RUN_FILE",
+    "SLICE_THRESHOLDS_FILE",
+    "STUDIES_REPORT_DIR",
+    "TENSORBOARD_DIR",
+    "THRESHOLDS_FILE",
+    "VAL_REPORT_DIR",
+    "VAL_STUDIES_DIR",
+    "TrainConfig",
+    "default_report_dir",
+    "load_run_model",
+    "read_config",
+    "read_run",
+    "read_thresholds",
+    "worker_dir",
+    "write_json",
+    "write_run",
+    "write_thresholds",
+]
+
+RUN_FILE = "run.json"
+BEST_FILE = "best.keras"
+LOG_FILE = "log.csv"
+THRESHOLDS_FILE = "thresholds.json"
+SLICE_THRESHOLDS_FILE = "slice_thresholds.json"
+TENSORBOARD_DIR = "tensorboard"
+VAL_REPORT_DIR = "val"
+VAL_STUDIES_DIR = "val-studies"
+STUDIES_REPORT_DIR = "report-studies"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved as ``run.json``'s ``config``)."""
+
+    out: str
+    data: str = "phantom"
+    architecture: str = "ich_cnn"
+    epochs: int = 20
+    batch_size: int = 32
+    image_size: int = 256
+    seed: int = 0
+    lr: float = 1e-3
+    steps_per_epoch: int | None = None
+    patience: int = 6
+    dropout: float = 0.3
+    augment: bool = True
+    negative_fraction: float | None = None
+    min_sensitivity: float = 0.9
+    context_slices: int = 0
+    workers: int = 2
+    # phantom data
+    train_size: int = 6000
+    val_size: int = 1200
+    test_size: int = 1200
+    phantom_size: int = 256
+    endless: bool = False
+    # RSNA data
+    rsna_csv: str | None = None
+    rsna_dir: str | None = None
+    rsna_index: str | None = None
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    verbose: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.data not in ("phantom", "rsna"):
+            raise ValueError(f"--data must be phantom or rsna, got {self.data!r}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"--architecture must be one of {', '.join(ARCHITECTURES)}")
+        if self.data == "rsna" and not (self.rsna_index or (self.rsna_csv and self.rsna_dir)):
+            raise ValueError("--data rsna needs --rsna-csv and --rsna-dir (or --rsna-index)")
+        for name in ("epochs", "batch_size", "train_size", "val_size", "test_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.image_size < 16 or self.image_size % 8:
+            raise ValueError("--image-size must be a multiple of 8, at least 16")
+
+    @property
+    def model_input(self) -> ModelInput:
+        """The preprocessing of the run: ``image_size`` and ``context_slices``."""
+        return ModelInput(size=self.image_size, context_slices=self.context_slices)
+
+    @property
+    def neg_fraction(self) -> float:
+        """Share of negative slices drawn into training batches."""
+        if self.negative_fraction is not None:
+            return self.negative_fraction
+        return 0.3 if self.data == "phantom" else 0.5
+
+    def to_json(self) -> dict[str, Any]:
+        """The configuration as a JSON object (``split`` as a list)."""
+        obj = dataclasses.asdict(self)
+        obj["split"] = list(self.split)
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_json`; keys this version does not know are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in obj.items() if k in names}
+        if "split" in kw:
+            kw["split"] = tuple(kw["split"])
+        return cls(**kw)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON with a final newline (the format of every JSON file of a run)."""
+    path = Path(path)
+    path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """Read ``run.json`` of a run folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``run_dir`` has no ``run.json`` (the message says it is not a run folder).
+    """
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a training run folder (no {RUN_FILE})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_run(run_dir: str | Path, run: dict[str, Any]) -> Path:
+    """Write ``run.json`` of a run folder."""
+    return write_json(Path(run_dir) / RUN_FILE, run)
+
+
+def read_config(run_dir: str | Path) -> TrainConfig:
+    """The :class:`TrainConfig` saved in ``run.json``."""
+    return TrainConfig.from_json(read_run(run_dir)["config"])
+
+
+def read_thresholds(run_dir: str | Path, name: str = THRESHOLDS_FILE) -> dict[str, float]:
+    """Label -> decision threshold, from ``thresholds.json`` (or ``name``) of a run folder."""
+    return json.loads((Path(run_dir) / name).read_text(encoding="utf-8"))
+
+
+def write_thresholds(run_dir: str | Path, thresholds: dict[str, float], name: str = THRESHOLDS_FILE) -> Path:
+    """Write ``thresholds.json`` (or ``name``) of a run folder."""
+    return write_json(Path(run_dir) / name, thresholds)
+
+
+def default_report_dir(run_dir: str | Path, split: str = "test") -> Path:
+    """The default report folder of ``evaluate`` on ``split``: ``report/`` for the test split, else
+    ``report-<split>/``."""
+    return Path(run_dir) / ("report" if split == "test" else f"report-{split}")
+
+
+def worker_dir(run_dir: str | Path, kind: str, index: int) -> Path:
+    """Scratch folder of a non-chief worker (``kind`` and ``index`` of its ``TF_CONFIG`` task)."""
+    return Path(run_dir) / f".worker-{kind}-{index}"
+
+
+def load_run_model(run_dir: str | Path) -> Any:
+    """The best checkpoint of a run in the form the app runs (``to_inference_form``), without optimizer.
+
+    Every figure (thresholds, reports) is computed with this model, the one :mod:`training.export` writes.
+    """
+    import keras
+
+    import training.models  # noqa: F401  (registers the custom loss of the checkpoint)
+    from ich_viewer.inference.architectures import to_inference_form
+
+    run_dir = Path(run_dir)
+    model_input = ModelInput.from_json(read_run(run_dir)["model_input"])
+    model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    return to_inference_form(model, model_input)
