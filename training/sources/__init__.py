@@ -1,7 +1,8 @@
 """The slice sources a run trains and is evaluated on (see :mod:`training.pipeline` for the interface).
 
 - :mod:`.phantom`: seeded synthetic head-CT phantom slices and studies (``--data phantom``);
-- :mod:`.rsna`: the RSNA Intracranial Hemorrhage Detection data, split by patient (``--data rsna``).
+- :mod:`.rsna`: the RSNA Intracranial Hemorrhage Detection data, split by patient (``--data rsna``);
+- :mod:`.phe_sich`: the PHE-SICH-CT-IDS data set (real head CT with spontaneous ICH), split by patient.
 
 :func:`load_sources` builds the splits a :class:`~training.run_folder.TrainConfig` asks for. The submodules
 are imported when needed: the phantom generation worker processes import :mod:`.phantom` alone.
