@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import threading
-import time
 import warnings
 from pathlib import Path
 
@@ -342,25 +341,33 @@ class TestLoad:
     def test_close_cancels_outstanding_work(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         fac.write_series(tmp_path, volume(40, 16, 16), fac.axial_positions(40))
         (info,) = scan(tmp_path).series
-        decoded = []
+        decoded: list[str] = []
         lock = threading.Lock()
+        gate = threading.Event()
         real = series_mod.decode_slices
 
-        def slow_decode(path, slices):
-            time.sleep(0.02)
+        def gated_decode(path, slices):
             with lock:
                 decoded.append(path)
+                first = len(decoded) == 1
+            if not first:
+                gate.wait(30)  # every decode after the first is held until the generator is closed
             return real(path, slices)
 
-        monkeypatch.setattr(series_mod, "decode_slices", slow_decode)
+        monkeypatch.setattr(series_mod, "decode_slices", gated_decode)
         gen = iter_load(info, workers=2)
         first = next(gen)
         assert first.done == 1
-        start = time.perf_counter()
-        gen.close()
-        assert time.perf_counter() - start < 0.5
-        time.sleep(0.1)
-        assert len(decoded) < 10
+        closer = threading.Thread(target=gen.close)
+        closer.start()
+        closer.join(20)
+        assert not closer.is_alive(), "close() waited for the decodes in progress"
+        gate.set()
+        for thread in threading.enumerate():
+            if thread.name.startswith("dicom"):
+                thread.join(20)
+        # the first job, plus at most one job per worker that had started: the queued ones were cancelled
+        assert len(decoded) <= 1 + 2
 
     def test_float_lut_gives_float32(self, tmp_path: Path) -> None:
         fac.write_series(tmp_path, volume(3), fac.axial_positions(3), slope=0.5, intercept=-1024.5)
@@ -462,6 +469,70 @@ class TestLoadPath:
     def test_one_file(self, study: dict) -> None:
         series = load_path(study["head_paths"][5])
         np.testing.assert_array_equal(series.hu[0], study["head"][5] - 1024)
+
+
+class TestSeveralRootsAndLinks:
+    """scan/list_files of several roots (a drop of several folders), and folder links followed once each."""
+
+    def test_two_folders_give_both_series(self, tmp_path: Path) -> None:
+        a = fac.write_series(tmp_path / "a", volume(3, 8, 8), fac.axial_positions(3), series_uid="1.2.3.4.10")
+        b = fac.write_series(tmp_path / "b", volume(4, 8, 8), fac.axial_positions(4), series_uid="1.2.3.4.11")
+        result = scan([tmp_path / "a", tmp_path / "b"])
+        assert sorted((s.series_uid, s.n_slices) for s in result.series) == [
+            ("1.2.3.4.10", 3),
+            ("1.2.3.4.11", 4),
+        ]
+        files, problems = series_mod.list_files([tmp_path / "a", str(tmp_path / "b")])
+        assert problems == []
+        assert set(files) == {str(p) for p in a + b}
+        assert all(f.startswith(str(tmp_path / "a")) for f in files[: len(a)])  # roots in the given order
+
+    def test_link_to_a_folder_is_followed(self, tmp_path: Path) -> None:
+        fac.write_series(tmp_path / "real", volume(3, 8, 8), fac.axial_positions(3), series_uid="1.2.3.4.12")
+        drop = tmp_path / "drop"
+        drop.mkdir()
+        (drop / "linked").symlink_to(tmp_path / "real", target_is_directory=True)
+        (series_info,) = scan(drop).series
+        assert series_info.series_uid == "1.2.3.4.12" and series_info.n_slices == 3
+        assert all(s.path.startswith(str(drop / "linked")) for s in series_info.slices)
+
+    def test_link_loop_terminates(self, tmp_path: Path) -> None:
+        root = tmp_path / "root"
+        fac.write_series(root / "inner", volume(2, 8, 8), fac.axial_positions(2), series_uid="1.2.3.4.13")
+        (root / "inner" / "up").symlink_to(root, target_is_directory=True)  # root/inner/up -> root
+        files, problems = series_mod.list_files(root)
+        assert problems == []
+        assert len(files) == 2
+        (series_info,) = scan(root).series
+        assert series_info.n_slices == 2
+
+    def test_same_file_through_two_roots_is_listed_once(self, tmp_path: Path) -> None:
+        paths = fac.write_series(tmp_path / "a", volume(3, 8, 8), fac.axial_positions(3))
+        (tmp_path / "alias").symlink_to(tmp_path / "a", target_is_directory=True)
+        (tmp_path / "link.dcm").symlink_to(paths[0])
+        files, _ = series_mod.list_files(
+            [tmp_path / "a", tmp_path / "alias", paths[0], tmp_path / "link.dcm"]
+        )
+        assert sorted(files) == sorted(str(p) for p in paths)
+        result = scan([tmp_path / "a", tmp_path / "alias", tmp_path / "link.dcm"])
+        assert [s.n_slices for s in result.series] == [3]
+        assert not any("duplicate" in s.reason for s in result.skipped)
+
+    def test_unknown_uid_of_a_multi_root_scan(self, tmp_path: Path) -> None:
+        fac.write_series(tmp_path / "a", volume(2, 8, 8), fac.axial_positions(2))
+        fac.write_series(tmp_path / "b", volume(2, 8, 8), fac.axial_positions(2), series_uid="1.2.3.4.14")
+        roots = [tmp_path / "a", tmp_path / "b"]
+        with pytest.raises(NoUsableSeriesError, match=r"^series 9\.9 not found in 2 items$"):
+            pick_series(scan(roots), "9.9", roots)
+        with pytest.raises(NoUsableSeriesError, match=r"^series 9\.9 not found$"):
+            pick_series(scan(roots), "9.9")
+        assert pick_series(scan(roots), "1.2.3.4.14", roots).series_uid == "1.2.3.4.14"
+
+    def test_no_root_and_missing_root(self, tmp_path: Path) -> None:
+        with pytest.raises(NoUsableSeriesError, match="no file or folder given"):
+            scan([])
+        with pytest.raises(NoUsableSeriesError, match="no such file or folder"):
+            scan([tmp_path, tmp_path / "missing"])
 
 
 class TestCompressedSeries:
