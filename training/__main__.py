@@ -29,7 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model into a run folder")
-    t.add_argument("--data", choices=("phantom", "rsna"), default="phantom")
+    t.add_argument(
+        "--data",
+        choices=("phantom", "rsna", "real"),
+        default="phantom",
+        help="phantom, rsna, or real (PHE-SICH-CT-IDS + composites + phantoms, see --phe-sich)",
+    )
     t.add_argument("--out", required=True, help="run folder to create")
     t.add_argument("--architecture", default="ich_cnn", help="ich_cnn (default) or efficientnet_b0")
     t.add_argument("--epochs", type=int, default=20)
@@ -59,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--rsna-csv", help="stage_2_train.csv")
     t.add_argument("--rsna-dir", help="folder of the RSNA DICOM files")
     t.add_argument("--rsna-index", help="JSON index cache (written on first use, read afterwards)")
+    t.add_argument(
+        "--phe-sich", metavar="DIR", help="real data: the PHE-SICH-CT-IDS folder (labels.csv, images/)"
+    )
+    t.add_argument(
+        "--png-dir", metavar="DIR", help="real data: extra brain-window PNGs in normal/ and intraparenchymal/"
+    )
+    t.add_argument("--composites-per-type", type=int, default=600, help="real data: composites per subtype")
+    t.add_argument("--phantom-slices", type=int, default=600, help="real data: pure phantom slices at 512 px")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras progress display")
 
     e = sub.add_parser("evaluate", help="evaluate a run (or a model folder) on held-out data")
@@ -128,6 +141,10 @@ def _cmd_train(a: argparse.Namespace) -> int:
         rsna_csv=a.rsna_csv,
         rsna_dir=a.rsna_dir,
         rsna_index=a.rsna_index,
+        phe_sich=a.phe_sich,
+        png_dir=a.png_dir,
+        composites_per_type=a.composites_per_type,
+        phantom_slices=a.phantom_slices,
         verbose=a.verbose,
     )
     run_training(config)

@@ -63,7 +63,7 @@ def write_report(
     if extra:
         metrics.update(extra)
     np.savez_compressed(
-        out / "predictions.npz", y_true=np.asarray(y_true, np.uint8), y_prob=np.asarray(y_prob)
+        out / "predictions.npz", y_true=np.asarray(y_true, np.int8), y_prob=np.asarray(y_prob)
     )
     write_json(out / "metrics.json", metrics)
     suffix = f" - {title}" if title else ""

@@ -45,7 +45,10 @@ def weighted_log_loss(
     y = np.asarray(y_true, dtype=np.float64)
     p = np.clip(np.asarray(y_prob, dtype=np.float64), _EPS, 1.0 - _EPS)
     w = np.asarray(weights, dtype=np.float64)
-    per_label = -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)).mean(axis=0)
+    known = y >= 0  # -1 = label unknown for that sample: left out
+    bce = -(np.clip(y, 0, 1) * np.log(p) + (1.0 - np.clip(y, 0, 1)) * np.log(1.0 - p))
+    per_label = (bce * known).sum(axis=0) / np.maximum(known.sum(axis=0), 1)
+    w = w * known.any(axis=0)
     return float((per_label * w).sum() / w.sum())
 
 
@@ -81,8 +84,9 @@ def choose_thresholds(
     y_prob = np.asarray(y_prob, dtype=np.float64)
     out: dict[str, float] = {}
     for k, name in enumerate(LABELS):
-        y, p = y_true[:, k], y_prob[:, k]
-        if y.min() == y.max():
+        keep = y_true[:, k] >= 0  # -1: unknown for that sample
+        y, p = y_true[keep, k], y_prob[keep, k]
+        if y.size == 0 or y.min() == y.max():
             out[name] = float(default)
             continue
         fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)
@@ -105,7 +109,7 @@ def compute_metrics(
     Parameters
     ----------
     y_true : numpy.ndarray
-        0/1 labels ``(n, 6)``.
+        0/1 labels ``(n, 6)``; -1 where a label is unknown (left out of that label's figures).
     y_prob : numpy.ndarray
         Probabilities ``(n, 6)``.
     thresholds : mapping of str to float
@@ -131,7 +135,8 @@ def compute_metrics(
     y_prob = np.asarray(y_prob, dtype=np.float64)
     per: dict[str, Any] = {}
     for k, name in enumerate(LABELS):
-        y, p = y_true[:, k], y_prob[:, k]
+        keep = y_true[:, k] >= 0  # -1: unknown for that sample
+        y, p = y_true[keep, k], y_prob[keep, k]
         t = float(thresholds.get(name, 0.5))
         pred = (p >= t).astype(np.int64)
         tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()

@@ -13,7 +13,7 @@ from ich_viewer.core.labels import LABELS, RSNA_LOSS_WEIGHTS
 from ich_viewer.core.windowing import ModelInput
 from ich_viewer.inference.architectures import build_model
 
-__all__ = ["WeightedBCE", "compile_model", "create_model"]
+__all__ = ["AnyAUC", "WeightedBCE", "compile_model", "create_model"]
 
 _EPS = 1e-7
 
@@ -24,7 +24,8 @@ class WeightedBCE(keras.losses.Loss):
 
     For probabilities ``(batch, 6)`` the loss of a sample is ``sum_l w_l * BCE(y_l, p_l) / sum_l w_l``;
     Keras then averages over the batch, so on a whole data set it equals
-    :func:`training.metrics.weighted_log_loss`.
+    :func:`training.metrics.weighted_log_loss`. A label given as -1 is *unknown* (e.g. the subtypes a data
+    set does not annotate): it is left out of both sums.
     """
 
     def __init__(
@@ -37,10 +38,15 @@ class WeightedBCE(keras.losses.Loss):
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         y_true = ops.cast(y_true, y_pred.dtype)
+        known = ops.cast(y_true >= 0, y_pred.dtype)
+        y_true = ops.clip(y_true, 0.0, 1.0)
         p = ops.clip(y_pred, _EPS, 1.0 - _EPS)
         bce = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
-        w = ops.convert_to_tensor(np.asarray(self.label_weights, dtype=np.float32), dtype=y_pred.dtype)
-        return ops.sum(bce * w, axis=-1) / float(sum(self.label_weights))
+        w = (
+            ops.convert_to_tensor(np.asarray(self.label_weights, dtype=np.float32), dtype=y_pred.dtype)
+            * known
+        )
+        return ops.sum(bce * w, axis=-1) / ops.maximum(ops.sum(w, axis=-1), _EPS)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -48,18 +54,37 @@ class WeightedBCE(keras.losses.Loss):
         return config
 
 
-def compile_model(model: Any, *, learning_rate: float = 1e-3, weight_decay: float = 1e-4) -> Any:
+@keras.saving.register_keras_serializable(package="ich_training")
+class AnyAUC(keras.metrics.AUC):
+    """ROC-AUC of the ``any`` label alone (always known, also where subtypes are not: -1)."""
+
+    def __init__(self, name: str = "auc_any", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        super().update_state(y_true[:, 0], y_pred[:, 0], sample_weight=sample_weight)
+
+
+def compile_model(
+    model: Any, *, learning_rate: float = 1e-3, weight_decay: float = 1e-4, partial_labels: bool = False
+) -> Any:
     """Compile ``model`` with AdamW, :class:`WeightedBCE`, binary accuracy and multi-label ROC-AUC.
 
+    With ``partial_labels`` (labels may be -1, unknown) the metric is :class:`AnyAUC` instead.
     Returns the same model.
     """
+    metrics: list[Any] = (
+        [AnyAUC()]
+        if partial_labels
+        else [
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.AUC(name="auc", multi_label=True, num_labels=len(LABELS)),
+        ]
+    )
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
         loss=WeightedBCE(),
-        metrics=[
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.AUC(name="auc", multi_label=True, num_labels=len(LABELS)),
-        ],
+        metrics=metrics,
     )
     return model
 
@@ -71,6 +96,7 @@ def create_model(
     learning_rate: float = 1e-3,
     dropout: float = 0.3,
     seed: int | None = None,
+    partial_labels: bool = False,
 ) -> Any:
     """Build (with :func:`~ich_viewer.inference.architectures.build_model`, training form) and compile a model.
 
@@ -79,4 +105,4 @@ def create_model(
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     model = build_model(architecture, model_input, dropout=dropout, training_form=True)
-    return compile_model(model, learning_rate=learning_rate)
+    return compile_model(model, learning_rate=learning_rate, partial_labels=partial_labels)

@@ -32,11 +32,12 @@ def plot_roc(y_true: np.ndarray, y_prob: np.ndarray, path: str | Path, title: st
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 6), dpi=110)
     for k, name in enumerate(LABELS):
-        y = np.asarray(y_true)[:, k]
-        if y.min() == y.max():
+        keep = np.asarray(y_true)[:, k] >= 0  # -1: unknown
+        y, p = np.asarray(y_true)[keep, k], np.asarray(y_prob)[keep, k]
+        if y.size == 0 or y.min() == y.max():
             continue
-        fpr, tpr, _ = roc_curve(y, y_prob[:, k])
-        ax.plot(fpr, tpr, lw=2 if k == 0 else 1.3, label=f"{name} (AUC {roc_auc_score(y, y_prob[:, k]):.3f})")
+        fpr, tpr, _ = roc_curve(y, p)
+        ax.plot(fpr, tpr, lw=2 if k == 0 else 1.3, label=f"{name} (AUC {roc_auc_score(y, p):.3f})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(
         xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)", title=title

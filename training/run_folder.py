@@ -91,11 +91,18 @@ class TrainConfig:
     rsna_dir: str | None = None
     rsna_index: str | None = None
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    # real data (--data real): PHE-SICH-CT-IDS, optional extra brain-window PNGs, composites and phantoms
+    phe_sich: str | None = None
+    png_dir: str | None = None
+    composites_per_type: int = 600
+    phantom_slices: int = 600
     verbose: int | None = None
 
     def __post_init__(self) -> None:
-        if self.data not in ("phantom", "rsna"):
-            raise ValueError(f"--data must be phantom or rsna, got {self.data!r}")
+        if self.data not in ("phantom", "rsna", "real"):
+            raise ValueError(f"--data must be phantom, rsna or real, got {self.data!r}")
+        if self.data == "real" and not self.phe_sich:
+            raise ValueError("--data real needs --phe-sich DIR (the PHE-SICH-CT-IDS folder)")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"--architecture must be one of {', '.join(ARCHITECTURES)}")
         if self.data == "rsna" and not (self.rsna_index or (self.rsna_csv and self.rsna_dir)):
@@ -108,7 +115,14 @@ class TrainConfig:
 
     @property
     def model_input(self) -> ModelInput:
-        """The preprocessing of the run: ``image_size`` and ``context_slices``."""
+        """The preprocessing of the run: ``image_size`` and ``context_slices``; for real data the shared
+        HU / brain-window domain of :data:`training.realdata.REAL_MODEL_INPUT`."""
+        if self.data == "real":
+            from training.realdata import REAL_MODEL_INPUT
+
+            return dataclasses.replace(
+                REAL_MODEL_INPUT, size=self.image_size, context_slices=self.context_slices
+            )
         return ModelInput(size=self.image_size, context_slices=self.context_slices)
 
     @property

@@ -180,23 +180,55 @@ def run_training(config: TrainConfig) -> Path:
     keras.utils.set_random_seed(config.seed)
     print(f"training {config.architecture} on {config.data} data, strategy {strategy_name}", flush=True)
 
-    sources = load_sources(config, ("train", "val"))
-    t_data = time.monotonic() - t_start
-    train_src, val_src = sources["train"], sources["val"]
-    weights = stratum_weights(np.asarray(train_src.strata), config.neg_fraction)
-    steps = config.steps_per_epoch or max(1, min(len(train_src), 200_000) // config.batch_size)
-    augment = Augment() if config.augment else None
-    train_ds = make_train_dataset(
-        train_src, batch_size=config.batch_size, seed=config.seed, weights=weights, augment=augment
-    )
-    val_ds = make_eval_dataset(val_src, batch_size=config.batch_size)
+    if config.data == "real":
+        from training.realdata import (
+            RealAugment,
+            default_group_weights,
+            make_real_eval_dataset,
+            make_real_train_dataset,
+            real_banks,
+        )
+
+        train_bank, val_bank, data_info = real_banks(config)
+        t_data = time.monotonic() - t_start
+        group_weights = default_group_weights()
+        steps = config.steps_per_epoch or max(1, len(train_bank) // config.batch_size)
+        train_ds = make_real_train_dataset(
+            train_bank,
+            batch_size=config.batch_size,
+            weights=group_weights,
+            seed=config.seed,
+            model_input=config.model_input,
+            augment=RealAugment() if config.augment else None,
+        )
+        val_ds = make_real_eval_dataset(
+            val_bank, batch_size=config.batch_size, model_input=config.model_input
+        )
+        data_info["group_weights"] = group_weights
+        data_info["train_positive_rate"] = [
+            round(float(v), 4) for v in train_bank.positive_rate(group_weights)
+        ]
+        weights: dict[int, float] = {}
+        train_src = val_src = None
+    else:
+        sources = load_sources(config, ("train", "val"))
+        t_data = time.monotonic() - t_start
+        train_src, val_src = sources["train"], sources["val"]
+        weights = stratum_weights(np.asarray(train_src.strata), config.neg_fraction)
+        steps = config.steps_per_epoch or max(1, min(len(train_src), 200_000) // config.batch_size)
+        augment = Augment() if config.augment else None
+        train_ds = make_train_dataset(
+            train_src, batch_size=config.batch_size, seed=config.seed, weights=weights, augment=augment
+        )
+        val_ds = make_eval_dataset(val_src, batch_size=config.batch_size)
+        data_info = {"train": train_src.description, "val": val_src.description}
 
     run_info: dict[str, Any] = {
         "config": config.to_json(),
         "model_input": config.model_input.to_json(),
         "gradcam_layer": gradcam_layer_name(config.architecture),
         "strategy": strategy_name,
-        "data": {"train": train_src.description, "val": val_src.description},
+        "data": data_info,
         "stratum_weights": {str(k): v for k, v in weights.items()},
         "steps_per_epoch": steps,
     }
@@ -212,7 +244,11 @@ def run_training(config: TrainConfig) -> Path:
             alpha=0.02,
         )
         model = create_model(
-            config.architecture, config.model_input, learning_rate=schedule, dropout=config.dropout
+            config.architecture,
+            config.model_input,
+            learning_rate=schedule,
+            dropout=config.dropout,
+            partial_labels=config.data == "real",
         )
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _patch_multiworker_build(model, strategy)
@@ -233,7 +269,11 @@ def run_training(config: TrainConfig) -> Path:
 
     # Thresholds on the validation split, with the best weights (restored by EarlyStopping, also on disk).
     best = load_run_model(out)
-    y_val, p_val = predict_source(best, val_src, batch_size=max(config.batch_size, 32))
+    if val_src is None:  # real data: the validation bank
+        y_val = val_bank.y
+        p_val = np.concatenate([np.asarray(best(x, training=False)) for x, _ in val_ds])
+    else:
+        y_val, p_val = predict_source(best, val_src, batch_size=max(config.batch_size, 32))
     thresholds = choose_thresholds(y_val, p_val, config.min_sensitivity)
     write_thresholds(out, thresholds)
     val_metrics = write_report(

@@ -48,7 +48,7 @@ class TestTrainConfig:
     @pytest.mark.parametrize(
         ("kwargs", "message"),
         [
-            ({"data": "mnist"}, "--data must be phantom or rsna"),
+            ({"data": "mnist"}, "--data must be phantom, rsna or real"),
             ({"architecture": "resnet"}, "--architecture must be one of ich_cnn"),
             ({"data": "rsna"}, "--rsna-csv"),
             ({"data": "rsna", "rsna_csv": "a.csv"}, "--rsna-csv"),

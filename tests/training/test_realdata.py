@@ -1,0 +1,119 @@
+"""Training on real data (:mod:`training.realdata`): the bank, the in-graph pipeline, the partial-label loss."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ich_viewer.core.labels import LABELS, SUBTYPES, label_index
+from tests.training.phe_sich_fixture import write_phe_sich
+from training.models import WeightedBCE
+from training.realdata import (
+    GROUPS,
+    REAL_MODEL_INPUT,
+    RealAugment,
+    build_bank,
+    make_real_eval_dataset,
+    make_real_train_dataset,
+)
+from training.sources.phe_sich import read_phe_sich
+
+MI = dataclasses.replace(REAL_MODEL_INPUT, size=32)
+
+
+@pytest.fixture(scope="module")
+def phe(tmp_path_factory: pytest.TempPathFactory):
+    return write_phe_sich(tmp_path_factory.mktemp("phe"), n_patients=4, n_slices=6, size=256)
+
+
+@pytest.fixture(scope="module")
+def bank(phe):
+    return build_bank(
+        phe_root=phe.root, patients=phe.patients, composites_per_type=2, phantoms=4, model_input=MI, workers=1
+    )
+
+
+class TestBank:
+    def test_groups_and_labels(self, bank, phe) -> None:
+        groups = {g: int((bank.group == i).sum()) for i, g in enumerate(GROUPS)}
+        assert groups["real-pos"] == phe.positives
+        assert groups["real-neg"] == phe.n_slices - phe.positives
+        assert groups["phantom-neg"] + groups["phantom-pos"] == 4
+        assert 1 <= groups["composite"] <= 2 * len(SUBTYPES)
+        pos = bank.y[bank.group == GROUPS.index("real-pos")]
+        assert (pos[:, label_index("any")] == 1).all() and (
+            pos[:, label_index("intraparenchymal")] == 1
+        ).all()
+        assert (pos[:, label_index("intraventricular")] == -1).all()  # unknown, not negative
+        comp = bank.y[bank.group == GROUPS.index("composite")]
+        assert (comp[:, 0] == 1).all() and (comp[:, 1:].max(axis=1) == 1).all() and comp.min() >= 0
+        assert bank.x.dtype == np.float16 and bank.x.shape[1:] == (32, 32)
+
+    def test_eval_pipeline_equals_the_apps_preprocessing(self, bank, phe) -> None:
+        ds = read_phe_sich(phe.root)
+        real = ds.of_patients(phe.patients)
+        x, _ = next(iter(make_real_eval_dataset(bank, batch_size=len(real), model_input=MI)))
+        expected = MI(np.stack([ds.hu(s) for s in real]))  # what the app computes from the same HU
+        np.testing.assert_allclose(x.numpy(), expected, atol=2e-3)  # float16 storage of the bank
+
+    def test_train_batches_keep_range_and_labels(self, bank) -> None:
+        ds = make_real_train_dataset(bank, batch_size=8, model_input=MI, augment=RealAugment())
+        x, y = next(iter(ds))
+        assert x.shape == (8, 32, 32, MI.channels)
+        assert float(x.numpy().min()) >= 0.0 and float(x.numpy().max()) <= 1.0
+        assert set(np.unique(y.numpy())) <= {-1.0, 0.0, 1.0}
+
+
+def test_weighted_bce_leaves_unknown_labels_out() -> None:
+    loss = WeightedBCE()
+    p = np.full((1, len(LABELS)), 0.9, np.float32)
+    known_only = np.array([[1, 0, 1, -1, -1, 0]], np.float32)
+    as_zero = np.array([[1, 0, 1, 0, 0, 0]], np.float32)
+    dropped = np.array([[1, 0, 1, 0, 0, 0]], np.float32)
+    w = np.array([2, 1, 1, 0, 0, 1], np.float32)  # the same sum over the known labels only
+    bce = -(dropped * np.log(p) + (1 - dropped) * np.log(1 - p))
+    expected = float((bce * w).sum() / w.sum())
+    assert float(loss(known_only, p)) == pytest.approx(expected, rel=1e-5)
+    assert float(loss(as_zero, p)) > float(loss(known_only, p)) + 0.3  # unknown is not "absent"
+
+
+def test_train_real_end_to_end(tmp_path: Path, phe) -> None:
+    from training.__main__ import main
+
+    out = tmp_path / "run"
+    rc = main(
+        [
+            "train",
+            "--data",
+            "real",
+            "--phe-sich",
+            str(phe.root),
+            "--out",
+            str(out),
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "4",
+            "--composites-per-type",
+            "1",
+            "--phantom-slices",
+            "2",
+            "--workers",
+            "1",
+            "--verbose",
+            "0",
+        ]
+    )
+    assert rc == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["model_input"]["clip"] == [40.0, 80.0]
+    assert run["data"]["phe_sich"]["test_patients"] is not None
+    assert (out / "best.keras").is_file() and (out / "thresholds.json").is_file()
