@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import os
 import platform
 import sys
@@ -15,12 +14,13 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt, QThreadPool, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ich_viewer import __version__
 from ich_viewer.qt.main_window import MainWindow
+from ich_viewer.qt.workers import wait_for_pools
 
 __all__ = ["ScreenshotDriver", "apply_dark_theme", "crash_report_text", "run_app"]
 
@@ -222,10 +222,7 @@ def run_app(args: argparse.Namespace) -> int:
         temp_settings = Path(name)
         settings = QSettings(name, QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
-    # the start-up heap (Qt, pyqtgraph, pydicom, numpy) lives as long as the app: frozen, later full garbage
-    # collections skip it (they took 50-70 ms with the GIL held, stalling the GUI from a worker thread)
-    gc.freeze()
-    window.requested_slice = getattr(args, "slice", None)
+    window.study.requested_slice = getattr(args, "slice", None)
     window.configure_ai(enabled=not getattr(args, "no_ai", False), model_dir=getattr(args, "model", None))
 
     driver = None
@@ -236,9 +233,9 @@ def run_app(args: argparse.Namespace) -> int:
         show_heatmap = bool(getattr(args, "heatmap", False))
 
         def on_prediction(prediction) -> None:
-            if window.requested_slice is None and prediction.top_slices:
+            if window.study.requested_slice is None and prediction.top_slices:
                 # without --slice, show the model's most suspicious slice
-                window.set_index(int(prediction.top_slices[0]), user=True)
+                window.study.set_index(int(prediction.top_slices[0]), user=True)
             if show_heatmap:
                 window.ai.set_heatmap_visible(True)
 
@@ -271,7 +268,7 @@ def run_app(args: argparse.Namespace) -> int:
         window.close()
         if temp_settings is not None:
             temp_settings.unlink(missing_ok=True)
-    if not QThreadPool.globalInstance().waitForDone(EXIT_WAIT_MS):
+    if not wait_for_pools(EXIT_WAIT_MS):
         # a worker stuck in a native call (e.g. TensorFlow still importing) would crash the interpreter's
         # shutdown; everything the user asked for is done, so leave without it
         sys.stdout.flush()

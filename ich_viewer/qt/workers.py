@@ -1,7 +1,9 @@
 """The one place where the plain generators of ``ich_viewer.core`` / ``ich_viewer.inference`` become Qt workers.
 
 Slow work is written as a plain generator in the model layers (``scan``, ``iter_load``, ``iter_predict``…).
-Here it is wrapped in a :class:`superqt.utils.GeneratorWorker` running on the global thread pool. Every job
+Here it is wrapped in a :class:`superqt.utils.GeneratorWorker` running on one of two thread pools: the study's
+loading (the job the user waits on) on :func:`loading_pool` at normal priority, every other job (model, prediction,
+Grad-CAM, thumbnails) on :func:`background_pool`, whose threads run at a lower CPU priority. Every job
 has a name and a :class:`JobRunner` keeps at most one worker per name: a new request aborts the old one. The
 generator is always *closed* when a worker stops (finished, failed or aborted), so generators that own thread
 pools (the streaming loader) cancel their outstanding work promptly.
@@ -13,20 +15,20 @@ that replaced it.
 from __future__ import annotations
 
 import contextlib
-import gc
-import importlib.util
 import os
 import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThread, QThreadPool, QTimer
 from superqt.utils import GeneratorWorker, create_worker
 
 from ich_viewer.dicom.records import LoadProgress, ScanResult, Series, SeriesInfo
@@ -37,12 +39,15 @@ __all__ = [
     "JobRunner",
     "ScanDone",
     "StudyLoaded",
+    "background_pool",
     "gradcam_job",
     "load_engine_job",
     "load_series_job",
     "load_study_job",
+    "loading_pool",
     "predict_job",
     "thumbnails_job",
+    "wait_for_pools",
     "write_demo_job",
 ]
 
@@ -66,18 +71,57 @@ class CancelToken:
         return self._event.is_set()
 
 
-#: Nice value of worker threads (Linux): the GUI thread wins the CPU when both want it. Threads a job starts
-#: (decoding pool, TensorFlow's pools) inherit it. Measured: longest GUI stall during load + inference of a
-#: 200-slice study on a busy 2-core machine 60-110 ms at nice 0, 22-34 ms at nice 5; throughput unchanged.
+#: Nice value of the background pool's threads (Linux): the GUI thread wins the CPU when both want it. Threads a
+#: job starts (TensorFlow's pools) inherit it. Measured: longest GUI stall during load + inference of a 200-slice
+#: study on a busy 2-core machine 60-110 ms at nice 0, 22-34 ms at nice 5; throughput unchanged.
 BACKGROUND_NICE = 5
-#: Jobs the user is waiting on, run at normal priority.
-_FOREGROUND_JOBS = frozenset({"load"})
+
+_POOLS: dict[str, QThreadPool] = {}
+_lowered = threading.local()  # per thread of the background pool: its priority was lowered
+
+
+def _make_pool(name: str, max_threads: int) -> QThreadPool:
+    pool = _POOLS.get(name)
+    if pool is None:
+        pool = QThreadPool()
+        pool.setObjectName(f"ich-viewer-{name}")
+        pool.setMaxThreadCount(max_threads)
+        # TensorFlow traces Keras models with deep recursion: give worker threads a main-thread-sized stack
+        pool.setStackSize(WORKER_STACK_BYTES)
+        _POOLS[name] = pool
+    return pool
+
+
+def loading_pool() -> QThreadPool:
+    """The pool of the study's loading jobs (scan, decoding, demo): normal priority, never lowered.
+
+    At nice 5 the loading lost the CPU to other processes on a busy machine; a thread that once ran a lowered job
+    cannot get its priority back (raising it needs privileges), hence a pool of its own.
+    """
+    return _make_pool("loading", 4)  # an aborted load may still be closing while the next one starts
+
+
+def background_pool() -> QThreadPool:
+    """The pool of background jobs (model, prediction, Grad-CAM, thumbnails); its threads run at nice 5."""
+    # model loading, prediction, two Grad-CAM jobs and thumbnails may all run at once
+    return _make_pool("background", 6)
+
+
+def wait_for_pools(msecs: int) -> bool:
+    """Wait up to ``msecs`` in all for the threads of both pools to finish; True when they did."""
+    end = time.monotonic() + msecs / 1000.0
+    return all(
+        pool.waitForDone(max(0, round((end - time.monotonic()) * 1000)))
+        for pool in (loading_pool(), background_pool())
+    )
 
 
 def _lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
-    """Raise the calling thread's nice value to at least ``nice`` (Linux; elsewhere, or if refused, nothing)."""
-    if not sys.platform.startswith("linux"):
+    """Raise the calling thread's nice value to at least ``nice``, once per thread (Linux; elsewhere, or if
+    refused, nothing). Only for the threads of :func:`background_pool`: the value can never be lowered again."""
+    if getattr(_lowered, "done", False) or not sys.platform.startswith("linux"):
         return
+    _lowered.done = True
     with contextlib.suppress(OSError, AttributeError):
         tid = threading.get_native_id()
         if os.getpriority(os.PRIO_PROCESS, tid) < nice:
@@ -85,13 +129,13 @@ def _lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
 
 
 class _ClosingGeneratorWorker(GeneratorWorker):
-    """A GeneratorWorker that always closes its generator when it stops, in the worker thread; a background job
-    (AI, thumbnails) runs at a lower CPU priority than the GUI thread."""
+    """A GeneratorWorker that always closes its generator when it stops, in the worker thread, and runs on the
+    pool it is given (:func:`background_pool` threads are lowered before their first job)."""
 
-    #: False for the job the user is waiting on (the study's loading), which keeps the normal priority
+    #: False for the study's loading: it runs on :func:`loading_pool` at normal priority; set before :meth:`start`
     background = True
 
-    def work(self):  # type: ignore[override]
+    def work(self):
         if self.background:
             _lower_thread_priority()
         try:
@@ -101,6 +145,19 @@ class _ClosingGeneratorWorker(GeneratorWorker):
             with contextlib.suppress(Exception):
                 self._gen.close()
 
+    def start(self) -> None:
+        """Start on :func:`background_pool` or :func:`loading_pool` (superqt's own start uses the global pool)."""
+        if self in self._worker_set:
+            raise RuntimeError("This worker is already started!")
+        pool = background_pool() if self.background else loading_pool()
+        self._worker_set.add(self)
+        self._finished.connect(self._set_discard)
+        if QThread.currentThread().loopLevel():
+            # as superqt does: inside an event loop, start once control is back in the loop
+            QTimer.singleShot(1, partial(pool.start, self))
+        else:
+            pool.start(self)
+
 
 class JobRunner(QObject):
     """Runs named jobs (generator functions) as superqt workers, at most one worker per name.
@@ -109,27 +166,14 @@ class JobRunner(QObject):
     that name (if any), creates a new worker, connects the callbacks *before* starting it, and starts it.
     ``func`` is called in the worker thread as ``func(*args, token=CancelToken)`` and must return a generator.
 
-    Callbacks of a worker are only delivered while it is the current worker of its name.
-
-    Signals
-    -------
-    busy_changed(bool)
-        Emitted when the set of running jobs becomes empty or non-empty.
+    Callbacks of a worker are only delivered while it is the current worker of its name. A job runs on
+    :func:`background_pool` unless started with ``background=False`` (:func:`loading_pool`).
     """
-
-    busy_changed = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._workers: dict[str, tuple[GeneratorWorker, CancelToken]] = {}
         self._all: list[GeneratorWorker] = []
-        pool = QThreadPool.globalInstance()
-        # loading, thumbnails, model loading, prediction and Grad-CAM may all run at once; with the default of
-        # one thread per core a long job could hold the others back
-        pool.setMaxThreadCount(max(pool.maxThreadCount(), 6))
-        # TensorFlow traces Keras models with deep recursion: give worker threads a main-thread-sized stack
-        if pool.stackSize() < WORKER_STACK_BYTES:
-            pool.setStackSize(WORKER_STACK_BYTES)
 
     def start(
         self,
@@ -140,8 +184,13 @@ class JobRunner(QObject):
         returned: Callable[[Any], None] | None = None,
         errored: Callable[[BaseException], None] | None = None,
         finished: Callable[[], None] | None = None,
+        background: bool = True,
     ) -> GeneratorWorker:
-        """Start job ``name`` (aborting the previous one of that name) and return its worker."""
+        """Start job ``name`` (aborting the previous one of that name) and return its worker.
+
+        ``background=False`` is for the job the user is waiting on (the study's loading): it runs at normal
+        priority on :func:`loading_pool`.
+        """
         self.abort(name)
         token = CancelToken()
         worker = create_worker(
@@ -183,16 +232,11 @@ class JobRunner(QObject):
                 self._all.remove(worker)
             if was_current and finished is not None:
                 finished()
-            if not self._workers:
-                self.busy_changed.emit(False)
 
         worker.finished.connect(on_finished)
-        # the study's loading keeps the normal priority: at nice 5 it lost the CPU to other processes on a busy machine
-        worker.background = name not in _FOREGROUND_JOBS
+        worker.background = background
         self._workers[name] = (worker, token)
         self._all.append(worker)
-        if len(self._workers) == 1:
-            self.busy_changed.emit(True)
         worker.start()
         return worker
 
@@ -204,8 +248,6 @@ class JobRunner(QObject):
         worker, token = entry
         token.cancel()
         worker.quit()
-        if not self._workers:
-            self.busy_changed.emit(False)
         return True
 
     def abort_all(self) -> None:
@@ -224,7 +266,7 @@ class JobRunner(QObject):
     def shutdown(self, msecs: int = 5000) -> None:
         """Abort every job and wait (up to ``msecs``) for the worker threads to end."""
         self.abort_all()
-        QThreadPool.globalInstance().waitForDone(msecs)
+        wait_for_pools(msecs)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -236,7 +278,7 @@ class JobRunner(QObject):
 class ScanDone:
     """Yielded by :func:`load_study_job` once the headers are scanned and the series to load is chosen."""
 
-    path: str
+    paths: tuple[str, ...]
     scan: ScanResult
     chosen: SeriesInfo
 
@@ -276,9 +318,17 @@ def _stream_series(info: SeriesInfo, token: CancelToken) -> Generator[LoadProgre
 
 
 def load_study_job(
-    path: str | Path, series_uid: str | None = None, *, token: CancelToken
+    paths: str | Path | Sequence[str | Path], series_uid: str | None = None, *, token: CancelToken
 ) -> Generator[ScanDone | LoadProgress, None, StudyLoaded]:
-    """Scan ``path`` (headers only), yield :class:`ScanDone`, then stream the chosen series slice by slice.
+    """Scan ``paths`` (headers only), yield :class:`ScanDone`, then stream the chosen series slice by slice.
+
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        Folders (searched recursively) and files, scanned together as one study (e.g. several dropped items).
+    series_uid : str, optional
+        (0020,000E) Series Instance UID to load instead of the default choice
+        (:func:`~ich_viewer.dicom.series.pick_series`).
 
     Yields
     ------
@@ -291,17 +341,19 @@ def load_study_job(
     Raises
     ------
     NoUsableSeriesError
-        If ``path`` does not exist or holds no readable series.
+        If nothing usable is found (missing paths, no readable series) or ``series_uid`` is unknown.
     CancelledError
         If cancelled while scanning.
     """
     from ich_viewer.dicom.series import pick_series, scan
 
-    result = scan(path, should_stop=token.is_set)
+    roots = (str(paths),) if isinstance(paths, str | Path) else tuple(str(p) for p in paths)
+    target = roots[0] if len(roots) == 1 else list(roots)
+    result = scan(target, should_stop=token.is_set)
     if token.is_set():
         raise CancelledError("loading cancelled")
-    chosen = pick_series(result, series_uid, path)
-    yield ScanDone(str(path), result, chosen)
+    chosen = pick_series(result, series_uid, target)
+    yield ScanDone(roots, result, chosen)
     series = yield from _stream_series(chosen, token)
     return StudyLoaded(result, series)
 
@@ -395,54 +447,14 @@ def _locked_next(gen: Generator[Any, Any, Any]) -> Any:
         return next(gen)
 
 
-#: TensorFlow's big shared libraries, relative to its package folder, opened ahead of ``import tensorflow``.
-_TF_LIBRARIES = ("libtensorflow_framework.so.2", "libtensorflow_cc.so.2")
-
-
-@contextlib.contextmanager
-def _gentle_tensorflow_import() -> Generator[None, None, None]:
-    """Keep the GUI thread responsive while a worker imports TensorFlow and loads a model.
-
-    Measured causes of 100-500 ms GUI stalls (``tests/benchmarks``): the cyclic garbage collector's full
-    collections, triggered over and over by the ~10^6 objects the import creates and run by the importing thread
-    with the GIL held; and ``dlopen`` of ``libtensorflow_cc`` (~0.4 s) inside ``import``, also with the GIL held.
-    So the collector is paused for the block and, the first time, the objects that survive it are frozen
-    (``gc.freeze``: later full collections skip them), and the big libraries are opened first by calling libc's
-    ``dlopen`` through ctypes, which releases the GIL (the import then finds them loaded). Preloading is Linux
-    only.
-    """
-    first = "tensorflow" not in sys.modules
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        if first and sys.platform.startswith("linux"):
-            import ctypes
-
-            with contextlib.suppress(Exception):
-                spec = importlib.util.find_spec("tensorflow")
-                root = Path(spec.origin).parent if spec is not None and spec.origin else None
-                # libc's dlopen called as a ctypes foreign function runs without the GIL (ctypes.CDLL(path) would
-                # hold it); the handle is kept open on purpose
-                dlopen = ctypes.CDLL(None).dlopen
-                dlopen.restype = ctypes.c_void_p
-                dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
-                for name in _TF_LIBRARIES if root is not None else ():
-                    if (root / name).is_file():
-                        dlopen(os.fsencode(root / name), os.RTLD_LAZY | os.RTLD_LOCAL)
-        yield
-    finally:
-        if first:  # once per process: TensorFlow's and Keras's objects live as long as the app
-            gc.freeze()
-        if enabled:
-            gc.enable()
-
-
 def load_engine_job(model_dir: str | Path | None, *, token: CancelToken) -> Generator[str, None, Any]:
     """Verify and load a model folder (None = the bundled one), trace its forward pass and its Grad-CAM.
 
     Returns ``(engine, gradcam)``; ``gradcam`` is None when the model offers no usable layer for it. Both
     functions are traced here, once, in one thread, so later jobs only run them. TensorFlow is imported here,
-    in the worker thread, never on the GUI's start-up path.
+    in the worker thread, never on the GUI's start-up path (:func:`~ich_viewer.inference.tf_runtime.import_tensorflow`
+    keeps that import gentle for the GUI thread), and the model is loaded and traced with the garbage collector
+    paused (its full collections in this thread, GIL held, stalled the GUI).
 
     Raises
     ------
@@ -451,19 +463,21 @@ def load_engine_job(model_dir: str | Path | None, *, token: CancelToken) -> Gene
     """
     from ich_viewer.inference.engine import InferenceEngine
     from ich_viewer.inference.gradcam import GradCam
+    from ich_viewer.inference.tf_runtime import import_tensorflow, paused_gc
 
     yield "Loading the model…"
-    with _gentle_tensorflow_import():
+    import_tensorflow()
+    with paused_gc():
         engine = InferenceEngine.load(model_dir)
     if token.is_set():
         raise CancelledError("model loading cancelled")
     yield "Preparing the model…"
-    with _gentle_tensorflow_import(), TF_LOCK:
+    with paused_gc(), TF_LOCK:
         engine.warm_up()
     gradcam = None
     try:
         gradcam = GradCam(engine)
-        with _gentle_tensorflow_import(), TF_LOCK:
+        with paused_gc(), TF_LOCK:
             gradcam.warm_up()
     except (IchViewerError, ValueError):
         gradcam = None

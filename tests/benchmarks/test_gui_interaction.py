@@ -12,7 +12,6 @@ TensorFlow's import and the model's loading in the worker, as for a user's first
 
 from __future__ import annotations
 
-import gc
 import statistics
 import time
 
@@ -33,7 +32,6 @@ def window(qapp, tmp_path, monkeypatch):
     from ich_viewer.qt.main_window import MainWindow
 
     w = MainWindow()
-    gc.freeze()  # as run_app does after building the window
     w.resize(1440, 920)
     w.show()
     qapp.processEvents()
@@ -90,21 +88,21 @@ def test_scroll_and_window_level_fps(window, qapp, studies, figures):
     vbox = window.slice_view.viewbox
     viewport = window.slice_view.viewport()
 
-    def scroll(i: int) -> None:  # the wheel's path: viewbox -> window.step_slice
+    def scroll(i: int) -> None:  # the wheel's path: viewbox -> slice view -> study.step_slice
         vbox.slice_stepped.emit(1 if (i // 60) % 2 == 0 else -1)
 
-    def drag(i: int) -> None:  # a mouse W/L drag's path: viewbox -> window._on_view_window_drag
+    def drag(i: int) -> None:  # a mouse W/L drag's path: viewbox -> slice view -> study.drag_window
         vbox.window_dragged.emit(3.0 if (i // 30) % 2 == 0 else -3.0, 1.0 if (i // 45) % 2 == 0 else -1.0)
 
-    window.set_index(40, user=True)
+    window.study.set_index(40, user=True)
     note = load_note()
     k = repeats(3)
     scroll_fps, wl_fps, base_scroll, base_wl = [], [], [], []
     for _ in range(k):
-        start = window.index
+        start = window.study.index
         scroll_fps.append(_frames(qapp, viewport, scroll))
-        assert window.index == start + 60  # 60 up, 60 down, 60 up
-        window.set_index(40, user=True)
+        assert window.study.index == start + 60  # 60 up, 60 down, 60 up
+        window.study.set_index(40, user=True)
         before = (window.slice_view.wl_center, window.slice_view.wl_width)
         wl_fps.append(_frames(qapp, viewport, drag))
         assert (window.slice_view.wl_center, window.slice_view.wl_width) != before

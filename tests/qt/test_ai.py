@@ -8,14 +8,15 @@ import shutil
 import time
 
 import numpy as np
+import pydicom
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
 from ich_viewer import DEMO_MODEL_STATEMENT
 from ich_viewer.core.labels import LABELS
+from ich_viewer.qt.ai.study_summary import CLEAR_TEXT, FLAGGED_TEXT
 from ich_viewer.qt.main_window import MainWindow
 from ich_viewer.qt.settings import make_settings
-from ich_viewer.qt.study_summary import CLEAR_TEXT, FLAGGED_TEXT
 from tests.inference.helpers import write_tiny_model_folder
 
 AI_TIMEOUT_MS = 180_000
@@ -63,7 +64,7 @@ class TestInference:
             np.testing.assert_array_equal(x, np.arange(1, 10))
             np.testing.assert_allclose(y, prediction.probabilities[:, k])
         assert win.ai.panel.threshold_line.value() == pytest.approx(prediction.thresholds["any"])
-        assert win.ai_bottom.isVisible() and win.ai_dock.isVisible()
+        assert win.ai.panel.isVisible() and win.ai_dock.isVisible()
         # summary: verdict, study probabilities, top slices
         summary = win.ai.summary
         assert summary.verdict.text() == (FLAGGED_TEXT if prediction.flagged else CLEAR_TEXT)
@@ -71,7 +72,7 @@ class TestInference:
         any_text = summary.study_values["any"].text()
         assert any_text.startswith(f"{prediction.study_probabilities[0]:.2f}")
         # current slice: marker, six values, the overlay line
-        index = win.index
+        index = win.study.index
         assert win.ai.panel.marker.value() == index + 1
         assert summary.slice_values["subdural"].text().startswith(f"{prediction.probabilities[index, 5]:.2f}")
         assert f"AI any {prediction.probabilities[index, 0]:.2f}" in win.slice_view.overlay_texts()["br"]
@@ -86,32 +87,57 @@ class TestInference:
         plot = win.ai.panel.plot
         pos = plot.mapFromScene(win.ai.panel.scene_pos_of_slice(2, 0.5))
         qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
-        qtbot.waitUntil(lambda: win.index == 2, timeout=2000)
+        qtbot.waitUntil(lambda: win.study.index == 2, timeout=2000)
         assert win.ai.panel.marker.value() == 3
-        win.set_index(6, user=True)  # moving through slices moves the marker
+        win.study.set_index(6, user=True)  # moving through slices moves the marker
         assert win.ai.panel.marker.value() == 7
         target = prediction.top_slices[-1]
         button = next(b for b in win.ai.summary.top_buttons if b.property("slice_index") == target)
         button.click()
-        assert win.index == target
+        assert win.study.index == target
 
-    def test_export_csv_and_json(self, qtbot, ai_window, ct_study, tmp_path):
+    def test_export_csv_and_json(self, qtbot, ai_window, ct_study, tmp_path, tiny_model):
         folder, _ = ct_study(n_slices=5)
         prediction = open_and_predict(qtbot, ai_window, folder)
         win = ai_window
-        assert win.ai.act_export_csv.isEnabled() and win.ai.act_export_json.isEnabled()
+        assert win.ai.acts["export_csv"].isEnabled() and win.ai.acts["export_json"].isEnabled()
         csv_path, json_path = tmp_path / "r.csv", tmp_path / "r.json"
         win.ai.export_csv(csv_path)
         win.ai.export_json(json_path)
+        # what the files hold, read back from the study's own files and the model folder
+        headers = sorted(
+            (pydicom.dcmread(f, stop_before_pixels=True) for f in folder.glob("*.dcm")),
+            key=lambda ds: float(ds.ImagePositionPatient[2]),
+        )
+        model = json.loads((tiny_model / "model.json").read_text())
         rows = list(csv.reader(csv_path.open()))
         assert rows[0] == ["index", "image", "sop_uid", "position_mm", *LABELS]
         assert len(rows) == 6
+        assert [r[2] for r in rows[1:]] == [str(ds.SOPInstanceUID) for ds in headers]
+        assert [r[1] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
         assert float(rows[3][4]) == pytest.approx(prediction.probabilities[2, 0], abs=1e-6)
-        assert rows[3][2] == win.series.info.slices[2].sop_uid
         data = json.loads(json_path.read_text())
-        assert data == json.loads(json.dumps(prediction.to_json(win.series)))
+        assert data["series_uid"] == str(headers[0].SeriesInstanceUID)
         assert data["labels"] == list(LABELS)
+        assert data["model"]["name"] == model["name"] and data["model"]["sha256"] == model["sha256"]
+        assert data["model"]["device"] == prediction.device
+        assert [s["sop_uid"] for s in data["slices"]] == [str(ds.SOPInstanceUID) for ds in headers]
+        assert [s["index"] for s in data["slices"]] == [0, 1, 2, 3, 4]
+        for k, entry in enumerate(data["slices"]):
+            assert entry["position_mm"] == pytest.approx(float(headers[k].ImagePositionPatient[2]))
+            assert [entry["probabilities"][label] for label in LABELS] == pytest.approx(
+                prediction.probabilities[k].tolist(), abs=1e-6
+            )
+        study = data["study"]
+        assert [study["probabilities"][label] for label in LABELS] == pytest.approx(
+            prediction.probabilities.max(axis=0).tolist(), abs=1e-6
+        )
+        assert study["flagged"] == bool(prediction.probabilities[:, 0].max() >= prediction.thresholds["any"])
+        expected_top = sorted(range(5), key=lambda i: (-prediction.probabilities[i, 0], i))
+        assert study["top_slices"] == expected_top
+        assert data["gradcam"] == []
 
+    @pytest.mark.benchmark
     def test_window_stays_responsive_during_inference(self, qtbot, tiny_model, ct_study):
         folder, _ = ct_study(n_slices=64, rows=256, cols=256)
         win = make_window(qtbot, tiny_model)
@@ -143,11 +169,11 @@ class TestInference:
         qtbot.wait(200)
         assert win.ai.prediction is None
         assert "cancelled" in win.ai.summary.status.text()
-        win.set_index(1, user=True)
+        win.study.set_index(1, user=True)
         np.testing.assert_array_equal(win.slice_view.image_item.image, hu[1])
         # and it can run again on demand
         with qtbot.waitSignal(win.ai.prediction_ready, timeout=AI_TIMEOUT_MS):
-            win.ai.act_run.trigger()
+            win.ai.acts["run_ai"].trigger()
 
 
 class TestModel:
@@ -181,7 +207,7 @@ class TestModel:
         assert "AI unavailable" in win.ai.error and "sha256" in win.ai.error
         assert win.notice.isVisible() and "AI unavailable" in win.notice.text()
         assert win.is_ready()
-        win.set_index(0, user=True)
+        win.study.set_index(0, user=True)
         np.testing.assert_array_equal(win.slice_view.image_item.image, hu[0])
         win.jobs.shutdown(5000)
 
@@ -198,12 +224,12 @@ class TestModel:
         first = MainWindow(settings=make_settings())
         qtbot.addWidget(first)
         first.ai.set_model_dir(str(tiny_model))
-        first.ai.act_auto.setChecked(False)
+        first.ai.acts["auto_ai"].setChecked(False)
         first.close()
         second = MainWindow(settings=make_settings())
         qtbot.addWidget(second)
         assert second.ai.model_dir() == str(tiny_model)
-        assert not second.ai.act_auto.isChecked()
+        assert not second.ai.acts["auto_ai"].isChecked()
         second.close()
 
 
@@ -215,7 +241,7 @@ class TestHeatmap:
         item = win.slice_view.heatmap_item
         assert not item.isVisible()
         qtbot.keyClick(win.slice_view, Qt.Key.Key_G)
-        assert win.ai.heatmap_check.isChecked()
+        assert win.ai.heatmap_controls.check.isChecked()
         qtbot.waitUntil(lambda: item.isVisible(), timeout=AI_TIMEOUT_MS)
         assert item.image.shape == hu.shape[1:]
         assert float(item.image.min()) >= 0.0 and float(item.image.max()) <= 1.0
@@ -224,20 +250,21 @@ class TestHeatmap:
             win.slice_view.image_item.boundingRect()
         )
         with_overlay = win.grab_view().toImage()
-        win.ai.opacity_slider.setValue(80)
+        win.ai.heatmap_controls.opacity_slider.setValue(80)
         assert item.opacity() == pytest.approx(0.8)
-        index = win.index
-        win.ai.label_combo.setCurrentIndex(win.ai.label_combo.findData("subdural"))
+        index = win.study.index
+        combo = win.ai.heatmap_controls.label_combo
+        combo.setCurrentIndex(combo.findData("subdural"))
         key = win.ai._key(index, "subdural")
         qtbot.waitUntil(lambda: key in win.ai.heatmaps, timeout=AI_TIMEOUT_MS)
         np.testing.assert_array_equal(item.image, win.ai.heatmaps[key])
         assert win.ai._key(index, "any") in win.ai.heatmaps  # cached per label
         qtbot.keyClick(win.slice_view, Qt.Key.Key_G)
         assert not item.isVisible()
-        assert not win.ai.heatmap_check.isChecked()
+        assert not win.ai.heatmap_controls.check.isChecked()
         # the exported view includes the overlay only when it is shown
-        win.ai.label_combo.setCurrentIndex(win.ai.label_combo.findData("any"))
-        win.ai.opacity_slider.setValue(45)
+        combo.setCurrentIndex(combo.findData("any"))
+        win.ai.heatmap_controls.opacity_slider.setValue(45)
         assert win.grab_view().toImage() != with_overlay
         qtbot.keyClick(win.slice_view, Qt.Key.Key_G)
         qtbot.waitUntil(lambda: item.isVisible(), timeout=AI_TIMEOUT_MS)

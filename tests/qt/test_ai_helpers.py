@@ -1,35 +1,165 @@
-"""Small pieces of the AI layer of the window: heatmap label choice, model-card metrics, colour table."""
+"""The pure logic of the Qt layer, tested without a window: what the AI shows for a prediction, the CSV rows,
+file names, the scan notice, window titles, and the keyboard help generated from the action table."""
 
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtGui import QKeySequence
 
-from ich_viewer.core.labels import LABELS
+from ich_viewer.core.labels import LABELS, SUBTYPES
+from ich_viewer.dicom.records import ScanResult, Series, SeriesInfo, Skipped, SliceInfo
 from ich_viewer.inference.engine import Prediction
-from ich_viewer.qt.ai import AUTO_LABEL, heatmap_lut, metrics_html
-from ich_viewer.qt.main_window import MainWindow
-from ich_viewer.qt.settings import make_settings
-from ich_viewer.qt.study_summary import is_synthetic_model
+from ich_viewer.qt.actions import ACTIONS, MENUS, ActionSpec, shortcut_help_text
+from ich_viewer.qt.ai.heatmap_controls import heatmap_lut
+from ich_viewer.qt.ai.results import (
+    AUTO_LABEL,
+    is_synthetic_model,
+    label_for_slice,
+    metrics_html,
+    results_csv_rows,
+    slice_overlay_text,
+)
+from ich_viewer.qt.study_controller import (
+    demo_kind_for_seed,
+    scan_details,
+    scan_notice,
+    series_file_stem,
+    study_title,
+)
 
 THRESHOLDS = dict.fromkeys(LABELS, 0.5)
+PROBS = np.array(
+    [
+        [0.9, 0.1, 0.2, 0.1, 0.1, 0.8],  # subdural above threshold
+        [0.9, 0.1, 0.3, 0.1, 0.4, 0.2],  # no subtype above threshold
+        [0.2, 0.1, 0.1, 0.1, 0.1, 0.1],  # below every threshold
+    ],
+    dtype=np.float32,
+)
 
 
-def test_top_label_of_slice_picks_the_subtype_above_threshold(qtbot):
-    win = MainWindow(settings=make_settings())
-    qtbot.addWidget(win)
-    probs = np.array(
-        [
-            [0.9, 0.1, 0.2, 0.1, 0.1, 0.8],  # subdural above threshold
-            [0.9, 0.1, 0.3, 0.1, 0.4, 0.2],  # no subtype above threshold
-        ],
-        dtype=np.float32,
+def _info(description: str = "HEAD 5mm", n: int = 3, **kwargs) -> SeriesInfo:
+    slices = tuple(
+        SliceInfo(path=f"/s/{k}.dcm", sop_uid=f"1.2.3.{k}", position_mm=None if k == 1 else 10.0 + 5 * k)
+        for k in range(n)
     )
-    win.ai.prediction = Prediction.from_probabilities(probs, THRESHOLDS)
-    win.ai.heatmap_label = AUTO_LABEL
-    assert win.ai.label_for_slice(0) == "subdural"
-    assert win.ai.label_for_slice(1) == "any"
-    win.ai.heatmap_label = "epidural"
-    assert win.ai.label_for_slice(0) == "epidural"
+    values = dict(
+        series_uid="1.2.9",
+        study_uid="1.2.8",
+        modality="CT",
+        description=description,
+        rows=4,
+        columns=4,
+        slices=slices,
+        spacing_mm=(5.0, 0.5, 0.5),
+    )
+    values.update(kwargs)
+    return SeriesInfo(**values)
+
+
+class TestLabelForSlice:
+    def test_auto_picks_the_subtype_above_threshold_else_any(self):
+        prediction = Prediction.from_probabilities(PROBS, THRESHOLDS)
+        assert label_for_slice(prediction, 0, AUTO_LABEL) == "subdural"
+        assert label_for_slice(prediction, 1, AUTO_LABEL) == "any"
+
+    def test_a_chosen_label_is_kept_and_no_prediction_means_any(self):
+        prediction = Prediction.from_probabilities(PROBS, THRESHOLDS)
+        assert label_for_slice(prediction, 0, "epidural") == "epidural"
+        assert label_for_slice(None, 0, AUTO_LABEL) == "any"
+
+    def test_the_subtype_threshold_decides(self):
+        prediction = Prediction.from_probabilities(PROBS, {**THRESHOLDS, "subdural": 0.85})
+        assert label_for_slice(prediction, 0, AUTO_LABEL) == "any"
+
+
+class TestSliceOverlayText:
+    def test_marks_what_reaches_its_threshold(self):
+        prediction = Prediction.from_probabilities(PROBS, THRESHOLDS)
+        assert slice_overlay_text(prediction, 0) == "AI any 0.90  ▲\nsubdural 0.80  ▲"
+        assert slice_overlay_text(prediction, 1) == "AI any 0.90  ▲"
+        assert slice_overlay_text(prediction, 2) == "AI any 0.20"
+
+    def test_outside_the_prediction_is_empty(self):
+        prediction = Prediction.from_probabilities(PROBS, THRESHOLDS)
+        assert slice_overlay_text(prediction, 3) == ""
+        assert slice_overlay_text(prediction, -1) == ""
+
+
+def test_results_csv_rows_one_row_per_slice_in_display_order():
+    prediction = Prediction.from_probabilities(PROBS, THRESHOLDS)
+    series = Series(info=_info(), hu=np.zeros((3, 4, 4), np.int16))
+    rows = results_csv_rows(prediction, series)
+    assert rows[0] == ["index", "image", "sop_uid", "position_mm", *LABELS]
+    assert rows[1] == [
+        "0",
+        "1",
+        "1.2.3.0",
+        "10.000",
+        "0.900000",
+        "0.100000",
+        "0.200000",
+        "0.100000",
+        "0.100000",
+        "0.800000",
+    ]
+    assert rows[2][:4] == ["1", "2", "1.2.3.1", ""]  # no position
+    assert rows[3][3] == "20.000" and len(rows) == 4
+
+
+class TestStudyText:
+    def test_series_file_stem_cleans_the_description_once_for_every_export(self):
+        assert series_file_stem(_info("CT HEAD/BRAIN 5 mm")) == "CT_HEAD_BRAIN_5_mm"
+        assert series_file_stem(_info("")) == "series"
+        assert series_file_stem(None) == "series"
+
+    def test_study_title_names_one_item_or_counts_several(self):
+        assert study_title(["/data/study-1"]) == "study-1"
+        assert study_title(["/data/a", "/data/b", "/x/c.dcm"]) == "3 items"
+
+    def test_scan_notice_counts_skipped_files_and_warnings(self):
+        info = _info(warnings=("gap of 10 mm between slices 2 and 3", "tilted 12°"))
+        scan = ScanResult(
+            series=(info,),
+            skipped=(Skipped("/s/notes.txt", "not DICOM"), Skipped("/s/truth.json", "not DICOM")),
+        )
+        assert scan_notice(scan) == "2 file(s) skipped; 2 warning(s): gap of 10 mm between slices 2 and 3 …"
+        assert scan_notice(scan, ("truth.json",)).startswith("1 file(s) skipped; ")
+        assert scan_notice(ScanResult(series=(_info(),))) == ""
+        details = scan_details(scan)
+        assert "Series HEAD 5mm [CT, 3 slices]" in details and "UID 1.2.9" in details
+        assert "warning: tilted 12°" in details and "/s/notes.txt: not DICOM" in details
+
+    def test_demo_kind_always_has_blood(self):
+        assert {demo_kind_for_seed(seed) for seed in range(20)} == set(SUBTYPES)
+
+
+class TestActionTable:
+    """Key sequences need a QGuiApplication (standard keys come from the platform): the ``qapp`` fixture."""
+
+    def test_ids_are_unique_and_menus_known(self, qapp):
+        ids = [spec.id for spec in ACTIONS]
+        assert len(ids) == len(set(ids))
+        assert {spec.menu.partition("/")[0] for spec in ACTIONS if spec.menu} <= set(MENUS)
+        keys = [QKeySequence(k).toString() for spec in ACTIONS for k in spec.shortcuts]
+        assert len(keys) == len(set(keys)), "two actions share a shortcut"
+
+    def test_help_lists_every_shortcut_of_the_table(self, qapp):
+        text = shortcut_help_text({"left": "window", "middle": "pan", "right": "zoom"})
+        for spec in ACTIONS:
+            # standard keys are the platform's: some have none (Quit on this platform)
+            names = [QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in spec.shortcuts]
+            names = [n for n in names if n]
+            if names:
+                assert f"{' or '.join(names)}: {spec.text.replace('&', '').rstrip('…')}" in text, spec.id
+        assert "Ctrl+R: Run AI" in text and "G: Heatmap" in text
+        assert "Up or Right: Next Slice" in text
+
+    def test_help_follows_the_table_and_the_mouse_mapping(self, qapp):
+        extra = ActionSpec("flip", "&Flip Image", "flip", ("Ctrl+Alt+F",), "&View")
+        text = shortcut_help_text({"left": "pan", "middle": "zoom", "right": "window"}, (*ACTIONS, extra))
+        assert "Ctrl+Alt+F: Flip Image" in text
+        assert text.startswith("Mouse: left drag = pan, middle drag = zoom, right drag = window/level")
 
 
 def test_metrics_html_renders_flat_per_label_and_nested_groups():

@@ -13,8 +13,9 @@ import pytest
 from PySide6.QtGui import QImage
 
 from ich_viewer.qt.app import SCREENSHOT_SIZE
-from ich_viewer.qt.main_window import MainWindow, demo_kind_for_seed
+from ich_viewer.qt.main_window import MainWindow
 from ich_viewer.qt.settings import make_settings
+from ich_viewer.qt.study_controller import demo_kind_for_seed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,7 +80,7 @@ class TestDemo:
         win.show()
         with qtbot.waitSignal(win.series_loaded, timeout=120_000):
             win.open_demo(seed=7, n_slices=8, size=128)
-        folder = Path(win.study_path)
+        folder = Path(win.study.paths[0])
         assert folder.name.startswith("ich-viewer-demo-")
         assert Path(tempfile.gettempdir()) in folder.parents
         assert (folder / "truth.json").is_file()

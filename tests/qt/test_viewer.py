@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from ich_viewer import RESEARCH_USE_STATEMENT
 from ich_viewer.core.windowing import PRESETS
 from ich_viewer.qt.main_window import MainWindow
 from ich_viewer.qt.settings import make_settings
+from tests.qt.conftest import head_volume, write_ct_series
 
 LOAD_TIMEOUT_MS = 60_000
 
@@ -101,7 +103,7 @@ class TestOpening:
         assert window.series.hu.shape == hu.shape
         # files were named in reverse; display order is ascending position
         np.testing.assert_array_equal(window.series.hu, hu)
-        assert window.index == 4
+        assert window.study.index == 4
         np.testing.assert_array_equal(window.slice_view.image_item.image, hu[4])
         texts = window.slice_view.overlay_texts()
         assert "DOE, JANE" in texts["tl"]
@@ -113,8 +115,8 @@ class TestOpening:
         assert "Thk 5 mm" in texts["bl"]
         assert "W 80  L 40" in texts["bl"]
         assert "Zoom" in texts["bl"]
-        assert window.research_label.text() == RESEARCH_USE_STATEMENT
-        assert window.research_label.isVisible()
+        assert window.status_bar.research_label.text() == RESEARCH_USE_STATEMENT
+        assert window.status_bar.research_label.isVisible()
 
     def test_aspect_follows_pixel_spacing(self, qtbot, window, ct_study):
         folder, _ = ct_study(n_slices=3, rows=40, cols=80, spacing=(5.0, 1.0, 0.5))
@@ -146,6 +148,41 @@ class TestOpening:
         assert window.series.hu.shape[0] == 3
         assert sorted(p.name for p in folder.iterdir()) == sorted(f"IM{i:04d}.dcm" for i in range(1, 6))
 
+    def test_drop_of_several_folders_opens_them_as_one_study(self, qtbot, window, tmp_path):
+        folders = []
+        for n, (name, n_slices) in enumerate((("a", 6), ("b", 4), ("c", 3))):
+            folders.append(tmp_path / name)
+            write_ct_series(
+                folders[-1], head_volume(n_slices, 32, 32, seed=n), description=f"SERIES {name.upper()}"
+            )
+        with qtbot.waitSignal(window.series_loaded, timeout=LOAD_TIMEOUT_MS):
+            drop = drop_urls(window, folders)
+        assert drop.isAccepted()
+        panel = window.series_panel
+        assert [panel.list.item(i).text().split("\n")[0] for i in range(panel.list.count())] == [
+            "SERIES A",
+            "SERIES B",
+            "SERIES C",
+        ]
+        assert window.series.hu.shape[0] == 6
+        # read in place: no temporary folder of links or copies
+        assert all(Path(sl.path).parent == folders[0] for sl in window.series.info.slices)
+        assert window.windowTitle() == "ICH Viewer — 3 items"
+        assert window.prefs.recent == ()  # several items are not one recent path
+        qtbot.waitUntil(lambda: all(panel.has_thumbnail(uid) for uid in panel.series_uids()), timeout=10_000)
+
+    def test_drop_of_files_and_a_folder_together(self, qtbot, window, tmp_path):
+        folder = tmp_path / "folder"
+        write_ct_series(folder, head_volume(5, 32, 32), description="FOLDER SERIES")
+        loose = write_ct_series(tmp_path / "loose", head_volume(3, 32, 32, seed=2), description="LOOSE FILES")
+        with qtbot.waitSignal(window.series_loaded, timeout=LOAD_TIMEOUT_MS):
+            drop_urls(window, [folder, *loose[:2]])
+        texts = [window.series_panel.list.item(i).text() for i in range(window.series_panel.list.count())]
+        assert len(texts) == 2
+        assert "FOLDER SERIES" in texts[0] and "5 im" in texts[0]
+        assert "LOOSE FILES" in texts[1] and "2 im" in texts[1]
+        assert window.windowTitle() == "ICH Viewer — 3 items"
+
     def test_series_panel_lists_series_with_thumbnails_and_switches(self, qtbot, window, two_series_study):
         folder, _big, small = two_series_study
         open_and_wait(qtbot, window, folder)
@@ -154,13 +191,13 @@ class TestOpening:
         first, second = panel.list.item(0).text(), panel.list.item(1).text()
         assert "HEAD 5mm" in first and "10 im" in first and "CT" in first and "5 mm" in first
         assert "HEAD BONE" in second and "4 im" in second
-        assert window.info.description == "HEAD 5mm"  # the largest CT series by default
+        assert window.study.info.description == "HEAD 5mm"  # the largest CT series by default
         qtbot.waitUntil(lambda: all(panel.has_thumbnail(uid) for uid in panel.series_uids()), timeout=10_000)
         with qtbot.waitSignal(window.series_loaded, timeout=LOAD_TIMEOUT_MS):
             item = panel.list.item(1)
             rect = panel.list.visualItemRect(item)
             qtbot.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-        assert window.info.description == "HEAD BONE"
+        assert window.study.info.description == "HEAD BONE"
         np.testing.assert_array_equal(window.series.hu, small)
 
     def test_junk_is_reported_without_blocking(self, qtbot, window, two_series_study):
@@ -194,11 +231,11 @@ class TestOpening:
     def test_cancel_during_load(self, qtbot, window, ct_study):
         folder, _ = ct_study(n_slices=60, rows=256, cols=256)
         window.open_path(folder)
-        qtbot.waitUntil(lambda: window.info is not None, timeout=LOAD_TIMEOUT_MS)
-        assert window.cancel_button.isVisible()
-        window.cancel_button.click()
+        qtbot.waitUntil(lambda: window.study.info is not None, timeout=LOAD_TIMEOUT_MS)
+        assert window.status_bar.cancel_button.isVisible()
+        window.status_bar.cancel_button.click()
         assert not window.jobs.is_running("load")
-        assert not window.cancel_button.isVisible()
+        assert not window.status_bar.cancel_button.isVisible()
         qtbot.wait(300)
         assert window.series is None  # the series never completed
         small, hu = ct_study(n_slices=3, name="after")
@@ -212,18 +249,18 @@ class TestNavigation:
         open_and_wait(qtbot, window, folder)
         window.activateWindow()
         window.slice_view.setFocus()
-        assert window.index == 10
+        assert window.study.index == 10
         qtbot.keyClick(window.slice_view, Qt.Key.Key_Up)
-        assert window.index == 11
+        assert window.study.index == 11
         qtbot.keyClick(window.slice_view, Qt.Key.Key_Down)
         qtbot.keyClick(window.slice_view, Qt.Key.Key_Down)
-        assert window.index == 9
+        assert window.study.index == 9
         qtbot.keyClick(window.slice_view, Qt.Key.Key_PageUp)
-        assert window.index == 11
+        assert window.study.index == 11
         qtbot.keyClick(window.slice_view, Qt.Key.Key_Home)
-        assert window.index == 0
+        assert window.study.index == 0
         qtbot.keyClick(window.slice_view, Qt.Key.Key_End)
-        assert window.index == 19
+        assert window.study.index == 19
         np.testing.assert_array_equal(window.slice_view.image_item.image, hu[19])
 
         viewport = window.slice_view.viewport()
@@ -239,12 +276,12 @@ class TestNavigation:
             False,
         )
         QApplication.sendEvent(viewport, wheel)
-        assert window.index == 17
+        assert window.study.index == 17
 
         window.slider.setValue(3)
-        assert window.index == 3
+        assert window.study.index == 3
         np.testing.assert_array_equal(window.slice_view.image_item.image, hu[3])
-        window.set_index(12)
+        window.study.set_index(12)
         assert window.slider.value() == 12
         assert "Im 13/20" in window.slice_view.overlay_texts()["tr"]
 
@@ -252,11 +289,11 @@ class TestNavigation:
         folder, _ = ct_study(n_slices=6)
         open_and_wait(qtbot, window, folder)
         window.fps_box.setValue(50)
-        start = window.index
-        window.act_cine.trigger()
-        qtbot.waitUntil(lambda: window.index != start, timeout=2000)
-        window.act_cine.trigger()
-        assert not window.cine_timer.isActive()
+        start = window.study.index
+        window.acts["cine"].trigger()
+        qtbot.waitUntil(lambda: window.study.index != start, timeout=2000)
+        window.acts["cine"].trigger()
+        assert not window.study.is_playing()
 
 
 class TestWindowLevel:
@@ -308,7 +345,7 @@ class TestWindowLevel:
         zoom_before = window.slice_view.zoom_factor()
         send_drag(viewport, Qt.MouseButton.RightButton, c, c + QPoint(0, -100))
         assert window.slice_view.zoom_factor() > zoom_before * 1.5
-        window.set_window(500, 1000)
+        window.study.set_window(500, 1000)
         qtbot.keyClick(window.slice_view, Qt.Key.Key_Space)
         assert window.slice_view.zoom_factor() == pytest.approx(zoom_before, rel=0.05)
         assert levels(window) == pytest.approx(PRESETS[0].levels())
@@ -332,14 +369,14 @@ class TestReadout:
         scene_pos = view.scene_pos_of_pixel(row, col)
         widget_pos = view.mapFromScene(scene_pos)
         qtbot.mouseMove(view.viewport(), widget_pos)
-        qtbot.waitUntil(lambda: "HU" in window.readout_label.text(), timeout=2000)
-        text = window.readout_label.text()
-        assert f"HU {int(hu[window.index, row, col])} " in text
+        qtbot.waitUntil(lambda: "HU" in window.status_bar.readout_label.text(), timeout=2000)
+        text = window.status_bar.readout_label.text()
+        assert f"HU {int(hu[window.study.index, row, col])} " in text
         assert f"row {row}, col {col}" in text
         # patient x = -16 + 21 * 0.5, y = -16 + 30 * 0.5, z = 10 + index * 5 (see the fixture)
         assert f"x {-16 + col * 0.5:.1f}" in text
         assert f"y {-16 + row * 0.5:.1f}" in text
-        assert f"z {10 + window.index * 5:.1f}" in text
+        assert f"z {10 + window.study.index * 5:.1f}" in text
 
 
 class TestPreferencesAndExport:
@@ -350,7 +387,7 @@ class TestPreferencesAndExport:
         qtbot.addWidget(first)
         first.show()
         open_and_wait(qtbot, first, folder)
-        first.act_overlays.trigger()  # off
+        first.acts["overlays"].trigger()  # off
         first.set_mouse_action("left", "pan")
         first.fps_box.setValue(17)
         first.resize(700, 500)
@@ -359,18 +396,18 @@ class TestPreferencesAndExport:
         second = MainWindow(settings=make_settings())
         second.configure_ai(enabled=False)
         qtbot.addWidget(second)
-        assert not second.act_overlays.isChecked()
+        assert not second.acts["overlays"].isChecked()
         assert not second.slice_view.overlays_visible
         assert second.slice_view.viewbox.mapping["left"] == "pan"
         assert second.fps_box.value() == 17
         assert second.prefs.recent[0] == str(folder)
         assert second.prefs.last_folder == str(folder)
-        second._rebuild_recent_menu()
+        second.recent_menu.aboutToShow.emit()
         recent = [a for a in second.recent_menu.actions() if a.text() == str(folder)]
         assert recent
         with qtbot.waitSignal(second.series_loaded, timeout=LOAD_TIMEOUT_MS):
             recent[0].trigger()
-        assert second.study_path == str(folder)
+        assert second.study.paths == (str(folder),)
         assert (second.size().width(), second.size().height()) == (700, 500)
         assert isolated_settings.exists()
         second.close()
@@ -389,6 +426,25 @@ class TestPreferencesAndExport:
         assert not any(p.suffix == ".png" for p in folder.iterdir())
 
 
+class TestStreaming:
+    def test_a_slice_is_on_screen_before_the_whole_series_has_loaded(self, qtbot, window, ct_study):
+        folder, hu = ct_study(n_slices=12)
+        shown_while_loading: list[int] = []
+
+        def on_slice_decoded(_progress) -> None:  # connected after the window's views: they have updated
+            if window.series is None and window.slice_view.slice_hu is not None:
+                shown_while_loading.append(window.slice_view.index)
+
+        window.study.slice_decoded.connect(on_slice_decoded)
+        with qtbot.waitSignal(window.series_loaded, timeout=LOAD_TIMEOUT_MS):
+            window.open_path(folder)
+        assert shown_while_loading, "no slice was shown before the whole series had loaded"
+        # the view jumps to the middle slice (the target) once it is decoded, then stays there
+        assert shown_while_loading[-1] == 6 == window.study.index
+        np.testing.assert_array_equal(window.slice_view.image_item.image, hu[6])
+
+
+@pytest.mark.benchmark
 class TestResponsiveness:
     def test_event_loop_keeps_running_while_a_large_series_loads(self, qtbot, window, ct_study):
         folder, _ = ct_study(n_slices=96, rows=512, cols=512)

@@ -4,12 +4,12 @@ window, an auto window, and numeric W/L fields."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QSpinBox, QToolButton, QWidget
 from superqt.utils import signals_blocked
 
 from ich_viewer.core.windowing import PRESETS, Window
 
-__all__ = ["WindowControls"]
+__all__ = ["CineRateBox", "WindowControls"]
 
 
 class WindowControls(QWidget):
@@ -97,3 +97,15 @@ class WindowControls(QWidget):
 
     def _on_fields_changed(self, _value: float) -> None:
         self.window_changed.emit(self.center_box.value(), self.width_box.value(), "")
+
+
+class CineRateBox(QSpinBox):
+    """The cine frame rate, 1-60 frames per second (keys stay with the viewer's shortcuts unless clicked)."""
+
+    def __init__(self, fps: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setRange(1, 60)
+        self.setSuffix(" fps")
+        self.setToolTip("Cine frame rate")
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.setValue(fps)

@@ -7,6 +7,10 @@ from collections.abc import Iterable
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QSlider, QStyle, QStyleOptionSlider, QWidget
+from superqt.utils import signals_blocked
+
+from ich_viewer.dicom.records import SeriesInfo
+from ich_viewer.qt.study_controller import StudyController
 
 __all__ = ["SliceSlider"]
 
@@ -22,6 +26,23 @@ class SliceSlider(QSlider):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self._marks: tuple[int, ...] = ()
         self.mark_color = QColor("#ff5a36")
+
+    def attach(self, study: StudyController) -> None:
+        """Follow ``study``'s slice index (one position per slice of its series); moving the slider moves it."""
+        self.study = study
+        study.series_started.connect(self._on_study_series_started)
+        study.index_changed.connect(self._on_study_index_changed)
+        self.valueChanged.connect(lambda value: study.set_index(value, user=True))
+
+    def _on_study_series_started(self, info: SeriesInfo) -> None:
+        with signals_blocked(self):
+            self.setRange(0, max(info.n_slices - 1, 0))
+            self.setValue(self.study.index)
+            self.set_marks(())
+
+    def _on_study_index_changed(self, index: int) -> None:
+        with signals_blocked(self):
+            self.setValue(index)
 
     def set_marks(self, indices: Iterable[int]) -> None:
         """Mark these slice indices (an empty iterable clears the marks)."""

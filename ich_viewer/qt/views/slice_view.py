@@ -23,7 +23,9 @@ from PySide6.QtGui import QFont, QTransform
 from PySide6.QtWidgets import QLabel, QWidget
 
 from ich_viewer.core.geometry import edge_letters, pixel_to_patient
-from ich_viewer.dicom.records import SeriesInfo
+from ich_viewer.core.windowing import Window
+from ich_viewer.dicom.records import LoadProgress, Series, SeriesInfo
+from ich_viewer.qt.study_controller import StudyController
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -221,6 +223,47 @@ class SliceView(pg.GraphicsView):
         self._place_overlays()
         self._refresh_overlays()
 
+    # ---------------------------------------------------------------------------------------------- the study
+    def attach(self, study: StudyController) -> None:
+        """Show ``study``: its series as it streams in, its slice index and its window; the wheel and the W/L
+        drag go to it."""
+        self.study = study
+        study.series_started.connect(lambda info: self.begin_series(info, study.index))
+        study.slice_decoded.connect(self._on_study_slice_decoded)
+        study.series_loaded.connect(self._on_study_series_loaded)
+        study.index_changed.connect(lambda _index: self.show_current())
+        study.window_changed.connect(self._on_study_window_changed)
+        self.slice_step_requested.connect(study.step_slice)
+        self.window_drag.connect(study.drag_window)
+
+    def show_current(self) -> None:
+        """Show the attached study's current slice (nothing while it is not decoded)."""
+        self.set_slice(self.study.index, self.study.current_slice())
+
+    def show_cancelled(self) -> None:
+        """The loading was cancelled: say so, keep the slices decoded so far."""
+        if self.info is None:
+            self.show_message("Loading cancelled")
+        else:
+            self.loading_text = "cancelled"
+            self.show_current()
+
+    def shows(self, index: int) -> bool:
+        """True when slice ``index`` is on screen, decoded."""
+        return self.slice_hu is not None and self.index == index
+
+    def _on_study_slice_decoded(self, progress: LoadProgress) -> None:
+        if progress.index == self.study.index:
+            self.show_current()
+
+    def _on_study_series_loaded(self, series: Series) -> None:
+        self.info = series.info
+        self.loading_text = ""
+        self.show_current()
+
+    def _on_study_window_changed(self, window: Window) -> None:
+        self.set_window(window.center, window.width, window.name)
+
     # ---------------------------------------------------------------------------------------------- content
     def set_series(self, info: SeriesInfo | None) -> None:
         """Prepare for a series: geometry in mm, orientation letters; clears the image until a slice arrives."""
@@ -242,6 +285,14 @@ class SliceView(pg.GraphicsView):
             self._edge[key].setText(text)
         self._message.setText("")
         self._refresh_overlays()
+
+    def begin_series(self, info: SeriesInfo, index: int) -> None:
+        """Show a series that starts loading: :meth:`set_series`, no message, slice ``index`` not decoded yet,
+        fitted to the view."""
+        self.set_series(info)
+        self.show_message("")
+        self.set_slice(index, None)
+        self.fit()
 
     def show_message(self, text: str) -> None:
         """Show a centred message over the (empty) view; empty text hides it."""

@@ -22,18 +22,13 @@ from PySide6.QtWidgets import (
 
 from ich_viewer import DEMO_MODEL_STATEMENT
 from ich_viewer.core.labels import LABELS
-from ich_viewer.qt.probability_panel import LABEL_COLORS
+from ich_viewer.qt.ai.probability_panel import LABEL_COLORS
+from ich_viewer.qt.ai.results import is_synthetic_model
 
-__all__ = ["StudySummaryPanel", "is_synthetic_model"]
+__all__ = ["CLEAR_TEXT", "FLAGGED_TEXT", "StudySummaryPanel"]
 
 FLAGGED_TEXT = "ICH suspected"
 CLEAR_TEXT = "No ICH detected"
-
-
-def is_synthetic_model(training_data: str) -> bool:
-    """True when a model card says it was trained on synthetic data (phantoms)."""
-    text = training_data.lower()
-    return "synthetic" in text or "phantom" in text
 
 
 def _bar(color: str) -> QProgressBar:
@@ -126,8 +121,8 @@ class StudySummaryPanel(QWidget):
         self.slice_values, self.slice_bars = _label_rows(current_box)
         layout.addWidget(current_box)
 
-        self.extra = QVBoxLayout()  # room for the heatmap controls
-        layout.addLayout(self.extra)
+        self._extra = QVBoxLayout()  # room for the heatmap controls
+        layout.addLayout(self._extra)
 
         line = QFrame(self)
         line.setFrameShape(QFrame.Shape.HLine)
@@ -162,6 +157,10 @@ class StudySummaryPanel(QWidget):
         """Show which model (and where it runs) and, for a synthetic-data model, the demo statement."""
         self.model_label.setText(f"Model {name} {version} on {device}.\nTrained on: {training_data}")
         self.disclaimer.setVisible(is_synthetic_model(training_data))
+
+    def add_extra(self, widget: QWidget) -> None:
+        """Add a widget under "This slice" (the AI puts its heatmap controls there)."""
+        self._extra.addWidget(widget)
 
     def set_status(self, text: str) -> None:
         """A line under the verdict (progress, errors)."""

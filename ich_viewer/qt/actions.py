@@ -1,0 +1,291 @@
+"""The one table of the window's actions (menus, toolbar, keyboard shortcuts), how to build and place them, and
+the keyboard help generated from the same table.
+
+Each row names its slot by attribute path on the object that owns it (``owner``): the main window, or the AI
+controller (``"ai"``). The window builds its rows, the AI controller builds its own, and the window places both
+in its menus and its toolbar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QMenu, QToolBar, QWidget
+
+from ich_viewer.core.windowing import PRESETS
+from ich_viewer.qt.settings import MOUSE_ACTIONS
+
+__all__ = [
+    "ACTIONS",
+    "MENUS",
+    "ActionSpec",
+    "build_actions",
+    "build_mouse_menu",
+    "fill_toolbar",
+    "place_in_menus",
+    "shortcut_help_text",
+]
+
+Shortcut = str | QKeySequence.StandardKey
+
+#: The window's menus, in menu-bar order.
+MENUS = ("&File", "&View", "&Window", "&Settings", "&Help")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One action of the window.
+
+    Attributes
+    ----------
+    id : str
+        Key of the action in the owner's ``actions`` dict.
+    text : str
+        Menu text (``&`` marks the mnemonic).
+    slot : str
+        Attribute path of the slot on the owner, e.g. ``"reset_view"`` or ``"study.step_slice"``. A checkable
+        action's slot receives the new checked state, any other is called with ``args``.
+    shortcuts : tuple
+        Key sequences (strings such as ``"Ctrl+E"``, or a ``QKeySequence.StandardKey``); the first is the one
+        menus show.
+    menu : str
+        One of :data:`MENUS`, optionally with a submenu (``"&View/&Slices"``); empty: a shortcut only.
+    separator : bool
+        A separator before this action in its menu.
+    toolbar : tuple of int
+        ``(group, position)`` on the toolbar (groups are separated); empty: not on the toolbar.
+    tip : str
+        Tool tip and status tip.
+    checkable : bool
+    args : tuple
+        Arguments of the slot (not checkable actions).
+    owner : str
+        ``"window"`` or ``"ai"``.
+    """
+
+    id: str
+    text: str
+    slot: str
+    shortcuts: tuple[Shortcut, ...] = ()
+    menu: str = ""
+    separator: bool = False
+    toolbar: tuple[int, ...] = ()
+    tip: str = ""
+    checkable: bool = False
+    args: tuple[Any, ...] = ()
+    owner: str = "window"
+
+
+_K = QKeySequence.StandardKey
+_AI = "ai"
+
+#: Every action of the window, in menu order.
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open_folder", "Open &Folder…", "_on_open_folder", (_K.Open,), "&File", toolbar=(1, 0)),
+    ActionSpec("open_file", "Open F&ile…", "_on_open_file", ("Ctrl+Shift+O",), "&File"),
+    ActionSpec(
+        "demo", "Open &Demo Study", "open_demo", ("Ctrl+D",), "&File", tip="Generate a synthetic study"
+    ),
+    ActionSpec("export_png", "&Export View as PNG…", "_on_export_png", ("Ctrl+E",), "&File", True, (5, 0)),
+    ActionSpec("copy_view", "&Copy View", "copy_view_to_clipboard", (_K.Copy,), "&File"),
+    ActionSpec("export_csv", "Export AI Results as &CSV…", "_on_export_csv", menu="&File", owner=_AI),
+    ActionSpec("export_json", "Export AI Results as &JSON…", "_on_export_json", menu="&File", owner=_AI),
+    ActionSpec("details", "Show Load &Details…", "_on_notice_details", menu="&File"),
+    ActionSpec("quit", "&Quit", "close", (_K.Quit,), "&File", separator=True),
+    ActionSpec("fit", "&Fit to Window", "slice_view.fit", ("F",), "&View", toolbar=(3, 1)),
+    ActionSpec(
+        "reset",
+        "&Reset View",
+        "reset_view",
+        ("Space",),
+        "&View",
+        toolbar=(3, 2),
+        tip="Fit, initial window, no inversion",
+    ),
+    ActionSpec("zoom_in", "Zoom &In", "slice_view.zoom_by", ("+",), "&View", args=(1.25,)),
+    ActionSpec("zoom_out", "Zoom &Out", "slice_view.zoom_by", ("-",), "&View", args=(0.8,)),
+    ActionSpec(
+        "invert", "&Invert", "slice_view.set_inverted", ("I",), "&View", toolbar=(3, 0), checkable=True
+    ),
+    ActionSpec(
+        "overlays", "Show &Overlays", "_on_overlays_toggled", ("O",), "&View", toolbar=(3, 3), checkable=True
+    ),
+    ActionSpec("cine", "&Play Cine", "study.set_cine_playing", ("P",), "&View", True, (4, 0), checkable=True),
+    ActionSpec("next", "Next Slice", "study.step_slice", ("Up", "Right"), "&View/&Slices", args=(1,)),
+    ActionSpec("prev", "Previous Slice", "study.step_slice", ("Down", "Left"), "&View/&Slices", args=(-1,)),
+    ActionSpec("page_up", "Forward 10%", "study.step_pages", ("PgUp",), "&View/&Slices", args=(1,)),
+    ActionSpec("page_down", "Back 10%", "study.step_pages", ("PgDown",), "&View/&Slices", args=(-1,)),
+    ActionSpec("first", "First Slice", "study.go_to_end", ("Home",), "&View/&Slices", args=(False,)),
+    ActionSpec("last", "Last Slice", "study.go_to_end", ("End",), "&View/&Slices", args=(True,)),
+    ActionSpec("cancel", "Cancel Loading", "cancel_loading", ("Esc",)),
+    *(
+        ActionSpec(
+            f"preset_{n}",
+            f"{p.name} ({p.width:g}/{p.center:g})",
+            "study.set_window",
+            (str(n),),
+            "&Window",
+            args=(p.center, p.width, p.name),
+        )
+        for n, p in enumerate(PRESETS, start=1)
+    ),
+    ActionSpec("file_window", "File Window", "_on_window_special", ("6",), "&Window", args=("file",)),
+    ActionSpec("auto_window", "Auto Window", "_on_window_special", ("7",), "&Window", args=("auto",)),
+    ActionSpec("model_folder", "&Model Folder…", "_on_choose_model_folder", (), "&Settings", True, owner=_AI),
+    ActionSpec("bundled_model", "Use &Bundled Demo Model", "use_bundled_model", menu="&Settings", owner=_AI),
+    ActionSpec(
+        "auto_ai",
+        "Run AI &Automatically After Loading",
+        "_on_auto_toggled",
+        (),
+        "&Settings",
+        owner=_AI,
+        checkable=True,
+    ),
+    ActionSpec("shortcuts", "&Keyboard and Mouse", "_on_shortcuts_help", ("F1",), "&Help"),
+    ActionSpec("about_model", "About the &Model…", "show_model_card", menu="&Help", owner=_AI),
+    ActionSpec("about", "&About ICH Viewer", "_on_about", menu="&Help"),
+    ActionSpec(
+        "run_ai",
+        "Run &AI",
+        "run_current",
+        ("Ctrl+R",),
+        toolbar=(6, 0),
+        tip="Run the hemorrhage model on the series on screen (Ctrl+R)",
+        owner=_AI,
+    ),
+    ActionSpec(
+        "heatmap",
+        "&Heatmap",
+        "set_heatmap_visible",
+        ("G",),
+        toolbar=(6, 1),
+        tip="Show where the model looked (Grad-CAM) (G)",
+        checkable=True,
+        owner=_AI,
+    ),
+)
+
+
+def build_actions(
+    owner: str,
+    target: object,
+    parent: QObject,
+    checked: Mapping[str, bool] | None = None,
+    specs: Iterable[ActionSpec] = ACTIONS,
+) -> dict[str, QAction]:
+    """Create the QActions of ``owner``'s rows, connected to their slots on ``target``; return them by id.
+
+    ``checked`` gives the initial state of checkable actions (set before connecting: no slot call).
+    """
+    checked = checked or {}
+    actions: dict[str, QAction] = {}
+    for spec in specs:
+        if spec.owner != owner:
+            continue
+        action = QAction(spec.text, parent)
+        if spec.shortcuts:
+            action.setShortcuts([QKeySequence(k) for k in spec.shortcuts])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if spec.tip:
+            action.setToolTip(spec.tip)
+            action.setStatusTip(spec.tip)
+        slot = attrgetter(spec.slot)(target)
+        if spec.checkable:
+            action.setCheckable(True)
+            action.setChecked(bool(checked.get(spec.id, False)))
+            action.toggled.connect(slot)
+        else:
+            action.triggered.connect(lambda _=False, s=slot, a=spec.args: s(*a))
+        actions[spec.id] = action
+    return actions
+
+
+def place_in_menus(
+    menus: Mapping[str, QMenu], actions: Mapping[str, QAction], specs: Iterable[ActionSpec] = ACTIONS
+) -> None:
+    """Append each row's action to its menu (submenus are created where their first row is)."""
+    submenus: dict[str, QMenu] = {}
+    for spec in specs:
+        if not spec.menu:
+            continue
+        top, _, sub = spec.menu.partition("/")
+        menu = menus[top]
+        if sub:
+            if spec.menu not in submenus:
+                submenus[spec.menu] = menu.addMenu(sub)
+            menu = submenus[spec.menu]
+        if spec.separator:
+            menu.addSeparator()
+        menu.addAction(actions[spec.id])
+
+
+def fill_toolbar(
+    toolbar: QToolBar,
+    actions: Mapping[str, QAction],
+    widgets: Mapping[int, Sequence[QWidget]] = {},
+    specs: Iterable[ActionSpec] = ACTIONS,
+) -> None:
+    """Add the toolbar rows by ``(group, position)``, ``widgets`` at the end of their group, a separator between
+    groups."""
+    rows = sorted((s for s in specs if s.toolbar), key=lambda s: s.toolbar)
+    groups = sorted({s.toolbar[0] for s in rows} | set(widgets))
+    for n, group in enumerate(groups):
+        if n:
+            toolbar.addSeparator()
+        for spec in rows:
+            if spec.toolbar[0] == group:
+                toolbar.addAction(actions[spec.id])
+        for widget in widgets.get(group, ()):
+            toolbar.addWidget(widget)
+
+
+_MOUSE_NAMES = {"window": "Window/level", "pan": "Pan", "zoom": "Zoom"}
+_MOUSE_HELP = {"window": "window/level (horizontal = width, vertical = level)", "pan": "pan", "zoom": "zoom"}
+
+
+def build_mouse_menu(menu: QMenu, mapping: Mapping[str, str], choose) -> dict[str, QActionGroup]:
+    """Fill Settings ▸ Mouse Buttons: per button an exclusive choice of :data:`MOUSE_ACTIONS`, checked as in
+    ``mapping``; ``choose(button, action)`` is called on a choice. Returns the groups by button."""
+    groups: dict[str, QActionGroup] = {}
+    for button in ("left", "middle", "right"):
+        sub = menu.addMenu(f"{button.capitalize()} drag")
+        group = QActionGroup(menu)
+        group.setExclusive(True)
+        for name in MOUSE_ACTIONS:
+            action = QAction(_MOUSE_NAMES[name], menu, checkable=True)
+            action.setData(name)
+            action.setChecked(name == mapping[button])
+            action.triggered.connect(lambda _=False, b=button, n=name: choose(b, n))
+            group.addAction(action)
+            sub.addAction(action)
+        groups[button] = group
+    return groups
+
+
+def _plain(text: str) -> str:
+    """Menu text without its mnemonic marks and ellipsis."""
+    return text.replace("&&", "\0").replace("&", "").replace("\0", "&").rstrip("…")
+
+
+def shortcut_help_text(mapping: Mapping[str, str], specs: Iterable[ActionSpec] = ACTIONS) -> str:
+    """The Help ▸ Keyboard and Mouse text: the mouse mapping, then every shortcut of the table by menu."""
+    mouse = ", ".join(
+        f"{button} drag = {_MOUSE_HELP[mapping[button]]}" for button in ("left", "middle", "right")
+    )
+    lines = [f"Mouse: {mouse}, wheel = slices (Settings ▸ Mouse Buttons to change)."]
+    groups: dict[str, list[str]] = {}
+    for spec in specs:
+        keys = [QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in spec.shortcuts]
+        keys = [k for k in keys if k]
+        if keys:
+            where = _plain(spec.menu.partition("/")[0]) or "Other"
+            groups.setdefault(where, []).append(f"    {' or '.join(keys)}: {_plain(spec.text)}")
+    for where, entries in groups.items():
+        lines += ["", f"{where}:", *entries]
+    return "\n".join(lines)

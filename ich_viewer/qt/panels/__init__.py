@@ -1,0 +1,1 @@
+"""The window's side panels that are not the AI's (the series panel)."""
