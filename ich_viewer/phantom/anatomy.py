@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "BrainMaps",
     "Geometry",
     "Head",
     "SliceContext",
@@ -259,12 +260,29 @@ class Geometry:
         self.harm = table.astype(np.float32)[idx]
         self._holder: np.ndarray | None = None
 
+    def holder(self, head: Head) -> np.ndarray:
+        """Occupancy (float32 ``(size, size)``, 0..1) of the head holder: a thin plastic shell curving behind
+        the head, fixed to the scanner (the same on every level, so computed once)."""
+        if self._holder is None:
+            x = self.dx.astype(np.float32)[np.newaxis, :]
+            y = self.dy.astype(np.float32)[:, np.newaxis] + np.float32(10.0)
+            ra, rb = head.a + head.skull + head.scalp + 16.0, head.b + head.skull + head.scalp + 10.0
+            rho = np.sqrt((x / np.float32(ra)) ** 2 + (y / np.float32(rb)) ** 2)
+            dist = np.abs(rho - np.float32(1.0)) * np.float32(0.5 * (ra + rb))
+            self._holder = ramp(np.float32(1.2) - dist, self.pix) * ramp(y + np.float32(10.0), 8.0)
+        return self._holder
+
 
 class SliceContext:
     """Per-slice geometry shared by the anatomy and the lesions (arrays are float32 ``(size, size)``).
 
+    Complete when constructed and read-only afterwards (setting an attribute raises ``AttributeError``): what
+    the rendering steps compute from it is returned by them (:class:`BrainMaps`), never stored here, so no
+    step depends on another having run first.
+
     Attributes
     ----------
+    geometry : Geometry
     head : Head
     size : int
     pix : float
@@ -273,15 +291,25 @@ class SliceContext:
         Height in mm and level in [0, 1].
     u, v : numpy.ndarray
         Head coordinates of every pixel in mm.
-    r, cos_t, sin_t, theta : numpy.ndarray
-        Polar coordinates around the head centre.
-    d_in : numpy.ndarray
-        Depth below the inner table in mm (> 0 inside the cranial cavity).
+    r, cos_t, sin_t, theta, harm : numpy.ndarray
+        Polar coordinates around the head centre, and the skull's radial shape factor.
+    tanp : float
+        Tangent of the head pitch.
+    zmap : numpy.ndarray or None
+        Height (mm) of every pixel on a pitched slice; None without pitch (the height is ``z`` everywhere).
+    z_lo, z_hi : float
+        Lowest and highest height (mm) the slice reaches.
     shift : float
         Midline shift (mm, positive towards patient left) at this level, from mass effect.
+    d_in : numpy.ndarray
+        Depth below the inner table in mm (> 0 inside the cranial cavity).
+    d_cav : numpy.ndarray
+        Depth inside the cranial cavity in mm: ``d_in``, narrowed by the fossae of the skull base on low slices.
     """
 
-    def __init__(self, head: Head, z: float, size: int, geometry: Geometry | None = None):
+    def __init__(
+        self, head: Head, z: float, size: int, geometry: Geometry | None = None, shift: float = 0.0
+    ) -> None:
         geo = geometry if geometry is not None else Geometry(head, size)
         self.geometry = geo
         self.head = head
@@ -296,8 +324,16 @@ class SliceContext:
         self.zmap = (np.float32(z) + np.float32(self.tanp) * self.v) if self.tanp else None
         reach = abs(self.tanp) * (head.b + 30.0)
         self.z_lo, self.z_hi = z - reach, z + reach
-        self.shift = 0.0
+        self.shift = float(shift)
         self.d_in = self.surface_depth(0.0)
+        low = self.z_lo / head.height < 0.3  # part of the slice is at the skull base
+        self.d_cav = _cavity_depth(self) if low else self.d_in
+        self._frozen = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"SliceContext is read-only (cannot set {name!r})")
+        object.__setattr__(self, name, value)
 
     def z_at(self, v: float) -> float:
         """Height (mm) of this slice at antero-posterior position ``v`` (mm)."""
@@ -452,6 +488,31 @@ class SliceContext:
         return box, ramp(np.float32(radius) - dist, self.pix)
 
 
+@dataclass(frozen=True, eq=False)
+class BrainMaps:
+    """What the anatomy of one slice leaves for the intra-axial lesions (float32 ``(size, size)`` arrays).
+
+    Attributes
+    ----------
+    cav : numpy.ndarray
+        Occupancy (0..1) of the cranial cavity.
+    e_csf : numpy.ndarray
+        Signed distance (mm) to the nearest cortical CSF (negative inside sulci / the subarachnoid space).
+    vent : numpy.ndarray
+        CSF occupancy (0..1) of the ventricles.
+    vent_occ : numpy.ndarray
+        CSF occupancy of the occipital horns alone (where intraventricular blood layers).
+    cistern : numpy.ndarray
+        CSF occupancy of the basal cisterns, the Sylvian fissures and the interhemispheric fissure.
+    """
+
+    cav: np.ndarray
+    e_csf: np.ndarray
+    vent: np.ndarray
+    vent_occ: np.ndarray
+    cistern: np.ndarray
+
+
 def _paint(
     img: np.ndarray,
     item: tuple[tuple[slice, slice], np.ndarray] | None,
@@ -490,6 +551,12 @@ def render_slice(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one axial slice.
 
+    The steps, each given what it needs and returning what it computes: the slice's geometry
+    (:class:`SliceContext`, with the lesions' midline shift); scalp and skull; the extra-axial collections'
+    thickness (:meth:`Lesion.extra_axial <ich_viewer.phantom.lesions.Lesion.extra_axial>`); the brain, pushed
+    away from the inner table by them; deep structures, skull base and benign hyperdensities, which give the
+    CSF spaces (:class:`BrainMaps`); the lesions; the head holder; blur, noise and streaks.
+
     Parameters
     ----------
     head : Head
@@ -512,17 +579,15 @@ def render_slice(
     mask : numpy.ndarray
         uint8 ``(size, size)``: 0 no blood, k = label number k (1 epidural … 5 subdural).
     """
-    ctx = SliceContext(head, z, size, geometry)
+    ctx = SliceContext(head, z, size, geometry, shift=float(sum(les.midline_shift(z) for les in lesions)))
     t = ctx.t
     pix = ctx.pix
     mask = np.zeros((size, size), dtype=np.uint8)
-    ctx.shift = float(sum(les.midline_shift(z) for les in lesions))
 
     # --- surfaces: skin, outer table, inner table -------------------------------------------------
     thick = head.skull * (1.0 + 0.25 * max(0.0, 0.3 - t) / 0.3)
     d_in = ctx.d_in
     d_out = ctx.surface_depth(thick)
-    ctx.d_out = d_out
     temporalis = np.float32(5.0 * _bump(t, 0.4, 0.3)) * ctx.cos_t * ctx.cos_t
     d_skin = ctx.surface_depth(thick + head.scalp) + temporalis
     k_face = _bump(ctx.t_at(-0.72), 0.02, 0.22)
@@ -548,92 +613,34 @@ def render_slice(
     kv = np.float32(1.0 + (120.0 - head.kvp) / 400.0)  # lower tube voltage: denser-looking bone
     bone_val = np.where(in_table, np.float32(head.table_hu) * kv, np.float32(head.diploe_hu) * kv)
     hu += skull * (bone_val - hu)
-    low = ctx.z_lo / head.height < 0.3  # part of the slice is at the skull base
-    ctx.d_cav = _cavity_depth(ctx) if low else d_in
+    low = ctx.z_lo / head.height < 0.3  # part of the slice is at the skull base (ctx.d_cav < d_in there)
     base = ramp(d_in, pix) * ramp(-ctx.d_cav, pix)
     if low:
         tex = ctx.waves(head.depth_waves, 3.0)
         hu += base * (np.float32(head.diploe_hu * 1.15) + np.float32(220.0) * tex - hu)
 
     # --- brain ---------------------------------------------------------------------------------------
-    ctx.ext = np.zeros_like(hu)  # extra-axial collections' thickness (mm)
+    ext = np.zeros_like(hu)  # extra-axial collections' thickness (mm), stacked in lesion order
     ext_items = []
     for les in lesions:
-        item = les.extra_axial(ctx)
-        if item is not None:
-            ext_items.append((les, item))
-    d_b = ctx.d_cav - ctx.ext
-    c_sub = 0.5 + 2.5 * head.atrophy
-    d_c = d_b - np.float32(c_sub)
-    # gyral pattern: phase around the circumference warped by smooth 3-D fields; finer folia in the
-    # posterior fossa (cerebellum)
-    warp = ctx.waves(head.waves)
-    n_g = np.float32(head.n_gyri)
-    if ctx.z_lo / head.height < 0.31:
-        pf = _posterior_fossa(ctx)
-        ctx.pf = pf
-    else:
-        ctx.pf = None
-    fine = ctx.waves(head.waves[:3], 2.3, swap=True)
-    phase = n_g * ctx.theta + np.float32(2.6) * warp + np.float32(0.7) * fine
-    frac_phase = np.abs(
-        ((phase / np.float32(2 * math.pi)) + np.float32(0.5)) % np.float32(1.0) - np.float32(0.5)
-    )
-    local_period = np.float32(2 * math.pi) / n_g * np.maximum(ctx.r, 10.0)
-    dist_s = frac_phase * local_period
-    depth_var = ctx.waves(head.depth_waves)
-    sd = np.float32(head.sulcal_depth) * np.clip(np.float32(1.0) + np.float32(0.5) * depth_var, 0.15, 2.0)
-    # no sulci near the head centre (the phase pattern would converge into spokes there)
-    r_free = 0.35 * head.a if t >= 0.3 else 0.55 * head.a
-    sd *= np.clip((ctx.r - np.float32(r_free)) / np.float32(15.0), 0.0, 1.0)
-    if ctx.pf is not None:
-        # cerebellar folia: fine fissures running parallel to the surface
-        lam = np.float32(8.0)
-        fol = (d_c + np.float32(4.0) * warp + np.float32(2.0) * fine) / lam
-        dist_f = np.abs((fol + np.float32(0.5)) % np.float32(1.0) - np.float32(0.5)) * lam
-        dist_s = dist_s + ctx.pf * (dist_f - dist_s)
-        sd = sd + ctx.pf * (np.float32(40.0) - sd)
-        w_fol = np.float32(0.15 + 0.6 * head.atrophy)
-    w_s = np.float32(0.5 + 2.0 * head.atrophy) * (
-        np.float32(1.0) - np.float32(0.4) * np.clip(d_c / np.maximum(sd, np.float32(0.1)), 0, 1)
-    )
-    if ctx.pf is not None:
-        w_s = w_s + ctx.pf * (w_fol - w_s)
-    e = np.minimum(d_c, np.maximum(dist_s - w_s * 0.5, d_c - sd))
-    # shallower secondary sulci half-way between the main ones (a denser, branching surface pattern)
-    dist_2 = (np.float32(0.5) - frac_phase) * local_period
-    sd_2 = sd * np.clip(np.float32(0.45) - np.float32(0.35) * depth_var, 0.0, 0.8)
-    if ctx.pf is not None:
-        sd_2 = sd_2 * (np.float32(1.0) - ctx.pf)
-    e = np.minimum(e, np.maximum(dist_2 - w_s * 0.4, d_c - sd_2))
-    g_thick = np.float32(2.8)
-    nonc = ramp(e, pix)
-    whitef = ramp(e - g_thick, max(pix, 1.6))
-    brain_val = np.float32(head.csf_hu) + nonc * np.float32(head.grey_hu - head.csf_hu)
-    brain_val += whitef * np.float32(head.white_hu - head.grey_hu)
-    cav = ramp(ctx.d_cav, pix)
-    ctx.cav = cav
-    # beam hardening makes the brain just under the inner table slightly denser
-    brain_val += np.float32(4.0) * np.exp(-np.maximum(d_b, 0.0) * np.float32(1.0 / 5.0))
-    hu += cav * (brain_val - hu)
-    # CSF fraction of the cortical mantle (sulci + subarachnoid space), used by subarachnoid blood
-    ctx.csf = (1.0 - nonc) * cav
-    ctx.e_csf = (
-        e  # signed distance (mm) to the nearest cortical CSF (negative inside sulci / subarachnoid space)
-    )
-
-    _deep_structures(ctx, hu)
-    _skull_base(ctx, hu)
-    _confounders(ctx, hu)
+        h = les.extra_axial(ctx)
+        if h is not None:
+            ext_items.append((les, ext.copy(), h))
+            ext += h
+    cav, e_csf = _brain(ctx, hu, ext)
+    vent, vent_occ, cistern = _deep_structures(ctx, hu, cav)
+    _skull_base(ctx, hu, d_out)
+    _confounders(ctx, hu, cav)
+    brain = BrainMaps(cav=cav, e_csf=e_csf, vent=vent, vent_occ=vent_occ, cistern=cistern)
 
     # --- lesions -------------------------------------------------------------------------------------
     for les in lesions:
-        les.paint(ctx, hu, mask)
-    for les, item in ext_items:
-        les.paint_extra_axial(ctx, hu, mask, item)
+        les.paint(ctx, brain, hu, mask)
+    for les, below, h in ext_items:
+        les.paint_extra_axial(ctx, hu, mask, below, h)
 
-    if head.holder:
-        _holder(ctx, hu)
+    if head.holder:  # plastic, fixed to the scanner
+        hu += ctx.geometry.holder(head) * (np.float32(180.0) - hu) * (hu < -500)
 
     # --- acquisition: blur, noise, streaks -----------------------------------------------------------
     sigma = 0.38 / pix
@@ -647,6 +654,67 @@ def render_slice(
         if head.streak_hu > 0:
             _streaks(ctx, hu, rng)
     return hu, mask
+
+
+def _brain(ctx: SliceContext, hu: np.ndarray, ext: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Paint the brain (cortex with its gyri and sulci, white matter, cerebellar folia) into ``hu``.
+
+    ``ext`` is the thickness (mm) of the extra-axial collections that push the brain away from the inner
+    table. Returns ``(cav, e_csf)``: the occupancy of the cranial cavity and the signed distance (mm) to the
+    nearest cortical CSF (see :class:`BrainMaps`).
+    """
+    head, t, pix = ctx.head, ctx.t, ctx.pix
+    d_b = ctx.d_cav - ext
+    c_sub = 0.5 + 2.5 * head.atrophy
+    d_c = d_b - np.float32(c_sub)
+    # gyral pattern: phase around the circumference warped by smooth 3-D fields; finer folia in the
+    # posterior fossa (cerebellum)
+    warp = ctx.waves(head.waves)
+    n_g = np.float32(head.n_gyri)
+    pf = _posterior_fossa(ctx) if ctx.z_lo / head.height < 0.31 else None
+    fine = ctx.waves(head.waves[:3], 2.3, swap=True)
+    phase = n_g * ctx.theta + np.float32(2.6) * warp + np.float32(0.7) * fine
+    frac_phase = np.abs(
+        ((phase / np.float32(2 * math.pi)) + np.float32(0.5)) % np.float32(1.0) - np.float32(0.5)
+    )
+    local_period = np.float32(2 * math.pi) / n_g * np.maximum(ctx.r, 10.0)
+    dist_s = frac_phase * local_period
+    depth_var = ctx.waves(head.depth_waves)
+    sd = np.float32(head.sulcal_depth) * np.clip(np.float32(1.0) + np.float32(0.5) * depth_var, 0.15, 2.0)
+    # no sulci near the head centre (the phase pattern would converge into spokes there)
+    r_free = 0.35 * head.a if t >= 0.3 else 0.55 * head.a
+    sd *= np.clip((ctx.r - np.float32(r_free)) / np.float32(15.0), 0.0, 1.0)
+    if pf is not None:
+        # cerebellar folia: fine fissures running parallel to the surface
+        lam = np.float32(8.0)
+        fol = (d_c + np.float32(4.0) * warp + np.float32(2.0) * fine) / lam
+        dist_f = np.abs((fol + np.float32(0.5)) % np.float32(1.0) - np.float32(0.5)) * lam
+        dist_s = dist_s + pf * (dist_f - dist_s)
+        sd = sd + pf * (np.float32(40.0) - sd)
+        w_fol = np.float32(0.15 + 0.6 * head.atrophy)
+    w_s = np.float32(0.5 + 2.0 * head.atrophy) * (
+        np.float32(1.0) - np.float32(0.4) * np.clip(d_c / np.maximum(sd, np.float32(0.1)), 0, 1)
+    )
+    if pf is not None:
+        w_s = w_s + pf * (w_fol - w_s)
+    e = np.minimum(d_c, np.maximum(dist_s - w_s * 0.5, d_c - sd))
+    # shallower secondary sulci half-way between the main ones (a denser, branching surface pattern)
+    dist_2 = (np.float32(0.5) - frac_phase) * local_period
+    sd_2 = sd * np.clip(np.float32(0.45) - np.float32(0.35) * depth_var, 0.0, 0.8)
+    if pf is not None:
+        sd_2 = sd_2 * (np.float32(1.0) - pf)
+    e = np.minimum(e, np.maximum(dist_2 - w_s * 0.4, d_c - sd_2))
+    g_thick = np.float32(2.8)
+    nonc = ramp(e, pix)
+    whitef = ramp(e - g_thick, max(pix, 1.6))
+    brain_val = np.float32(head.csf_hu) + nonc * np.float32(head.grey_hu - head.csf_hu)
+    brain_val += whitef * np.float32(head.white_hu - head.grey_hu)
+    cav = ramp(ctx.d_cav, pix)
+    # beam hardening makes the brain just under the inner table slightly denser
+    brain_val += np.float32(4.0) * np.exp(-np.maximum(d_b, 0.0) * np.float32(1.0 / 5.0))
+    hu += cav * (brain_val - hu)
+    # e: signed distance (mm) to the nearest cortical CSF (negative inside sulci / subarachnoid space)
+    return cav, e
 
 
 def _ellipse_depth(ctx: SliceContext, cu: float, cv: float, ru: float, rv: float) -> np.ndarray:
@@ -706,30 +774,22 @@ def _posterior_fossa(ctx: SliceContext) -> np.ndarray:
     return ramp(ctx.v - curve, 4.0) * np.float32(k)
 
 
-def _holder(ctx: SliceContext, hu: np.ndarray) -> None:
-    """A thin plastic head holder curving behind the head (fixed to the scanner, not the head)."""
-    geo = ctx.geometry
-    if geo._holder is None:
-        head = ctx.head
-        x = geo.dx.astype(np.float32)[np.newaxis, :]
-        y = geo.dy.astype(np.float32)[:, np.newaxis] + np.float32(10.0)
-        ra, rb = head.a + head.skull + head.scalp + 16.0, head.b + head.skull + head.scalp + 10.0
-        rho = np.sqrt((x / np.float32(ra)) ** 2 + (y / np.float32(rb)) ** 2)
-        dist = np.abs(rho - np.float32(1.0)) * np.float32(0.5 * (ra + rb))
-        geo._holder = ramp(np.float32(1.2) - dist, ctx.pix) * ramp(y + np.float32(10.0), 8.0)
-    hu += geo._holder * (np.float32(180.0) - hu) * (hu < -500)
+def _deep_structures(
+    ctx: SliceContext, hu: np.ndarray, cav: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paint the ventricles, deep grey nuclei, cisterns, brainstem, Sylvian fissures and falx (with midline
+    shift) into ``hu``, within the cranial cavity ``cav``.
 
-
-def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
-    """Ventricles, deep grey nuclei, cisterns, brainstem, Sylvian fissures, falx (with midline shift)."""
+    Returns ``(vent, vent_occ, cistern)``: the CSF occupancies of :class:`BrainMaps`.
+    """
     head, t = ctx.head, ctx.t
     a, b = head.a, head.b
     vs = head.vent_scale
     csf, grey = head.csf_hu, head.grey_hu
     white = head.white_hu
-    ctx.vent = np.zeros_like(hu)
-    ctx.vent_occ = np.zeros_like(hu)
-    ctx.cistern = np.zeros_like(hu)
+    vent = np.zeros_like(hu)
+    vent_occ = np.zeros_like(hu)
+    cistern = np.zeros_like(hu)
 
     # Sylvian fissures with insular cortex
     k = _bump(ctx.t_at(-0.1), 0.4, 0.14)
@@ -744,15 +804,15 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
                 (p1, p2, width * 0.8),
                 ((sgn * 0.6 * a, -0.2 * b), (sgn * 0.6 * a, 0.1 * b), width * 0.5),
             ):
-                _paint(hu, ctx.capsule(q0, q1, 3.0 * k + w), grey, within=ctx.cav)
+                _paint(hu, ctx.capsule(q0, q1, 3.0 * k + w), grey, within=cav)
             for q0, q1, w in (
                 (p0, p1, width),
                 (p1, p2, width * 0.8),
                 ((sgn * 0.6 * a, -0.2 * b), (sgn * 0.6 * a, 0.1 * b), width * 0.5),
             ):
                 item = ctx.capsule(q0, q1, w)
-                _paint(hu, item, csf, within=ctx.cav)
-                _add_csf(ctx.cistern, item)
+                _paint(hu, item, csf, within=cav)
+                _add_csf(cistern, item)
 
     # lentiform nuclei and thalami (grey, slightly denser than white matter)
     for sgn in (-1.0, 1.0):
@@ -795,9 +855,9 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
                 sgn * (cu * a + (ru_mm - ru * a) * 0.8), cv * b, ru_mm, rv * b * k * min(vs, 1.25), sgn * ang
             )
             _paint(hu, item, csf)
-            _add_csf(ctx.vent, item)
+            _add_csf(vent, item)
             if occ:
-                _add_csf(ctx.vent_occ, item)
+                _add_csf(vent_occ, item)
     # caudate heads indent the frontal horns from the side
     k = _bump(ctx.t_at(-0.2), 0.5, 0.12)
     if k > 0:
@@ -808,18 +868,18 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
             _paint(hu, item, grey)
             if item is not None:
                 box, frac = item
-                ctx.vent[box] *= 1.0 - frac
+                vent[box] *= 1.0 - frac
     # third and fourth ventricles
     k = _bump(ctx.t_at(0.03), 0.37, 0.07)
     if k > 0:
         item = ctx.ellipse(0.0, 0.03 * b, (1.5 + 3.5 * head.atrophy) * k, 0.11 * b * k)
         _paint(hu, item, csf)
-        _add_csf(ctx.vent, item)
+        _add_csf(vent, item)
     k = _bump(ctx.t_at(0.33), 0.14, 0.07)
     if k > 0:
         item = ctx.ellipse(0.0, 0.33 * b, 0.07 * a * k * vs, 0.04 * b * k * vs)
         _paint(hu, item, csf)
-        _add_csf(ctx.vent, item)
+        _add_csf(vent, item)
 
     # choroid plexus calcification in the atria
     if head.choroid_hu > 0:
@@ -833,18 +893,18 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
     if k > 0:
         item = ctx.ellipse(0.0, -0.1 * b, 0.17 * a * k, 0.12 * b * k)
         _paint(hu, item, csf)
-        _add_csf(ctx.cistern, item)
+        _add_csf(cistern, item)
     k = _bump(ctx.t_at(0.1), 0.16, 0.16)
     if k > 0:
         cis = 1.2 + 2.5 * head.atrophy
         item = ctx.ellipse(0.0, 0.1 * b - cis * 0.7, (0.2 * a + cis * 0.6) * k, (0.17 * b + cis * 0.7) * k)
         _paint(hu, item, csf)
-        _add_csf(ctx.cistern, item)
+        _add_csf(cistern, item)
         stem = ctx.ellipse(0.0, 0.1 * b, 0.2 * a * k, 0.17 * b * k, soft=1.5)
         _paint(hu, stem, white + 3)
         if stem is not None:
             box, frac = stem
-            ctx.cistern[box] *= 1.0 - frac
+            cistern[box] *= 1.0 - frac
 
     # interhemispheric fissure and falx; tentorium on low slices
     if t > 0.3:
@@ -852,16 +912,17 @@ def _deep_structures(ctx: SliceContext, hu: np.ndarray) -> None:
         width = 0.8 + 1.2 * head.atrophy
         for v0, v1 in ((-b * 1.1, -b * (1.0 - span)), (b * (1.0 - span), b * 1.1)):
             item = ctx.capsule((0.0, v0), (0.0, v1), width, deep=True)
-            _paint(hu, item, csf, within=ctx.cav)
-            _add_csf(ctx.cistern, item)
+            _paint(hu, item, csf, within=cav)
+            _add_csf(cistern, item)
             falx = ctx.capsule((0.0, v0), (0.0, v1), 0.45, deep=True)
-            _paint(hu, falx, head.tentorium_hu + 10, 0.8, within=ctx.cav)
+            _paint(hu, falx, head.tentorium_hu + 10, 0.8, within=cav)
     k = _bump(ctx.t_at(0.25), 0.3, 0.08)
     if k > 0:
         for sgn in (-1.0, 1.0):
             p0, p1 = tentorium_line(ctx, sgn)
-            _paint(hu, ctx.capsule(p0, p1, 0.5), head.tentorium_hu, 0.7 * k, within=ctx.cav)
-    ctx.cistern *= ramp(ctx.d_cav, ctx.pix)
+            _paint(hu, ctx.capsule(p0, p1, 0.5), head.tentorium_hu, 0.7 * k, within=cav)
+    cistern *= ramp(ctx.d_cav, ctx.pix)
+    return vent, vent_occ, cistern
 
 
 def tentorium_line(ctx: SliceContext, sgn: float) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -896,8 +957,11 @@ def _air_cells(ctx: SliceContext, item, period: float, air_fraction: float) -> t
     return box, frac * air
 
 
-def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
-    """Low slices: orbits, sinuses, petrous bones with mastoid air cells, clivus, frontal sinus."""
+def _skull_base(ctx: SliceContext, hu: np.ndarray, d_out: np.ndarray) -> None:
+    """Low slices: orbits, sinuses, petrous bones with mastoid air cells, clivus, frontal sinus.
+
+    ``d_out`` is the depth (mm) below the outer table (the frontal sinus lies between the tables).
+    """
     head = ctx.head
     a, b = head.a, head.b
     if ctx.t_at(-1.0) < 0.34 and head.frontal_sinus > 0:
@@ -907,7 +971,7 @@ def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
             item = ctx.ellipse(0.0, -b * sc - 4.0, head.frontal_sinus * k, 14.0, deep=False)
             if item is not None:
                 box, frac = item
-                inside_bone = ramp(-ctx.d_in[box] - 1.8, ctx.pix) * ramp(ctx.d_out[box] - 1.8, ctx.pix)
+                inside_bone = ramp(-ctx.d_in[box] - 1.8, ctx.pix) * ramp(d_out[box] - 1.8, ctx.pix)
                 _paint(hu, (box, frac * inside_bone), -900.0)
     if ctx.z_lo / head.height > 0.3:
         return
@@ -947,8 +1011,8 @@ def _skull_base(ctx: SliceContext, hu: np.ndarray) -> None:
         _paint(hu, ctx.capsule((0.0, -0.3 * b), (0.0, -0.08 * b), 7.0 * k), head.diploe_hu * 1.2)
 
 
-def _confounders(ctx: SliceContext, hu: np.ndarray) -> None:
-    """Benign hyperdensities: pineal and falx calcification, dense venous sinuses."""
+def _confounders(ctx: SliceContext, hu: np.ndarray, cav: np.ndarray) -> None:
+    """Benign hyperdensities: pineal and falx calcification, dense venous sinuses (``cav``: cranial cavity)."""
     head, t = ctx.head, ctx.t
     b = head.b
     if head.pineal_hu > 0:
@@ -963,7 +1027,7 @@ def _confounders(ctx: SliceContext, hu: np.ndarray) -> None:
                 hu,
                 ctx.capsule((0.0, v0), (0.0, v0 + 9 * k), 1.3, deep=True),
                 head.falx_calc_hu,
-                within=ctx.cav,
+                within=cav,
             )
     if t > 0.35:  # superior sagittal sinus: a small dense triangle at the midline under the inner table
         s = ctx.level_scale(0.0)
@@ -978,7 +1042,7 @@ def _confounders(ctx: SliceContext, hu: np.ndarray) -> None:
         for sgn in (-1.0, 1.0):
             p0 = (sgn * 0.15 * head.a, b * s * 0.93)
             p1 = (sgn * 0.7 * head.a, b * s * 0.62)
-            _paint(hu, ctx.capsule(p0, p1, 2.0 * k), 57.0, 0.9, within=ctx.cav)
+            _paint(hu, ctx.capsule(p0, p1, 2.0 * k), 57.0, 0.9, within=cav)
 
 
 def _streaks(ctx: SliceContext, hu: np.ndarray, rng: np.random.Generator) -> None:

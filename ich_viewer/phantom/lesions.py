@@ -1,7 +1,11 @@
-"""Hemorrhages of the synthetic head CT as 3-D objects in head coordinates (see :mod:`phantom_anatomy`).
+"""Hemorrhages of the synthetic head CT as 3-D objects in head coordinates (see :mod:`.anatomy`).
 
-Each lesion draws itself into a slice (:class:`~ich_viewer.phantom.anatomy.SliceContext`): it blends its
-density into the HU image and writes its label number into the mask where it occupies at least half a pixel.
+Each lesion draws itself into a slice, given the slice's geometry
+(:class:`~ich_viewer.phantom.anatomy.SliceContext`) and, for intra-axial lesions, the CSF spaces the anatomy
+left (:class:`~ich_viewer.phantom.anatomy.BrainMaps`): it blends its density into the HU image and writes its
+label number into the mask where it occupies at least half a pixel. Extra-axial collections first say how thick
+they are (:meth:`Lesion.extra_axial`), so that the brain is drawn pushed away from the inner table, and are
+painted after the brain.
 Label numbers follow :data:`ich_viewer.core.labels.LABELS`: 1 epidural, 2 intraparenchymal, 3 intraventricular,
 4 subarachnoid, 5 subdural.
 """
@@ -13,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ich_viewer.phantom.anatomy import Head, SliceContext, ramp, tentorium_line
+from ich_viewer.phantom.anatomy import BrainMaps, Head, SliceContext, ramp, tentorium_line
 
 __all__ = [
     "EPIDURAL",
@@ -58,15 +62,20 @@ class Lesion:
         """Midline shift (mm, patient-left positive) this lesion causes at height ``z``."""
         return 0.0
 
-    def extra_axial(self, ctx: SliceContext):
-        """Reserve room under the inner table (extra-axial collections only); returns an item or None."""
+    def extra_axial(self, ctx: SliceContext) -> np.ndarray | None:
+        """Thickness (mm, float32 ``(size, size)``) of the room this collection takes under the inner table on
+        this slice; None for intra-axial lesions and where the collection does not reach the slice."""
         return None
 
-    def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
-        """Draw an intra-axial lesion into ``hu`` and ``mask``."""
+    def paint(self, ctx: SliceContext, brain: BrainMaps, hu: np.ndarray, mask: np.ndarray) -> None:
+        """Draw an intra-axial lesion into ``hu`` and ``mask`` (float32 / uint8 ``(size, size)``, in place)."""
 
-    def paint_extra_axial(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray, item) -> None:
-        """Draw an extra-axial collection reserved by :meth:`extra_axial`."""
+    def paint_extra_axial(
+        self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray, below: np.ndarray, h: np.ndarray
+    ) -> None:
+        """Draw an extra-axial collection of thickness ``h`` (mm, from :meth:`extra_axial`); ``below`` is the
+        thickness of the collections before it in the slice's lesion list, which lie between it and the inner
+        table."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,7 @@ class _Convexity(Lesion):
     def midline_shift(self, z: float) -> float:
         return self.shift_mm * math.exp(-(((z - self.z0) / (self.zr + 25.0)) ** 2))
 
-    def extra_axial(self, ctx: SliceContext):
+    def extra_axial(self, ctx: SliceContext) -> np.ndarray | None:
         nearest = min(max(self.z0, ctx.z_lo), ctx.z_hi)
         if abs(nearest - self.z0) >= self.zr:
             return None
@@ -99,16 +108,15 @@ class _Convexity(Lesion):
         h = np.float32(self.h_max) * np.power(np.clip(np.float32(1.0) - s2, 0.0, 1.0), np.float32(self.power))
         if float(h.max()) < 0.3:
             return None
-        lo = ctx.ext.copy()
-        ctx.ext += h
-        return lo, h
+        return h
 
-    def paint_extra_axial(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray, item) -> None:
-        lo, h = item
+    def paint_extra_axial(
+        self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray, below: np.ndarray, h: np.ndarray
+    ) -> None:
         rows = np.flatnonzero(h.max(axis=1) > 0)
         cols = np.flatnonzero(h.max(axis=0) > 0)
         box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        d = ctx.d_in[box] - lo[box]
+        d = ctx.d_in[box] - below[box]
         hb = h[box]
         frac = ramp(d, ctx.pix) * ramp(hb - d, ctx.pix) * (hb > 0.05)
         # not into the skull-base bone of low slices
@@ -138,12 +146,12 @@ class Subdural(_Convexity):
     vr: float = 30.0
     side: float = 1.0  # falx: which side of the falx; tentorium: which half (0 = both)
 
-    def extra_axial(self, ctx: SliceContext):
+    def extra_axial(self, ctx: SliceContext) -> np.ndarray | None:
         if self.falx or self.tentorial:
             return None
         return super().extra_axial(ctx)
 
-    def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
+    def paint(self, ctx: SliceContext, brain: BrainMaps, hu: np.ndarray, mask: np.ndarray) -> None:
         if not (self.falx or self.tentorial):
             return
         dz = (ctx.z_at(0.25 * ctx.head.b if self.tentorial else self.v0) - self.z0) / self.zr
@@ -199,7 +207,7 @@ class Intraparenchymal(Lesion):
     def midline_shift(self, z: float) -> float:
         return self.shift_mm * math.exp(-(((z - self.z0) / (self.zr + 25.0)) ** 2))
 
-    def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
+    def paint(self, ctx: SliceContext, brain: BrainMaps, hu: np.ndarray, mask: np.ndarray) -> None:
         z = ctx.z_at(self.v0)
         dz = (z - self.z0) / (self.zr + self.edema_mm)
         if abs(dz) >= 1.0:
@@ -239,7 +247,7 @@ class Intraventricular(Lesion):
     v0: float = 0.0
     radius: float = 30.0
 
-    def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
+    def paint(self, ctx: SliceContext, brain: BrainMaps, hu: np.ndarray, mask: np.ndarray) -> None:
         if abs(ctx.z_at(self.v0 if self.casting else self.level_v) - self.z0) >= self.zr:
             return
         if self.casting:
@@ -247,9 +255,9 @@ class Intraventricular(Lesion):
             if item is None:
                 return
             box, region = item
-            frac = ctx.vent[box] * region
+            frac = brain.vent[box] * region
         else:
-            src = ctx.vent_occ
+            src = brain.vent_occ
             rows = np.flatnonzero(src.max(axis=1) > 0)
             if rows.size == 0:
                 return
@@ -270,7 +278,7 @@ class Subarachnoid(Lesion):
     radius: float = 30.0
     widen: float = 0.5
 
-    def paint(self, ctx: SliceContext, hu: np.ndarray, mask: np.ndarray) -> None:
+    def paint(self, ctx: SliceContext, brain: BrainMaps, hu: np.ndarray, mask: np.ndarray) -> None:
         dz = (ctx.z_at(self.v0) - self.z0) / self.zr
         if abs(dz) >= 1.0:
             return
@@ -280,11 +288,11 @@ class Subarachnoid(Lesion):
             return
         box, region = item
         # blood distends the sulci it fills: widen the cortical CSF spaces by ``widen`` mm
-        sulci = ramp(np.float32(self.widen) - ctx.e_csf[box], ctx.pix) * ctx.cav[box]
-        space = np.maximum(sulci, ctx.cistern[box])
+        sulci = ramp(np.float32(self.widen) - brain.e_csf[box], ctx.pix) * brain.cav[box]
+        space = np.maximum(sulci, brain.cistern[box])
         # only where the pixel is still soft tissue / CSF (not bone of the skull base, not ventricles)
         cur = hu[box]
-        ok = (cur > -30) & (cur < 60) & (ctx.vent[box] < 0.5)
+        ok = (cur > -30) & (cur < 60) & (brain.vent[box] < 0.5)
         frac = space * region * ok * np.float32(0.95)
         if float(frac.max()) <= 0:
             return

@@ -293,6 +293,7 @@ class TestGenerateSlice:
             assert list(p.labels[1:]) == [int(c >= min_voxels(128)) for c in counts[1:]]
             assert p.labels[0] == p.labels[1:].max()
 
+    @pytest.mark.benchmark
     def test_fast(self):
         generate_slice(0, "random", 256)
         t0 = time.perf_counter()
@@ -391,7 +392,7 @@ class TestDicom:
         )
 
 
-@pytest.mark.slow
+@pytest.mark.benchmark
 def test_full_study_speed():
     generate_study(0, n_slices=4, size=512)
     t0 = time.perf_counter()
