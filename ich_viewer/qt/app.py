@@ -11,12 +11,13 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from ich_viewer import __version__
 from ich_viewer.qt.main_window import MainWindow
@@ -178,23 +179,24 @@ class ScreenshotDriver:
 
 
 class StartupTrace(QObject):
-    """Prints ``ich-viewer-startup: shown <epoch s>`` at the slice view's first paint and ``first-slice <epoch s>``
-    at its first paint with a slice, on stderr (``ICH_VIEWER_STARTUP_TRACE``; used by the start-up benchmark).
-    With ``exit_on_first_slice`` the app quits right after the first slice is painted."""
+    """Prints ``ich-viewer-startup: shown <epoch s>`` at the first paint of ``widget`` (the slice view's viewport)
+    and ``first-slice <epoch s>`` at its first paint while ``has_slice()``, on stderr (``ICH_VIEWER_STARTUP_TRACE``;
+    used by the start-up benchmark). With ``exit_on_first_slice`` the app quits right after the first slice is
+    painted."""
 
-    def __init__(self, window: MainWindow, *, exit_on_first_slice: bool) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, widget: QWidget, has_slice: Callable[[], bool], *, exit_on_first_slice: bool) -> None:
+        super().__init__(widget)
+        self.has_slice = has_slice
         self.exit_on_first_slice = exit_on_first_slice
         self.shown = False
-        window.slice_view.viewport().installEventFilter(self)
+        widget.installEventFilter(self)
 
     def eventFilter(self, obj, ev) -> bool:
         if ev.type() == QEvent.Type.Paint:
             if not self.shown:
                 self.shown = True
                 print(f"ich-viewer-startup: shown {time.time():.6f}", file=sys.stderr, flush=True)
-            if self.window.slice_view.slice_hu is not None:
+            if self.has_slice():
                 print(f"ich-viewer-startup: first-slice {time.time():.6f}", file=sys.stderr, flush=True)
                 obj.removeEventFilter(self)
                 if self.exit_on_first_slice:
@@ -242,7 +244,10 @@ def run_app(args: argparse.Namespace) -> int:
         window.ai.prediction_ready.connect(on_prediction)
     trace = os.environ.get(STARTUP_TRACE_ENV, "")
     if trace:
-        window.startup_trace = StartupTrace(window, exit_on_first_slice=trace == "exit")
+        view = window.slice_view
+        window.startup_trace = StartupTrace(
+            view.viewport(), lambda: view.slice_hu is not None, exit_on_first_slice=trace == "exit"
+        )
     window.show()
 
     path = getattr(args, "path", None)

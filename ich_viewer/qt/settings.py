@@ -18,7 +18,6 @@ MAX_RECENT = 10
 
 #: What each mouse button does when dragged on the image ("window" = W/L, "pan", "zoom").
 MOUSE_ACTIONS = ("window", "pan", "zoom")
-DEFAULT_MOUSE_MAPPING = {"left": "window", "middle": "pan", "right": "zoom"}
 
 
 def make_settings() -> QSettings:

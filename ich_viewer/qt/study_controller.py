@@ -331,12 +331,10 @@ class StudyController(QObject):
         if int(self.decoded.sum()) == 1 and not self.info.is_ct:
             self.initial_window = auto_window(hu)
             self.set_window(self.initial_window.center, self.initial_window.width, self.initial_window.name)
-        self.slice_decoded.emit(progress)
-        if progress.index == self.index or self._user_navigated:
-            return
-        if nothing_shown or progress.index == self._target_index:
+        if not self._user_navigated and (nothing_shown or progress.index == self._target_index):
             # first slice on screen as soon as one is decoded; jump to the target slice when it arrives
             self.set_index(progress.index)
+        self.slice_decoded.emit(progress)
 
     def _on_load_returned(self, result: StudyLoaded) -> None:
         series = result.series

@@ -429,18 +429,22 @@ class TestPreferencesAndExport:
 class TestStreaming:
     def test_a_slice_is_on_screen_before_the_whole_series_has_loaded(self, qtbot, window, ct_study):
         folder, hu = ct_study(n_slices=12)
-        shown_while_loading: list[int] = []
+        on_screen: list[tuple[int, int | None]] = []  # (slice just decoded, slice on screen)
 
-        def on_slice_decoded(_progress) -> None:  # connected after the window's views: they have updated
-            if window.series is None and window.slice_view.slice_hu is not None:
-                shown_while_loading.append(window.slice_view.index)
+        def on_slice_decoded(progress) -> None:  # connected after the window's views: they have updated
+            if window.series is None:
+                view = window.slice_view
+                on_screen.append((progress.index, view.index if view.slice_hu is not None else None))
 
         window.study.slice_decoded.connect(on_slice_decoded)
         with qtbot.waitSignal(window.series_loaded, timeout=LOAD_TIMEOUT_MS):
             window.open_path(folder)
-        assert shown_while_loading, "no slice was shown before the whole series had loaded"
-        # the view jumps to the middle slice (the target) once it is decoded, then stays there
-        assert shown_while_loading[-1] == 6 == window.study.index
+        assert len(on_screen) == 12
+        first_decoded, shown = on_screen[0]
+        assert shown == first_decoded, "the first decoded slice is shown at once"
+        # then the view jumps to the middle slice (the target) once it is decoded, and stays there
+        assert on_screen[-1][1] == 6 == window.study.index
+        assert (6, 6) in on_screen
         np.testing.assert_array_equal(window.slice_view.image_item.image, hu[6])
 
 

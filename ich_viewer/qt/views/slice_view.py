@@ -82,7 +82,6 @@ class _ReadingViewBox(pg.ViewBox):
 
     window_dragged = Signal(float, float)  # dx, dy in screen pixels since the last event
     slice_stepped = Signal(int)
-    drag_started = Signal()
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
@@ -104,8 +103,6 @@ class _ReadingViewBox(pg.ViewBox):
             ev.ignore()
             return
         ev.accept()
-        if ev.isStart():
-            self.drag_started.emit()
         delta = ev.pos() - ev.lastPos()
         if action == "window":
             self.window_dragged.emit(float(delta.x()), float(delta.y()))
@@ -156,14 +153,11 @@ class SliceView(pg.GraphicsView):
         Mouse W/L drag: ``(dx, dy)`` in screen pixels.
     cursor_moved(object)
         A :class:`CursorReadout`, or None when the mouse leaves the image.
-    view_changed()
-        Zoom or pan changed.
     """
 
     slice_step_requested = Signal(int)
     window_drag = Signal(float, float)
     cursor_moved = Signal(object)
-    view_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, background="k")
@@ -253,7 +247,7 @@ class SliceView(pg.GraphicsView):
         return self.slice_hu is not None and self.index == index
 
     def _on_study_slice_decoded(self, progress: LoadProgress) -> None:
-        if progress.index == self.study.index:
+        if progress.index == self.study.index and not self.shows(progress.index):
             self.show_current()
 
     def _on_study_series_loaded(self, series: Series) -> None:
@@ -519,7 +513,6 @@ class SliceView(pg.GraphicsView):
 
     def _on_viewbox_range_changed(self, *_args) -> None:
         self._refresh_overlays()
-        self.view_changed.emit()
 
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
