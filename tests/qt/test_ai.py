@@ -6,17 +6,21 @@ import csv
 import json
 import shutil
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pydicom
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtWidgets import QWidget
 
 from ich_viewer import DEMO_MODEL_STATEMENT
 from ich_viewer.core.labels import LABELS
+from ich_viewer.qt.ai.controller import AiController
 from ich_viewer.qt.ai.study_summary import CLEAR_TEXT, FLAGGED_TEXT
 from ich_viewer.qt.main_window import MainWindow
-from ich_viewer.qt.settings import make_settings
+from ich_viewer.qt.settings import Preferences, make_settings
+from ich_viewer.qt.study_controller import StudyController
 from tests.inference.helpers import write_tiny_model_folder
 
 AI_TIMEOUT_MS = 180_000
@@ -269,3 +273,27 @@ class TestHeatmap:
         qtbot.keyClick(win.slice_view, Qt.Key.Key_G)
         qtbot.waitUntil(lambda: item.isVisible(), timeout=AI_TIMEOUT_MS)
         assert win.grab_view().toImage() == with_overlay
+
+
+class TestHostInterface:
+    def test_the_ai_runs_without_a_main_window(self, qtbot, tmp_path):
+        """The controller needs a study, preferences and a parent widget: no window, no TensorFlow."""
+        host = SimpleNamespace(
+            prefs=Preferences(auto_ai=False),
+            settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+        )
+        parent = QWidget()
+        qtbot.addWidget(parent)
+        study = StudyController()
+        ai = AiController(study, host, parent)
+        seen: list[tuple[str, object]] = []
+        ai.dock_visibility_changed.connect(lambda v: seen.append(("dock", v)))
+        ai.results_visibility_changed.connect(lambda v: seen.append(("results", v)))
+        ai.status.connect(lambda text, _ms: seen.append(("status", text)))
+        assert {"run_ai", "heatmap", "export_csv", "export_json", "auto_ai"} <= set(ai.acts)
+        assert not ai.acts["export_csv"].isEnabled() and not ai.acts["auto_ai"].isChecked()
+        ai.run_current()  # nothing loaded
+        ai.configure(enabled=False)
+        assert seen == [("status", "Load a series first"), ("dock", False), ("results", False)]
+        ai.acts["auto_ai"].trigger()
+        assert host.prefs.auto_ai and Preferences.load(host.settings).auto_ai
