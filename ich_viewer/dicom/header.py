@@ -486,7 +486,12 @@ def _viewer_meta(ds: Dataset) -> dict[str, Any]:
         "kvp": _first_float(_get(ds, "KVP")),
         "window_center": _first_float(_get(ds, "WindowCenter")),
         "window_width": _first_float(_get(ds, "WindowWidth")),
+        "body_part": _text(ds, "BodyPartExamined"),
+        "contrast_agent": _text(ds, "ContrastBolusAgent"),
+        "convolution_kernel": _text(ds, "ConvolutionKernel"),
+        "image_type": _text(ds, "ImageType"),
     }
+
 
 
 def viewer_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -495,7 +500,9 @@ def viewer_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     Keys: ``patient_name``, ``patient_id``, ``patient_age``, ``patient_sex``, ``patient_birth_date``,
     ``study_date``, ``study_time``, ``study_description``, ``description`` (series), ``institution``,
     ``manufacturer`` (str); ``kvp``, ``window_center``, ``window_width`` (float or None; the first value of a
-    multi-valued (0028,1050)/(0028,1051)).
+    multi-valued (0028,1050)/(0028,1051)); ``body_part`` (0018,0015), ``contrast_agent`` (0018,0010),
+    ``convolution_kernel`` (0018,1210) and ``image_type`` (0008,0008) as text (multiple values joined by
+    backslashes).
     """
     try:
         return _viewer_meta(read_header(path))

@@ -117,7 +117,10 @@ class SeriesInfo:
     """One series as found by a scan: metadata and ordered slices, no pixels yet.
 
     ``slices`` are in display order (ascending position along the slice normal). ``spacing_mm`` is
-    ``(between slices, row spacing, column spacing)``.
+    ``(between slices, row spacing, column spacing)``. The metadata fields come from the series' first file;
+    ``body_part`` is (0018,0015) Body Part Examined, ``contrast_agent`` (0018,0010) Contrast/Bolus Agent,
+    ``convolution_kernel`` (0018,1210) Convolution Kernel and ``image_type`` (0008,0008) Image Type (values
+    joined by backslashes).
     """
 
     series_uid: str
@@ -146,6 +149,10 @@ class SeriesInfo:
     window_center: float | None = None
     window_width: float | None = None
     transfer_syntax: str = ""
+    body_part: str = ""
+    contrast_agent: str = ""
+    convolution_kernel: str = ""
+    image_type: str = ""
 
     @property
     def n_slices(self) -> int:

@@ -417,6 +417,10 @@ def _build_series(group: _Group, parts: int) -> SeriesInfo:
         slice_thickness=thickness,
         window_center=meta.get("window_center"),
         window_width=meta.get("window_width"),
+        body_part=meta.get("body_part", ""),
+        contrast_agent=meta.get("contrast_agent", ""),
+        convolution_kernel=meta.get("convolution_kernel", ""),
+        image_type=meta.get("image_type", ""),
         transfer_syntax=reference.transfer_syntax,
     )
 

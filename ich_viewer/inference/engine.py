@@ -22,7 +22,9 @@ import numpy as np
 from ich_viewer.core.labels import LABELS
 from ich_viewer.dicom.records import Series
 from ich_viewer.errors import ModelError, NotCTError, NoUsableSeriesError
+from ich_viewer.inference.domain import domain_problems
 from ich_viewer.inference.model_folder import ModelInfo
+from ich_viewer.inference.reading import aggregate, apply_logit_offset, slab_groups, slab_volume
 
 __all__ = ["DEFAULT_BATCH_SIZE", "TOP_SLICES", "InferenceEngine", "Prediction", "check_series"]
 
@@ -42,9 +44,10 @@ class Prediction:
         float32, shape ``(slices, 6)``: per-slice probabilities in display order, columns in
         :data:`~ich_viewer.core.labels.LABELS` order.
     study_probabilities : numpy.ndarray
-        float32, shape ``(6,)``: per label, the maximum over the slices.
+        float32, shape ``(6,)``: per label, the study probability of the model folder's reading (the maximum
+        over slices, or over slices supported by a neighbour: :func:`~ich_viewer.inference.reading.aggregate`).
     flagged : bool
-        True when the study ``any`` probability is >= the model's ``any`` threshold ("ICH suspected").
+        True when the series is applicable and a label's study probability is >= its threshold.
     top_slices : tuple of int
         Up to five slice indices (display order) by descending ``any`` probability.
     thresholds : dict of str to float
@@ -55,6 +58,13 @@ class Prediction:
         Where the model ran: ``"CPU"`` or ``"GPU:0 (<name>)"``.
     series_uid : str
         (0020,000E) Series Instance UID of the series predicted (empty when built from bare probabilities).
+    warnings : tuple of str
+        Why the result may not apply (``"AI not applicable: ..."``) or how the series was adapted (thin
+        slices read as slabs); the ``warnings`` of ``predict --json``.
+    applicable : bool
+        False when the series is outside the model's domain: no verdict, never flagged.
+    partial : bool
+        True when the series covers too little of the head for a negative verdict (a positive one stands).
     """
 
     probabilities: np.ndarray = field(repr=False)
@@ -65,6 +75,9 @@ class Prediction:
     model: ModelInfo | None = field(default=None, repr=False)
     device: str = "CPU"
     series_uid: str = ""
+    warnings: tuple[str, ...] = ()
+    applicable: bool = True
+    partial: bool = False
 
     @classmethod
     def from_probabilities(
@@ -75,8 +88,15 @@ class Prediction:
         model: ModelInfo | None = None,
         device: str = "CPU",
         series_uid: str = "",
+        study_probabilities: np.ndarray | None = None,
+        warnings: Sequence[str] = (),
+        applicable: bool = True,
+        partial: bool = False,
     ) -> Prediction:
         """Build a prediction from per-slice probabilities.
+
+        The study is flagged when it is :attr:`applicable` and *any* label's study probability reaches that
+        label's threshold, so the banner, the subtype rows and the plot always agree.
 
         Parameters
         ----------
@@ -84,24 +104,45 @@ class Prediction:
             Shape ``(slices, 6)`` with ``slices >= 1``, columns in LABELS order, values in [0, 1].
         thresholds : dict of str to float
             Threshold per label; missing labels get 0.5.
+        study_probabilities : numpy.ndarray, optional
+            float ``(6,)``; default the maximum over slices.
+        warnings, applicable, partial
+            See the class attributes.
         """
         probs = np.asarray(probabilities, dtype=np.float32)
         if probs.ndim != 2 or probs.shape[1] != len(LABELS) or probs.shape[0] == 0:
             raise ValueError(f"expected probabilities of shape (slices>=1, {len(LABELS)}), got {probs.shape}")
         full_thresholds = {label: float(thresholds.get(label, 0.5)) for label in LABELS}
-        study = probs.max(axis=0).astype(np.float32)
+        if study_probabilities is None:
+            study = probs.max(axis=0).astype(np.float32)
+        else:
+            study = np.asarray(study_probabilities, dtype=np.float32).reshape(len(LABELS))
         # Stable sort: equal probabilities keep display order.
         order = np.argsort(-probs[:, 0], kind="stable")[:TOP_SLICES]
+        above = any(study[k] >= full_thresholds[label] for k, label in enumerate(LABELS))
         return cls(
             probabilities=probs,
             study_probabilities=study,
-            flagged=bool(study[0] >= full_thresholds["any"]),
+            flagged=bool(applicable and above),
             top_slices=tuple(int(i) for i in order),
             thresholds=full_thresholds,
             model=model,
             device=device,
             series_uid=series_uid,
+            warnings=tuple(warnings),
+            applicable=bool(applicable),
+            partial=bool(partial),
         )
+
+    @property
+    def verdict(self) -> str:
+        """The study's verdict in triage wording: ``"Flagged for review"``, ``"Not flagged"``, or the first
+        ``"AI not applicable: ..."`` reason when there is no verdict (out of domain, or not flagged on a series
+        that covers too little of the head). Never "no hemorrhage"."""
+        if not self.applicable or (self.partial and not self.flagged):
+            reasons = [w for w in self.warnings if w.startswith("AI not applicable")]
+            return reasons[0] if reasons else "AI not applicable"
+        return "Flagged for review" if self.flagged else "Not flagged"
 
     @property
     def n_slices(self) -> int:
@@ -129,8 +170,9 @@ class Prediction:
         -------
         dict
             Keys ``series_uid``, ``model`` (``name``, ``version``, ``sha256``, ``training_data``, ``device``),
-            ``labels``, ``slices`` (display order), ``study`` (``probabilities``, ``flagged``, ``top_slices``)
-            and ``gradcam`` (an empty list; :func:`ich_viewer.inference.report.predict_report` fills it).
+            ``labels``, ``slices`` (display order), ``study`` (``probabilities``, ``flagged``, ``top_slices``),
+            ``gradcam`` (an empty list; :func:`ich_viewer.inference.report.predict_report` fills it) and
+            ``warnings``.
         """
         model = model if model is not None else self.model
         device = device if device is not None else self.device
@@ -162,6 +204,7 @@ class Prediction:
                 "top_slices": list(self.top_slices),
             },
             "gradcam": [],
+            "warnings": list(self.warnings),
         }
 
 
@@ -311,7 +354,20 @@ class InferenceEngine:
         check_series(series)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        hu = series.hu
+        reading = self.info.reading
+        n_slices = int(series.hu.shape[0])
+        spacing = float(series.info.spacing_mm[0] or 0.0)
+        groups = slab_groups(n_slices, spacing, reading.slab_mm)
+        notes: list[str] = []
+        if len(groups) < n_slices:
+            hu = slab_volume(series.hu, groups)
+            per = n_slices / len(groups)
+            notes.append(
+                f"thin slices ({spacing:.2g} mm) read as {per * spacing:.1f} mm slabs "
+                f"({len(groups)} slabs of about {per:.0f} slices)"
+            )
+        else:
+            hu = series.hu
         total = int(hu.shape[0])
         step = min(batch_size, total)
         batches = [range(start, min(start + step, total)) for start in range(0, total, step)]
@@ -338,8 +394,24 @@ class InferenceEngine:
                 yield (rows.stop, total)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+        out = apply_logit_offset(out, reading.logit_offset)
+        study = aggregate(out, reading.neighbour_weight)
+        if len(groups) < n_slices:  # back to the original slices: each gets its slab's probabilities
+            owner = np.empty(n_slices, dtype=np.int64)
+            for j, g in enumerate(groups):
+                owner[g.start : g.stop] = j
+            out = out[owner]
+        check = domain_problems(series.info)
         return Prediction.from_probabilities(
-            out, self.info.thresholds, model=self.info, device=self.device, series_uid=series.info.series_uid
+            out,
+            self.info.thresholds,
+            model=self.info,
+            device=self.device,
+            series_uid=series.info.series_uid,
+            study_probabilities=study,
+            warnings=[*check.warnings, *notes],
+            applicable=check.applicable,
+            partial=bool(check.partial),
         )
 
     def predict(self, series: Series, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Prediction:

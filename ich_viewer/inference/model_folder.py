@@ -2,8 +2,9 @@
 
 ``model.json`` holds ``name``, ``version``, ``labels``, ``input`` (``size``, ``windows``, ``context_slices``),
 ``thresholds`` per label, ``training_data``, ``metrics``, ``sha256`` of model.keras, ``created``,
-``tensorflow_version``, ``keras_version``, and optionally ``architecture`` and ``gradcam_layer`` (the name of
-the last convolutional layer). Loading verifies the sha256 *before* Keras touches the file and uses Keras safe
+``tensorflow_version``, ``keras_version``, and optionally ``architecture``, ``gradcam_layer`` (the name of
+the last convolutional layer) and ``reading`` (how a whole series is read: slabs, calibration, study
+aggregation; :class:`~ich_viewer.inference.reading.ReadingConfig`). Loading verifies the sha256 *before* Keras touches the file and uses Keras safe
 mode, so a model folder can never run code.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from ich_viewer.core.labels import LABELS
 from ich_viewer.core.windowing import ModelInput
 from ich_viewer.errors import ModelError
+from ich_viewer.inference.reading import ReadingConfig
 
 MODEL_FILE = "model.keras"
 INFO_FILE = "model.json"
@@ -51,6 +53,7 @@ class ModelInfo:
     keras_version: str = ""
     architecture: str = ""
     gradcam_layer: str = ""
+    reading: ReadingConfig = field(default_factory=ReadingConfig)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -103,6 +106,10 @@ def read_model_info(folder: str | Path) -> ModelInfo:
         thresholds = {str(k): float(v) for k, v in thresholds_raw.items()}
     except (AttributeError, TypeError, ValueError):
         raise ModelError(f"{info_path} has malformed thresholds") from None
+    try:
+        reading = ReadingConfig.from_json(raw.get("reading"))
+    except ValueError as exc:
+        raise ModelError(f"{info_path} has a malformed 'reading' description: {exc}") from None
     return ModelInfo(
         folder=folder,
         name=str(raw.get("name") or folder.name),
@@ -118,6 +125,7 @@ def read_model_info(folder: str | Path) -> ModelInfo:
         keras_version=str(raw.get("keras_version") or ""),
         architecture=str(raw.get("architecture") or ""),
         gradcam_layer=str(raw.get("gradcam_layer") or ""),
+        reading=reading,
         raw=raw,
     )
 

@@ -175,14 +175,38 @@ class TestPrediction:
 
     def test_threshold_is_inclusive_and_few_slices(self):
         assert self._pred([0.5, 0.1]).flagged is True
-        pred = self._pred([0.49, 0.2])
+        pred = self._pred([0.3, 0.2])  # any 0.3 < 0.5, intraventricular 0.27 < 0.3
         assert pred.flagged is False and pred.top_slices == (0, 1)
+        assert pred.verdict == "Not flagged"
+
+    def test_a_subtype_above_its_threshold_flags_the_study(self):
+        # any 0.40 is below its threshold but intraventricular 0.36 is above 0.3: banner and rows agree
+        pred = self._pred([0.40, 0.1])
+        assert pred.study_probabilities[0] < 0.5 and pred.study_probabilities[3] >= 0.3
+        assert pred.flagged is True and pred.verdict == "Flagged for review"
+
+    def test_out_of_domain_gives_no_verdict(self):
+        probs = np.full((4, 6), 0.95, np.float32)
+        reason = "AI not applicable: contrast-enhanced series (Contrast/Bolus Agent: IOHEXOL)"
+        pred = Prediction.from_probabilities(probs, {}, warnings=[reason], applicable=False)
+        assert pred.flagged is False and pred.verdict == reason
+
+    def test_partial_coverage_keeps_a_positive_but_gives_no_negative(self):
+        reason = "AI not applicable: the slices cover only 20 mm (at least 40 mm of the head needed)"
+        high = Prediction.from_probabilities(
+            np.full((2, 6), 0.9, np.float32), {}, warnings=[reason], partial=True
+        )
+        low = Prediction.from_probabilities(
+            np.full((2, 6), 0.1, np.float32), {}, warnings=[reason], partial=True
+        )
+        assert high.flagged is True and high.verdict == "Flagged for review"
+        assert low.flagged is False and low.verdict == reason
 
     def test_to_json_contract(self, tiny_engine):
         series = make_series(random_head(3))
         pred = tiny_engine.predict(series)
         obj = json.loads(json.dumps(pred.to_json(series)))
-        assert list(obj) == ["series_uid", "model", "labels", "slices", "study", "gradcam"]
+        assert list(obj) == ["series_uid", "model", "labels", "slices", "study", "gradcam", "warnings"]
         assert obj["series_uid"] == series.info.series_uid
         assert obj["model"] == {
             "name": "tiny-test-cnn",

@@ -1,0 +1,109 @@
+"""Series-level reading (:mod:`ich_viewer.inference.reading`) and the domain checks (:mod:`.domain`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from ich_viewer.dicom.records import SeriesInfo
+from ich_viewer.inference.domain import MIN_COVERAGE_MM, domain_problems
+from ich_viewer.inference.reading import (
+    ReadingConfig,
+    aggregate,
+    apply_logit_offset,
+    slab_groups,
+    slab_volume,
+)
+from tests.inference.helpers import make_series, random_head
+
+
+class TestSlabs:
+    def test_thin_series_become_5_mm_slabs_covering_every_slice_once(self) -> None:
+        groups = slab_groups(238, 0.625, 5.0)
+        assert 28 <= len(groups) <= 31
+        assert [i for g in groups for i in g] == list(range(238))
+        assert {len(g) for g in groups} <= {7, 8, 9}
+
+    @pytest.mark.parametrize("spacing", [5.0, 3.0, 0.0, float("nan")])
+    def test_thick_or_unknown_spacing_is_read_as_it_is(self, spacing: float) -> None:
+        assert slab_groups(30, spacing, 5.0) == [range(i, i + 1) for i in range(30)]
+
+    def test_slab_volume_is_the_mean_in_hu(self) -> None:
+        hu = np.arange(6 * 2 * 2, dtype=np.int16).reshape(6, 2, 2)
+        out = slab_volume(hu, [range(0, 3), range(3, 6)])
+        np.testing.assert_allclose(out, [hu[:3].mean(axis=0), hu[3:].mean(axis=0)])
+        assert out.dtype == np.float32
+
+
+class TestCalibrationAndAggregation:
+    def test_logit_offset(self) -> None:
+        p = np.array([[0.5, 0.9, 0.1, 0.5, 0.5, 0.5]], np.float32)
+        out = apply_logit_offset(p, (np.log(3), 0, 0, 0, 0, -np.log(3)))
+        np.testing.assert_allclose(out[0], [0.75, 0.9, 0.1, 0.5, 0.5, 0.25], atol=1e-6)
+
+    def test_max_and_neighbour_support(self) -> None:
+        p = np.zeros((7, 6), np.float32)
+        p[2, 0] = 0.95  # one isolated noisy slice
+        p[4:6, 1] = 0.8  # a bleed seen on two neighbouring slices
+        np.testing.assert_allclose(aggregate(p, 0.0)[:2], [0.95, 0.8])
+        supported = aggregate(p, 0.5)
+        assert supported[0] < 0.01  # the isolated slice alone no longer carries the study
+        assert supported[1] == pytest.approx(0.8)  # the bleed does
+        assert (aggregate(p, 0.5) <= p.max(axis=0) + 1e-7).all()
+        np.testing.assert_allclose(aggregate(p[:1], 0.5), p[0])  # a single slice is its own study
+
+    def test_config_round_trip_and_validation(self) -> None:
+        cfg = ReadingConfig(slab_mm=5, logit_offset=(-1, 0, 0, 0, 0, 0.5), neighbour_weight=0.25)
+        assert ReadingConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+        assert ReadingConfig.from_json(None) == ReadingConfig()
+        with pytest.raises(ValueError):
+            ReadingConfig(neighbour_weight=1.0)
+        with pytest.raises(ValueError):
+            ReadingConfig(logit_offset=(0, 0))
+
+
+def _info(**kw) -> SeriesInfo:
+    series = make_series(random_head(32, 24, 24))
+    return dataclasses.replace(series.info, **kw)
+
+
+class TestDomain:
+    def test_a_plain_head_ct_is_in_domain(self) -> None:
+        check = domain_problems(_info(body_part="HEAD", convolution_kernel="H30s", contrast_agent=""))
+        assert check.applicable and not check.warnings
+
+    @pytest.mark.parametrize(
+        ("changes", "reason"),
+        [
+            ({"body_part": "CHEST", "study_description": "CT THORAX"}, "not a head CT"),
+            ({"image_type": "ORIGINAL\\PRIMARY\\LOCALIZER"}, "localiser"),
+            ({"contrast_agent": "OMNIPAQUE 350"}, "contrast-enhanced"),
+            ({"convolution_kernel": "BONEPLUS"}, "bone or sharp"),
+            ({"convolution_kernel": "H70h"}, "bone or sharp"),
+            ({"description": "HEAD BONE 1.25"}, "bone reconstruction"),
+            ({"window_center": 600.0}, "bone window"),
+        ],
+    )
+    def test_out_of_domain(self, changes: dict, reason: str) -> None:
+        check = domain_problems(_info(**changes))
+        assert not check.applicable
+        assert any(w.startswith("AI not applicable: ") and reason in w for w in check.out_of_domain)
+
+    @pytest.mark.parametrize("agent", ["", "NONE", "no", "N/A"])
+    def test_no_contrast_words_are_not_contrast(self, agent: str) -> None:
+        assert domain_problems(_info(contrast_agent=agent)).applicable
+
+    def test_head_words_win_over_other_body_parts(self) -> None:
+        assert domain_problems(_info(study_description="CT HEAD AND NECK ANGIO CHEST")).applicable
+
+    def test_partial_coverage(self) -> None:
+        series = make_series(random_head(4, 24, 24))  # 4 slices 5 mm apart: 20 mm
+        check = domain_problems(series.info)
+        assert check.applicable and check.partial and "cover only 20 mm" in check.partial[0]
+        one = dataclasses.replace(series.info, slices=series.info.slices[:1])
+        assert "only 1 slice" in domain_problems(one).partial[0]
+        full = make_series(random_head(int(MIN_COVERAGE_MM // 5), 24, 24))
+        assert not domain_problems(full.info).partial
