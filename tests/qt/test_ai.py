@@ -21,6 +21,7 @@ from ich_viewer.qt.ai.study_summary import CLEAR_TEXT, FLAGGED_TEXT
 from ich_viewer.qt.main_window import MainWindow
 from ich_viewer.qt.settings import Preferences, make_settings
 from ich_viewer.qt.study_controller import StudyController
+from ich_viewer.schemas import validate
 from tests.inference.helpers import write_tiny_model_folder
 
 AI_TIMEOUT_MS = 180_000
@@ -132,13 +133,14 @@ class TestInference:
             assert [entry["probabilities"][label] for label in LABELS] == pytest.approx(
                 prediction.probabilities[k].tolist(), abs=1e-6
             )
-        study = data["study"]
+        study = data["study"]  # the Prediction's own fields (the engine's, not to_json's)
         assert [study["probabilities"][label] for label in LABELS] == pytest.approx(
-            prediction.probabilities.max(axis=0).tolist(), abs=1e-6
+            prediction.study_probabilities.tolist(), abs=1e-6
         )
-        assert study["flagged"] == bool(prediction.probabilities[:, 0].max() >= prediction.thresholds["any"])
-        expected_top = sorted(range(5), key=lambda i: (-prediction.probabilities[i, 0], i))
-        assert study["top_slices"] == expected_top
+        assert study["flagged"] == prediction.flagged
+        assert study["top_slices"] == list(prediction.top_slices)
+        assert data["warnings"] == list(prediction.warnings)
+        validate("predict", data)  # the JSON Schema of predict --json
         assert data["gradcam"] == []
 
     @pytest.mark.benchmark
