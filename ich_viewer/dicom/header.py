@@ -164,7 +164,7 @@ def _looks_like_raw_dicom(head: bytes) -> bool:
     return length < 1 << 16
 
 
-def _open_header(fp: BinaryIO, path: str) -> tuple[Dataset, _PixelElement]:
+def _open_header(fp: BinaryIO) -> tuple[Dataset, _PixelElement]:
     head = fp.read(132)
     if not head:
         raise DicomReadError("empty file")
@@ -233,7 +233,7 @@ def read_header(path: str | os.PathLike[str]) -> Dataset:
     try:
         _require_regular_file(path)
         with open(path, "rb") as fp:
-            ds, _ = _open_header(fp, str(path))
+            ds, _ = _open_header(fp)
     except OSError as exc:
         raise DicomReadError(f"cannot open file ({exc.strerror or exc})") from None
     return ds
@@ -493,7 +493,6 @@ def _viewer_meta(ds: Dataset) -> dict[str, Any]:
     }
 
 
-
 def viewer_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Return the viewer metadata of one file (see :attr:`ImageHeader.meta`); empty if it cannot be read.
 
@@ -633,7 +632,7 @@ def read_image_header(path: str | os.PathLike[str], *, metadata: bool = True) ->
     try:
         _require_regular_file(path_str)
         with open(path_str, "rb") as fp:
-            ds, pixel = _open_header(fp, path_str)
+            ds, pixel = _open_header(fp)
             file_size = os.fstat(fp.fileno()).st_size
     except OSError as exc:
         raise DicomReadError(f"cannot open file ({exc.strerror or exc})") from None

@@ -54,10 +54,6 @@ class Lesion:
     z0: float
     zr: float
 
-    def z_range(self) -> tuple[float, float]:
-        """Lowest and highest height (mm) the lesion reaches."""
-        return (self.z0 - self.zr, self.z0 + self.zr)
-
     def midline_shift(self, z: float) -> float:
         """Midline shift (mm, patient-left positive) this lesion causes at height ``z``."""
         return 0.0

@@ -195,7 +195,7 @@ def write_series(
             options.update(per_slice[k])
         name = names[k] if names is not None else f"{prefix}{labels[k]:04d}.dcm"
         options.setdefault("sop_uid", uid(folder, name, k, options.get("series_uid")))
-        ds = ct_slice(stored[k], position=positions[k], instance=instance, **options)  # type: ignore[arg-type]
+        ds = ct_slice(stored[k], position=positions[k], instance=instance, **options)
         paths.append(write(ds, folder / name))
     return paths
 

@@ -76,7 +76,7 @@ def _one(name: str, expect: str = "skip") -> Callable[[Callable[[Path], list[Pat
         def build(folder: Path) -> Case:
             return Case(name, tuple(fn(folder / name)), expect)
 
-        build.case_name = name  # type: ignore[attr-defined]
+        build.case_name = name
         return build
 
     return wrap
