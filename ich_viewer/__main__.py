@@ -1,4 +1,4 @@
-"""The command line of ICH Viewer (see ``shared/contracts.md``): GUI, ``inspect``, ``predict``, ``phantom``,
+"""The command line of ICH Viewer (see the README and ``ich_viewer/schemas/``): GUI, ``inspect``, ``predict``, ``phantom``,
 ``--self-test``.
 
 Exit codes: 0 success; 1 usage error; 2 nothing usable (no readable series, model missing or corrupt).
@@ -214,7 +214,7 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         if debug:
             traceback.print_exc()
         print(
-            f"ich-viewer: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            f"ich-viewer: internal error: {type(exc).__name__} (run with --debug for details)",
             file=sys.stderr,
         )
         return EXIT_INTERNAL

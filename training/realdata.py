@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from ich_viewer.core.labels import LABELS, SUBTYPES, label_index
-from ich_viewer.core.windowing import BRAIN, ModelInput, window_to_unit
+from ich_viewer.core.windowing import BRAIN, BRAIN_DOMAIN_INPUT, ModelInput, window_to_unit
 
 __all__ = [
     "GROUPS",
@@ -54,11 +54,8 @@ __all__ = [
     "real_banks",
 ]
 
-#: The model input of models trained on real data: the brain window as the shared domain, and three channels
-#: inside it: the whole window, parenchyma (20-50 HU) and blood (50-80 HU).
-REAL_MODEL_INPUT = ModelInput(
-    size=256, windows=((40.0, 80.0), (35.0, 30.0), (65.0, 30.0)), clip=(BRAIN.center, BRAIN.width)
-)
+#: The model input of models trained on real data (one definition, in :mod:`ich_viewer.core.windowing`).
+REAL_MODEL_INPUT = BRAIN_DOMAIN_INPUT
 
 #: Bank groups, in this order (group numbers are indices).
 GROUPS: tuple[str, ...] = (

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ich_viewer.core.windowing import ModelInput
+from ich_viewer.core.windowing import BRAIN_DOMAIN_INPUT, ModelInput
 from ich_viewer.inference.architectures import ARCHITECTURES
 
 __all__ = [
@@ -116,12 +116,10 @@ class TrainConfig:
     @property
     def model_input(self) -> ModelInput:
         """The preprocessing of the run: ``image_size`` and ``context_slices``; for real data the shared
-        HU / brain-window domain of :data:`training.realdata.REAL_MODEL_INPUT`."""
+        HU / brain-window domain of :data:`~ich_viewer.core.windowing.BRAIN_DOMAIN_INPUT`."""
         if self.data == "real":
-            from training.realdata import REAL_MODEL_INPUT
-
             return dataclasses.replace(
-                REAL_MODEL_INPUT, size=self.image_size, context_slices=self.context_slices
+                BRAIN_DOMAIN_INPUT, size=self.image_size, context_slices=self.context_slices
             )
         return ModelInput(size=self.image_size, context_slices=self.context_slices)
 

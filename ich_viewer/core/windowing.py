@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "BONE",
     "BRAIN",
+    "BRAIN_DOMAIN_INPUT",
     "MODEL_WINDOWS",
     "PRESETS",
     "SOFT_TISSUE",
@@ -305,3 +306,11 @@ class ModelInput:
             ]
             out[k] = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
         return out
+
+
+#: The model input of models trained on real head CT: the brain window (40/80) is the *shared domain* of HU
+#: input and 8-bit brain-window images (``clip``), and the three channels lie inside it: the whole window,
+#: parenchyma (20-50 HU) and blood (50-80 HU).
+BRAIN_DOMAIN_INPUT = ModelInput(
+    size=256, windows=((40.0, 80.0), (35.0, 30.0), (65.0, 30.0)), clip=(BRAIN.center, BRAIN.width)
+)

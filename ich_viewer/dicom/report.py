@@ -1,4 +1,4 @@
-"""The ``inspect --json`` report of ``shared/contracts.md``: every series found under a path, and every file
+"""The ``inspect --json`` report of ``ich_viewer/schemas/inspect.json``: every series found under a path, and every file
 skipped with its reason."""
 
 from __future__ import annotations

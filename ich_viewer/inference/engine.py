@@ -326,6 +326,31 @@ class InferenceEngine:
             x = np.concatenate([x, pad], axis=0)
         return x
 
+    def reading_volume(self, series: Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The volume the model reads for ``series``: the slices themselves, or ~``slab_mm`` slabs of a thin
+        series (model.json ``reading``).
+
+        Returns
+        -------
+        tuple
+            ``(hu, owner, notes)``: HU ``(n_read, rows, cols)``; int64 ``(slices,)`` giving the row of ``hu``
+            that each original slice belongs to; and the warnings that describe the adaptation.
+        """
+        n_slices = int(series.hu.shape[0])
+        spacing = float(series.info.spacing_mm[0] or 0.0)
+        groups = slab_groups(n_slices, spacing, self.info.reading.slab_mm)
+        owner = np.empty(n_slices, dtype=np.int64)
+        for j, g in enumerate(groups):
+            owner[g.start : g.stop] = j
+        if len(groups) == n_slices:
+            return series.hu, owner, []
+        per = n_slices / len(groups)
+        note = (
+            f"thin slices ({spacing:.2g} mm) read as {per * spacing:.1f} mm slabs "
+            f"({len(groups)} slabs of about {per:.0f} slices)"
+        )
+        return slab_volume(series.hu, groups), owner, [note]
+
     # -- prediction ---------------------------------------------------------------------------------------------
 
     def iter_predict(
@@ -356,18 +381,7 @@ class InferenceEngine:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         reading = self.info.reading
         n_slices = int(series.hu.shape[0])
-        spacing = float(series.info.spacing_mm[0] or 0.0)
-        groups = slab_groups(n_slices, spacing, reading.slab_mm)
-        notes: list[str] = []
-        if len(groups) < n_slices:
-            hu = slab_volume(series.hu, groups)
-            per = n_slices / len(groups)
-            notes.append(
-                f"thin slices ({spacing:.2g} mm) read as {per * spacing:.1f} mm slabs "
-                f"({len(groups)} slabs of about {per:.0f} slices)"
-            )
-        else:
-            hu = series.hu
+        hu, owner, notes = self.reading_volume(series)
         total = int(hu.shape[0])
         step = min(batch_size, total)
         batches = [range(start, min(start + step, total)) for start in range(0, total, step)]
@@ -396,10 +410,7 @@ class InferenceEngine:
             pool.shutdown(wait=False, cancel_futures=True)
         out = apply_logit_offset(out, reading.logit_offset)
         study = aggregate(out, reading.neighbour_weight)
-        if len(groups) < n_slices:  # back to the original slices: each gets its slab's probabilities
-            owner = np.empty(n_slices, dtype=np.int64)
-            for j, g in enumerate(groups):
-                owner[g.start : g.stop] = j
+        if total < n_slices:  # back to the original slices: each gets its slab's probabilities
             out = out[owner]
         check = domain_problems(series.info)
         return Prediction.from_probabilities(

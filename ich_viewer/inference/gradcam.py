@@ -218,9 +218,10 @@ class GradCam:
             if not 0 <= i < n:
                 raise ValueError(f"slice index {i} outside the series (0..{n - 1})")
         step = max(1, int(batch_size))
+        hu, owner, _ = self.engine.reading_volume(series)  # a thin slice is explained through its slab
         for start in range(0, len(wanted), step):
             chunk = wanted[start : start + step]
-            maps = self.raw_maps(self.engine.preprocess(series.hu, chunk), label)
+            maps = self.raw_maps(self.engine.preprocess(hu, [int(owner[i]) for i in chunk]), label)
             for i, cam in zip(chunk, maps, strict=True):
                 heatmap, vanished = normalise_cam(cam, rows, cols)
                 yield GradCamResult(index=i, label=label, heatmap=heatmap, vanished=vanished)

@@ -1,6 +1,6 @@
 """``ich-viewer predict PATH --json``: load a study, run the model, optionally write Grad-CAM heatmaps.
 
-The returned dict is exactly the contract's ``predict --json`` object (``shared/contracts.md``).
+The returned dict is exactly the contract's ``predict --json`` object (schema ``ich_viewer/schemas/predict.json``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Synthetic head CT with intracranial hemorrhage: volumes, masks, labels and DICOM series.
 
 The phantom stands in for real data everywhere in ICH Viewer (tests, ``--demo``, the bundled model's training
-set), so it aims at the look of real non-contrast head CT (see ``shared/real-ct-reference.md``): scalp, a skull
+set), so it aims at the look of real non-contrast head CT (figures in the README's bundled-model section): scalp, a skull
 with tables and diploe, skull base with orbits, sinuses, petrous bones and mastoids, grey and white matter with
 gyri and sulci, ventricles, cisterns, falx, benign calcifications, dense venous sinuses, correlated noise,
 partial-volume blur, beam-hardening streaks and padding outside the reconstruction circle. The five hemorrhage

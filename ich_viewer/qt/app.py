@@ -114,7 +114,7 @@ def install_exception_hook(*, interactive: bool, debug: bool) -> None:
         if debug:
             traceback.print_exception(exc_type, exc, tb)
         where = f" A crash report was written to {report}." if report else ""
-        line = f"ich-viewer: internal error: {exc_type.__name__}: {exc}.{where}"
+        line = f"ich-viewer: internal error: {exc_type.__name__}.{where}"
         print(line, file=sys.stderr)
         if interactive and QApplication.instance() is not None:
             QMessageBox.critical(

@@ -107,3 +107,36 @@ class TestDomain:
         assert "only 1 slice" in domain_problems(one).partial[0]
         full = make_series(random_head(int(MIN_COVERAGE_MM // 5), 24, 24))
         assert not domain_problems(full.info).partial
+
+
+class TestEngineReading:
+    def test_thin_series_is_read_as_slabs_and_mapped_back(self, tiny_engine) -> None:
+        from ich_viewer.inference.engine import InferenceEngine
+
+        info = dataclasses.replace(tiny_engine.info, reading=ReadingConfig(slab_mm=5.0))
+        engine = InferenceEngine(tiny_engine.model, info, tiny_engine.device)
+        thin = make_series(random_head(24, 32, 32, seed=3))
+        thin = dataclasses.replace(thin, info=dataclasses.replace(thin.info, spacing_mm=(0.625, 0.5, 0.5)))
+        pred = engine.predict(thin)
+        groups = slab_groups(24, 0.625, 5.0)
+        assert len(groups) == 3
+        slabs = engine.forward(engine.preprocess(slab_volume(thin.hu, groups)))
+        for j, g in enumerate(groups):
+            for i in g:  # every thin slice shows its slab's probabilities
+                np.testing.assert_allclose(pred.probabilities[i], slabs[j], atol=1e-5)
+        assert any("read as 5.0 mm slabs" in w for w in pred.warnings)
+        np.testing.assert_allclose(pred.study_probabilities, slabs.max(axis=0), atol=1e-5)
+
+    def test_calibration_and_aggregation_come_from_the_folder(self, tiny_engine) -> None:
+        from ich_viewer.inference.engine import InferenceEngine
+
+        offset = (1.0, -1.0, 0.0, 0.0, 0.0, 0.5)
+        info = dataclasses.replace(
+            tiny_engine.info, reading=ReadingConfig(logit_offset=offset, neighbour_weight=0.5)
+        )
+        engine = InferenceEngine(tiny_engine.model, info, tiny_engine.device)
+        series = make_series(random_head(9, 32, 32, seed=4))
+        raw = tiny_engine.predict(series).probabilities
+        pred = engine.predict(series)
+        np.testing.assert_allclose(pred.probabilities, apply_logit_offset(raw, offset), atol=1e-5)
+        np.testing.assert_allclose(pred.study_probabilities, aggregate(pred.probabilities, 0.5), atol=1e-6)

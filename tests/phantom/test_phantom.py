@@ -149,7 +149,7 @@ class TestGenerateStudy:
 
 
 class TestRealism:
-    """Calibration against real head CT (shared/real-ct-reference.md)."""
+    """Calibration against real head CT (the real head-CT figures quoted in the README)."""
 
     def test_geometry_like_real_head_ct(self, full_study):
         s = full_study

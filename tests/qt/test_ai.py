@@ -72,15 +72,25 @@ class TestInference:
         assert win.ai.panel.isVisible() and win.ai_dock.isVisible()
         # summary: verdict, study probabilities, top slices
         summary = win.ai.summary
-        assert summary.verdict.text() == (FLAGGED_TEXT if prediction.flagged else CLEAR_TEXT)
+        assert summary.verdict.text() == prediction.verdict
+        assert prediction.verdict in (FLAGGED_TEXT, CLEAR_TEXT) or prediction.verdict.startswith(
+            "AI not applicable"
+        )
+        assert "ICH" not in summary.verdict.text()  # triage wording: never "no ICH detected"
         assert summary.top_slice_indices() == list(prediction.top_slices)
         any_text = summary.study_values["any"].text()
-        assert any_text.startswith(f"{prediction.study_probabilities[0]:.2f}")
+        assert any_text.startswith(f"{100 * prediction.study_probabilities[0]:.1f} % / ")
         # current slice: marker, six values, the overlay line
         index = win.study.index
         assert win.ai.panel.marker.value() == index + 1
-        assert summary.slice_values["subdural"].text().startswith(f"{prediction.probabilities[index, 5]:.2f}")
-        assert f"AI any {prediction.probabilities[index, 0]:.2f}" in win.slice_view.overlay_texts()["br"]
+        assert (
+            summary.slice_values["subdural"]
+            .text()
+            .startswith(f"{100 * prediction.probabilities[index, 5]:.1f} %")
+        )
+        assert (
+            f"AI any {100 * prediction.probabilities[index, 0]:.1f} %" in win.slice_view.overlay_texts()["br"]
+        )
         # ticks on the slider for slices above threshold
         assert win.slider.marks() == tuple(int(i) for i in prediction.above_threshold("any"))
         assert win.ai.device_label.text() == "AI on CPU" or win.ai.device_label.text().startswith("AI on GPU")

@@ -76,9 +76,9 @@ class TestLabelForSlice:
 class TestSliceOverlayText:
     def test_marks_what_reaches_its_threshold(self):
         prediction = Prediction.from_probabilities(PROBS, THRESHOLDS)
-        assert slice_overlay_text(prediction, 0) == "AI any 0.90  ▲\nsubdural 0.80  ▲"
-        assert slice_overlay_text(prediction, 1) == "AI any 0.90  ▲"
-        assert slice_overlay_text(prediction, 2) == "AI any 0.20"
+        assert slice_overlay_text(prediction, 0) == "AI any 90.0 %  ▲\nsubdural 80.0 %  ▲"
+        assert slice_overlay_text(prediction, 1) == "AI any 90.0 %  ▲"
+        assert slice_overlay_text(prediction, 2) == "AI any 20.0 %"
 
     def test_outside_the_prediction_is_empty(self):
         prediction = Prediction.from_probabilities(PROBS, THRESHOLDS)
@@ -189,3 +189,11 @@ def test_heatmap_lut_is_transparent_at_zero_and_opaque_at_one():
 def test_synthetic_model_wording():
     assert is_synthetic_model("synthetic head-CT phantoms v1")
     assert not is_synthetic_model("RSNA 2019 intracranial hemorrhage training set")
+
+
+class TestPercent:
+    def test_one_decimal_tells_close_values_apart(self):
+        from ich_viewer.qt.ai.study_summary import percent
+
+        assert percent(0.99) == "99.0 %" and percent(0.991) == "99.1 %"
+        assert percent(0.0) == "0.0 %" and percent(1.0) == "100.0 %"

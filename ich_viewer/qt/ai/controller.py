@@ -293,11 +293,18 @@ class AiController(QObject):
             prediction.flagged,
             prediction.top_slices,
             prediction.thresholds,
+            verdict=prediction.verdict,
         )
         flagged_slices = [int(i) for i in prediction.above_threshold("any")]
         self.slice_marks_changed.emit(tuple(flagged_slices))
         self.summary.set_status(
-            f"{len(flagged_slices)} of {prediction.n_slices} slices above the 'any' threshold ({threshold:.2f})."
+            "\n".join(
+                [
+                    f"{len(flagged_slices)} of {prediction.n_slices} slices at or above the 'any' threshold "
+                    f"({100 * threshold:.1f} %).",
+                    *prediction.warnings,
+                ]
+            )
         )
         self.results_visibility_changed.emit(True)
         self.dock_visibility_changed.emit(True)
@@ -305,8 +312,7 @@ class AiController(QObject):
             self.acts[name].setEnabled(True)
         self._on_study_index_changed(self.study.index)
         self.status.emit(
-            f"AI: {'ICH suspected' if prediction.flagged else 'no ICH detected'} "
-            f"(any {float(prediction.study_probabilities[0]):.2f})",
+            f"AI: {prediction.verdict} (study any {100 * float(prediction.study_probabilities[0]):.1f} %)",
             8000,
         )
         self.prediction_ready.emit(prediction)

@@ -88,7 +88,7 @@ class ProbabilityPanel(QWidget):
             angle=0,
             movable=False,
             pen=pg.mkPen("#ff4040", width=1.2, style=Qt.PenStyle.DashLine),
-            label="threshold {value:.2f}",
+            label="any threshold {value:.3f}",
             labelOpts={"position": 0.04, "color": "#ff7070", "anchors": [(0, 1), (0, 1)]},
         )
         self.plot.addItem(self.threshold_line)

@@ -62,10 +62,10 @@ def slice_overlay_text(prediction: Any, index: int) -> str:
     if not 0 <= index < len(prediction.probabilities):
         return ""
     p = prediction.probabilities[index]
-    text = f"AI any {p[0]:.2f}" + ("  ▲" if p[0] >= _threshold(prediction, "any") else "")
+    text = f"AI any {100 * p[0]:.1f} %" + ("  ▲" if p[0] >= _threshold(prediction, "any") else "")
     top = _top_subtype(p)
     if p[top] >= _threshold(prediction, LABELS[top]):
-        text += f"\n{LABELS[top]} {p[top]:.2f}  ▲"
+        text += f"\n{LABELS[top]} {100 * p[top]:.1f} %  ▲"
     return text
 
 

@@ -25,10 +25,17 @@ from ich_viewer.core.labels import LABELS
 from ich_viewer.qt.ai.probability_panel import LABEL_COLORS
 from ich_viewer.qt.ai.results import is_synthetic_model
 
-__all__ = ["CLEAR_TEXT", "FLAGGED_TEXT", "StudySummaryPanel"]
+__all__ = ["CLEAR_TEXT", "FLAGGED_TEXT", "StudySummaryPanel", "percent"]
 
-FLAGGED_TEXT = "ICH suspected"
-CLEAR_TEXT = "No ICH detected"
+# Triage wording: a triage tool never says "no hemorrhage", only that the study is not flagged.
+FLAGGED_TEXT = "Flagged for review"
+CLEAR_TEXT = "Not flagged"
+
+
+def percent(p: float) -> str:
+    """A probability as the panel shows it: percent with one decimal (``99.0 %``), so that 0.990 against a
+    threshold of 0.991 reads as 99.0 % below 99.1 %, never as two equal numbers."""
+    return f"{100.0 * float(p):.1f} %"
 
 
 def _bar(color: str) -> QProgressBar:
@@ -144,9 +151,11 @@ class StudySummaryPanel(QWidget):
         self.flagged: bool | None = None
 
     # ------------------------------------------------------------------------------------------------- state
-    def _style_verdict(self, flagged: bool | None) -> None:
+    def _style_verdict(self, flagged: bool | None, applicable: bool = True) -> None:
         if flagged is None:
             css = "background: #2a2e33; color: #aab2ba;"
+        elif not applicable:
+            css = "background: #5a4a1e; color: #ffffff;"
         elif flagged:
             css = "background: #8b1e1e; color: #ffffff;"
         else:
@@ -187,26 +196,34 @@ class StudySummaryPanel(QWidget):
         flagged: bool,
         top_slices: Sequence[int],
         thresholds: dict[str, float],
+        verdict: str | None = None,
     ) -> None:
-        """Show a prediction: per-slice float32 ``(slices, 6)``, study ``(6,)``, verdict, top slices (0-based)."""
+        """Show a prediction: per-slice float32 ``(slices, 6)``, study ``(6,)``, verdict, top slices (0-based).
+
+        ``verdict`` is :attr:`Prediction.verdict <ich_viewer.inference.engine.Prediction.verdict>` (default
+        from ``flagged``); an ``"AI not applicable: ..."`` verdict is shown instead of a flag.
+        """
         self.probabilities = np.asarray(probabilities, dtype=np.float32)
         self.thresholds = dict(thresholds)
         self.flagged = bool(flagged)
-        self.verdict.setText(FLAGGED_TEXT if flagged else CLEAR_TEXT)
-        self._style_verdict(self.flagged)
+        text = verdict or (FLAGGED_TEXT if flagged else CLEAR_TEXT)
+        applicable = not text.startswith("AI not applicable")
+        self.verdict.setText(text)
+        self.verdict.setWordWrap(True)
+        self._style_verdict(self.flagged, applicable)
         for k, label in enumerate(LABELS):
             p = float(study_probabilities[k])
             t = float(thresholds.get(label, 0.5))
             mark = "  ▲" if p >= t else ""
-            self.study_values[label].setText(f"{p:.2f} / {t:.2f}{mark}")
-            self.study_values[label].setToolTip(f"study probability {p:.3f}, threshold {t:.3f}")
+            self.study_values[label].setText(f"{percent(p)} / {percent(t)}{mark}")
+            self.study_values[label].setToolTip(f"study probability {p:.4f}, threshold {t:.4f}")
             self.study_bars[label].setValue(round(p * 1000))
         any_col = self.probabilities[:, 0]
         for button, index in zip(self.top_buttons, [*top_slices, *([None] * 5)], strict=False):
             if index is None:
                 button.setVisible(False)
                 continue
-            button.setText(f"Im {index + 1}  {any_col[index]:.2f}")
+            button.setText(f"Im {index + 1}  {percent(any_col[index])}")
             button.setProperty("slice_index", int(index))
             button.setToolTip(f"Go to image {index + 1} (any {any_col[index]:.3f})")
             button.setVisible(True)
@@ -219,7 +236,7 @@ class StudySummaryPanel(QWidget):
         for k, label in enumerate(LABELS):
             p = float(self.probabilities[index, k])
             t = float(self.thresholds.get(label, 0.5))
-            self.slice_values[label].setText(f"{p:.2f}" + ("  ▲" if p >= t else ""))
+            self.slice_values[label].setText(percent(p) + ("  ▲" if p >= t else ""))
             self.slice_bars[label].setValue(round(p * 1000))
 
     def top_slice_indices(self) -> list[int]:

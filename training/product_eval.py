@@ -1,0 +1,321 @@
+"""Judge a model folder on the product path: DICOM studies -> study engine -> inference engine -> figures.
+
+``python -m training evaluate MODEL_FOLDER --phe-sich DIR`` (and ``calibrate MODEL_FOLDER``) write the held-out
+cases of :mod:`training.studies`, load each with :func:`ich_viewer.dicom.series.load_path`, predict it with
+:class:`~ich_viewer.inference.engine.InferenceEngine` (the folder's own slabs, calibration, aggregation and
+thresholds, as the app does) and report, per source and over all of them, at slice and at study level:
+
+- ROC-AUC and PR-AUC (average precision), with bootstrap 95 % confidence intervals over patients;
+- sensitivity and specificity at the folder's thresholds (study level: the study's ``flagged``);
+- calibration: expected calibration error (10 bins) and Brier score;
+- the Grad-CAM pointing game: how often the peak of the ``any`` heatmap falls inside the lesion region
+  (dilated by a few pixels), on positive slices with a known region.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ich_viewer.core.labels import LABELS
+
+__all__ = [
+    "CaseResult",
+    "bootstrap_ci",
+    "calibration_figures",
+    "choose_reading",
+    "figures",
+    "run_cases",
+]
+
+
+@dataclass
+class CaseResult:
+    """The engine's answer for one :class:`~training.studies.StudyCase`."""
+
+    case: Any
+    slice_probs: np.ndarray  # float32 (slices, 6)
+    study_probs: np.ndarray  # float32 (6,)
+    flagged: bool
+    warnings: list[str]
+    raw_slice_probs: np.ndarray  # before calibration, per read slice (slab), for choosing the reading
+    owner: np.ndarray  # slice -> read row
+    hits: dict[int, bool]  # pointing game per positive slice with a region
+
+
+def run_cases(
+    engine: Any, cases: Sequence[Any], *, pointing: bool = True, dilate_px: int = 5, max_pointing: int = 12
+) -> list[CaseResult]:
+    """Load and predict every case as the app does; optionally play the pointing game on its positive slices.
+
+    ``max_pointing`` limits the Grad-CAM slices per case (spread over its positive slices).
+    """
+    import dataclasses
+
+    from ich_viewer.dicom.series import load_path
+    from ich_viewer.inference.engine import InferenceEngine
+    from ich_viewer.inference.gradcam import GradCam
+    from ich_viewer.inference.reading import ReadingConfig
+
+    raw_engine = InferenceEngine(
+        engine.model,
+        dataclasses.replace(
+            engine.info,
+            reading=dataclasses.replace(
+                engine.info.reading, logit_offset=ReadingConfig().logit_offset, neighbour_weight=0.0
+            ),
+        ),
+        engine.device,
+    )
+    cam = GradCam(engine) if pointing else None
+    out: list[CaseResult] = []
+    t0 = time.monotonic()
+    for k, case in enumerate(cases):
+        series = load_path(case.folder)
+        if series.hu.shape[0] != len(case.slice_labels):
+            raise RuntimeError(
+                f"{case.folder}: loaded {series.hu.shape[0]} slices, expected {len(case.slice_labels)}"
+            )
+        pred = engine.predict(series)
+        hu_read, owner, _ = engine.reading_volume(series)
+        raw = raw_engine.forward(raw_engine.preprocess(hu_read))
+        hits: dict[int, bool] = {}
+        if cam is not None and case.regions:
+            idx = sorted(case.regions)
+            if len(idx) > max_pointing:
+                idx = [idx[round(j)] for j in np.linspace(0, len(idx) - 1, max_pointing)]
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1, 2 * dilate_px + 1))
+            for res in cam.iter_results(series, idx, "any"):
+                region = cv2.dilate(case.regions[res.index].astype(np.uint8), kernel) > 0
+                if res.vanished:
+                    hits[res.index] = False
+                    continue
+                r, c = np.unravel_index(int(np.argmax(res.heatmap)), res.heatmap.shape)
+                hits[res.index] = bool(region[r, c])
+        out.append(
+            CaseResult(
+                case,
+                pred.probabilities,
+                pred.study_probabilities,
+                pred.flagged,
+                list(pred.warnings),
+                raw,
+                owner,
+                hits,
+            )
+        )
+        if (k + 1) % 10 == 0:
+            print(f"  {k + 1}/{len(cases)} studies ({time.monotonic() - t0:.0f} s)", flush=True)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- figures
+def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
+
+
+def _ap(y: np.ndarray, p: np.ndarray) -> float | None:
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(y, p)) if 0 < y.sum() < len(y) else None
+
+
+def calibration_figures(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, float | None]:
+    """Expected calibration error (equal-width bins) and Brier score of probabilities ``p`` for 0/1 ``y``."""
+    if len(y) == 0:
+        return {"ece": None, "brier": None}
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            ece += sel.mean() * abs(float(p[sel].mean()) - float(y[sel].mean()))
+    return {"ece": round(float(ece), 4), "brier": round(float(np.mean((p - y) ** 2)), 4)}
+
+
+def bootstrap_ci(
+    groups: np.ndarray, y: np.ndarray, p: np.ndarray, stat: Any, n: int = 400, seed: int = 0
+) -> list[float] | None:
+    """95 % percentile interval of ``stat(y, p)`` over ``n`` resamples of whole groups (patients)."""
+    rng = np.random.default_rng(seed)
+    uniq = np.unique(groups)
+    if len(uniq) < 3:
+        return None
+    members = [np.flatnonzero(groups == g) for g in uniq]
+    values = []
+    for _ in range(n):
+        pick = rng.integers(0, len(uniq), len(uniq))
+        idx = np.concatenate([members[i] for i in pick])
+        v = stat(y[idx], p[idx])
+        if v is not None:
+            values.append(v)
+    if len(values) < n // 2:
+        return None
+    return [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
+
+
+def _rates(y: np.ndarray, decided: np.ndarray) -> dict[str, Any]:
+    tp = int(((y == 1) & decided).sum())
+    fn = int(((y == 1) & ~decided).sum())
+    tn = int(((y == 0) & ~decided).sum())
+    fp = int(((y == 0) & decided).sum())
+    return {
+        "sensitivity": round(tp / (tp + fn), 4) if tp + fn else None,
+        "specificity": round(tn / (tn + fp), 4) if tn + fp else None,
+        "confusion": [[tn, fp], [fn, tp]],
+    }
+
+
+def _label_figures(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, thr: float, decided=None, ci: bool = True
+):
+    keep = y >= 0
+    y, p, groups = y[keep].astype(np.int64), p[keep], groups[keep]
+    decided = (p >= thr) if decided is None else np.asarray(decided)[keep]
+    fig: dict[str, Any] = {
+        "n": len(y),
+        "positives": int(y.sum()),
+        "roc_auc": _auc(y, p),
+        "pr_auc": _ap(y, p),
+        "threshold": round(float(thr), 6),
+        **_rates(y, decided),
+        **calibration_figures(y.astype(np.float64), p.astype(np.float64)),
+    }
+    if ci and fig["roc_auc"] is not None:
+        fig["roc_auc_ci95"] = bootstrap_ci(groups, y, p, _auc)
+        fig["pr_auc_ci95"] = bootstrap_ci(groups, y, p, _ap)
+        fig["sensitivity_ci95"] = bootstrap_ci(
+            groups,
+            y,
+            decided.astype(np.float64),
+            lambda a, b: float(b[a == 1].mean()) if (a == 1).any() else None,
+        )
+        fig["specificity_ci95"] = bootstrap_ci(
+            groups,
+            y,
+            decided.astype(np.float64),
+            lambda a, b: float(1 - b[a == 0].mean()) if (a == 0).any() else None,
+        )
+    return fig
+
+
+def figures(
+    results: Sequence[CaseResult], thresholds: dict[str, float], *, ci: bool = True
+) -> dict[str, Any]:
+    """Slice- and study-level figures per source and over all sources (see the module docstring)."""
+    out: dict[str, Any] = {}
+    sources = sorted({r.case.source for r in results})
+    for source in [*sources, "all"]:
+        sel = [r for r in results if source in ("all", r.case.source)]
+        if not sel:
+            continue
+        ys = np.concatenate([r.case.slice_labels for r in sel])
+        ps = np.concatenate([r.slice_probs for r in sel])
+        gs = np.concatenate([[r.case.patient] * len(r.slice_probs) for r in sel])
+        yst = np.stack([r.case.study_labels for r in sel])
+        pst = np.stack([r.study_probs for r in sel])
+        flagged = np.array([r.flagged for r in sel])
+        gst = np.array([r.case.patient for r in sel])
+        entry: dict[str, Any] = {"n_studies": len(sel), "n_slices": len(ys), "slice": {}, "study": {}}
+        for k, label in enumerate(LABELS):
+            thr = float(thresholds.get(label, 0.5))
+            f = _label_figures(ys[:, k], ps[:, k], gs, thr, ci=ci)
+            if f["positives"] or label == "any":
+                entry["slice"][label] = f
+            decided = flagged if label == "any" else None
+            f = _label_figures(yst[:, k], pst[:, k], gst, thr, decided=decided, ci=ci and len(sel) >= 10)
+            if f["positives"] or label == "any":
+                entry["study"][label] = f
+        hits = [h for r in sel for h in r.hits.values()]
+        if hits:
+            entry["pointing_game"] = {"slices": len(hits), "hit_rate": round(float(np.mean(hits)), 4)}
+        out[source] = entry
+    return out
+
+
+# -------------------------------------------------------------------------------------- choosing the reading
+def choose_reading(
+    results: Sequence[CaseResult],
+    train_rate: Sequence[float],
+    prevalence: Sequence[float],
+    *,
+    min_sensitivity: float = 0.9,
+    weights: Sequence[float] = (0.0, 0.25, 0.5),
+) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+    """Choose the calibration, aggregation weight and study-level thresholds on validation cases.
+
+    The logit offset corrects each label from its rate in the training batches to ``prevalence``. For each
+    aggregation weight the study thresholds are chosen (highest specificity at study sensitivity >=
+    ``min_sensitivity`` on the studies where the label is known) and the weight with the best study-level
+    ``any`` specificity (then AUC) wins.
+
+    Returns
+    -------
+    tuple
+        ``(reading json, thresholds, selection report)``.
+    """
+    from ich_viewer.inference.reading import aggregate, apply_logit_offset
+
+    eps = 1e-4
+    tr = np.clip(np.asarray(train_rate, np.float64), eps, 1 - eps)
+    pv = np.clip(np.asarray(prevalence, np.float64), eps, 1 - eps)
+    offset = tuple(float(v) for v in (np.log(pv / (1 - pv)) - np.log(tr / (1 - tr))))
+    report: dict[str, Any] = {"logit_offset": [round(v, 4) for v in offset], "candidates": []}
+    best = None
+    for w in weights:
+        study = np.stack([aggregate(apply_logit_offset(r.raw_slice_probs, offset), w) for r in results])
+        ys = np.stack([r.case.study_labels for r in results])
+        thresholds = {}
+        for k, label in enumerate(LABELS):
+            keep = ys[:, k] >= 0
+            y, p = ys[keep, k], study[keep, k]
+            thresholds[label] = _threshold_at_sensitivity(y, p, min_sensitivity)
+        flagged = np.zeros(len(results), bool)
+        for k, label in enumerate(LABELS):
+            flagged |= study[:, k] >= thresholds[label]
+        keep = ys[:, 0] >= 0
+        y0 = ys[keep, 0]
+        spec = float((~flagged[keep][y0 == 0]).mean()) if (y0 == 0).any() else 0.0
+        sens = float(flagged[keep][y0 == 1].mean()) if (y0 == 1).any() else 0.0
+        auc = _auc(y0.astype(int), study[keep, 0]) or 0.0
+        cand = {
+            "neighbour_weight": w,
+            "study_any_auc": round(auc, 4),
+            "flag_sensitivity": round(sens, 4),
+            "flag_specificity": round(spec, 4),
+            "thresholds": {k: round(v, 6) for k, v in thresholds.items()},
+        }
+        report["candidates"].append(cand)
+        key = (round(spec, 3), round(auc, 4), -w)
+        if best is None or key > best[0]:
+            best = (key, w, thresholds)
+    assert best is not None
+    _, w, thresholds = best
+    report["chosen_neighbour_weight"] = w
+    return {"logit_offset": list(offset), "neighbour_weight": w}, thresholds, report
+
+
+def _threshold_at_sensitivity(y: np.ndarray, p: np.ndarray, min_sensitivity: float) -> float:
+    """The highest threshold that keeps sensitivity >= ``min_sensitivity`` (halfway to the next lower score)."""
+    pos = np.sort(p[y == 1])[::-1]
+    if len(pos) == 0:
+        return 0.5
+    k = int(np.ceil(min_sensitivity * len(pos))) - 1
+    cut = pos[min(max(k, 0), len(pos) - 1)]
+    lower = p[p < cut]
+    return float((cut + lower.max()) / 2) if lower.size else float(cut) * 0.999
+
+
+def temp_dir(prefix: str) -> Path:
+    """A fresh temporary folder for evaluation studies (outside any study folder)."""
+    return Path(tempfile.mkdtemp(prefix=prefix))
