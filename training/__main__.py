@@ -83,9 +83,24 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     e.add_argument("--studies", type=int, default=0, help="phantom runs: also N held-out test studies")
     e.add_argument("--study-size", type=int, default=256, help="rows = columns of the phantom studies")
+    e.add_argument(
+        "--phe-sich",
+        metavar="DIR",
+        help="model folder: judge it on the product path (held-out PHE-SICH patients, "
+        "composites, 512 px phantom studies, as DICOM through the app's engine)",
+    )
+    e.add_argument("--phantom-studies", type=int, default=30, help="product path: phantom studies")
+    e.add_argument("--record", action="store_true", help="product path: write the figures into model.json")
 
     c = sub.add_parser("calibrate", help="choose the thresholds on validation phantom studies (study level)")
-    c.add_argument("run_dir")
+    c.add_argument("run_dir", help="run folder, or (with --phe-sich) an exported model folder")
+    c.add_argument(
+        "--phe-sich",
+        metavar="DIR",
+        help="model folder: choose its reading and study thresholds on the validation "
+        "PHE-SICH patients, composites and phantom studies, through the app's engine",
+    )
+    c.add_argument("--phantom-studies", type=int, default=24, help="with --phe-sich: phantom studies")
     c.add_argument("--studies", type=int, default=88, help="validation phantom studies")
     c.add_argument("--study-size", type=int, default=256, help="rows = columns of the phantom studies")
     c.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
@@ -159,6 +174,21 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     from training.run_folder import STUDIES_REPORT_DIR, default_report_dir
 
     path = Path(a.path)
+    if a.phe_sich and (path / "model.json").is_file():
+        from training.product_eval import evaluate_folder, format_figures
+
+        report = Path(a.report or f"report-{path.name}")
+        fig = evaluate_folder(
+            path,
+            phe_root=a.phe_sich,
+            report_dir=report,
+            phantom_studies=a.phantom_studies,
+            record=a.record,
+            split=a.split,
+        )
+        print(format_figures(fig))
+        print(f"report: {report / 'metrics.json'}")
+        return EXIT_OK
     if (path / "model.json").is_file():
         report = Path(a.report or f"report-{path.name}")
         metrics = evaluate_model_folder(
@@ -182,6 +212,14 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
 
     from training.evaluate import calibrate_run
 
+    if a.phe_sich:
+        from training.product_eval import calibrate_folder, format_figures
+
+        out = calibrate_folder(a.run_dir, phe_root=a.phe_sich, phantom_studies=a.phantom_studies)
+        print("reading: " + json.dumps(out["reading"]))
+        print("study-level thresholds: " + json.dumps({k: round(v, 4) for k, v in out["thresholds"].items()}))
+        print(format_figures(out["figures"]))
+        return EXIT_OK
     thresholds = calibrate_run(a.run_dir, n_studies=a.studies, size=a.study_size, workers=a.workers)
     print("study-level thresholds: " + json.dumps({k: round(v, 4) for k, v in thresholds.items()}))
     return EXIT_OK

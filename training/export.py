@@ -48,9 +48,28 @@ def metrics_summary(metrics: dict[str, Any], *, split: str, data: str) -> dict[s
     }
 
 
+def _n_train_patients(run: dict[str, Any]) -> int:
+    return len(((run.get("data") or {}).get("phe_sich") or {}).get("train_patients") or [])
+
+
 def training_data_text(run: dict[str, Any]) -> str:
     """Plain words for model.json's ``training_data``."""
     config = TrainConfig.from_json(run["config"])
+    if config.data == "real":
+        from training.sources.phe_sich import CITATION
+
+        phe = run["data"]["phe_sich"]
+        extra = (
+            " and 80 % of a two-class RSNA 2019 brain-window sample (normal / intraparenchymal)"
+            if run["data"].get("png_dir")
+            else ""
+        )
+        return (
+            f"real head CT: {len(phe['train_patients'])} patients with spontaneous intracerebral hemorrhage of "
+            f"{CITATION}{extra}; every subtype also learned from synthetic hemorrhages composited into the "
+            f"normal slices of those patients, and from synthetic 512 px phantoms; split by patient "
+            f"({len(phe['val_patients'])} validation and {len(phe['test_patients'])} held-out test patients)"
+        )
     if config.data == "rsna":
         return f"RSNA Intracranial Hemorrhage Detection (patient-level split, seed {config.seed}): {run['data']['train']}"
     from training.sources.phantom import DATA_VERSION, PhantomSpec
@@ -118,11 +137,13 @@ def export_run(
     if run.get("val_metrics"):
         metrics["validation"] = metrics_summary(run["val_metrics"], split="val", data=run["data"]["val"])
     extra = {
-        "description": (
-            "Demo model for ICH triage research; trained on synthetic phantoms, not validated on patients."
-            if config.data == "phantom"
-            else "ICH triage research model trained on RSNA data; not a medical device."
-        ),
+        "description": {
+            "phantom": "Demo model for ICH triage research; trained on synthetic phantoms, not validated on patients.",
+            "rsna": "ICH triage research model trained on RSNA data; not a medical device.",
+            "real": f"ICH triage research model trained on {_n_train_patients(run)} patients of one public data set "
+            "of spontaneous intracerebral hemorrhage (PHE-SICH-CT-IDS), with the other subtypes learned from "
+            "synthetic lesions; research use only, not for diagnosis; not a medical device.",
+        }[config.data],
         "training": {
             "data_source": config.data,
             "epochs_run": run.get("epochs_run"),
@@ -131,7 +152,8 @@ def export_run(
             "batch_size": config.batch_size,
             "learning_rate": config.lr,
             "seed": config.seed,
-            "train_size": config.train_size,
+            "train_size": config.train_size if config.data == "phantom" else run["data"].get("train"),
+            "train_positive_rate": run["data"].get("train_positive_rate"),
             "timings_s": run.get("timings_s"),
             "strategy": run.get("strategy"),
             "threshold_rule": run.get(

@@ -269,7 +269,8 @@ def choose_reading(
     eps = 1e-4
     tr = np.clip(np.asarray(train_rate, np.float64), eps, 1 - eps)
     pv = np.clip(np.asarray(prevalence, np.float64), eps, 1 - eps)
-    offset = tuple(float(v) for v in (np.log(pv / (1 - pv)) - np.log(tr / (1 - tr))))
+    # at most +-4 (a factor of ~55 on the odds): a label nearly absent from training batches is not inflated
+    offset = tuple(float(v) for v in np.clip(np.log(pv / (1 - pv)) - np.log(tr / (1 - tr)), -4.0, 4.0))
     report: dict[str, Any] = {"logit_offset": [round(v, 4) for v in offset], "candidates": []}
     best = None
     for w in weights:
@@ -319,3 +320,208 @@ def _threshold_at_sensitivity(y: np.ndarray, p: np.ndarray, min_sensitivity: flo
 def temp_dir(prefix: str) -> Path:
     """A fresh temporary folder for evaluation studies (outside any study folder)."""
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+# ------------------------------------------------------------------------------------------------- commands
+#: Slice-level prevalence of each label in the RSNA 2019 training set (752,803 slices; Flanders et al., 2020),
+#: the population the probabilities are corrected to.
+RSNA_PREVALENCE: tuple[float, ...] = (0.1438, 0.0042, 0.0480, 0.0348, 0.0475, 0.0632)
+
+
+def _split_patients(phe_root: str | Path, split: str) -> list[str]:
+    from training.sources.phe_sich import read_phe_sich, split_patients
+
+    parts = dict(
+        zip(("train", "val", "test"), split_patients(read_phe_sich(phe_root).patients()), strict=True)
+    )
+    return parts[split]
+
+
+def _engine(model_dir: str | Path) -> Any:
+    from ich_viewer.inference.engine import InferenceEngine
+
+    return InferenceEngine.load(model_dir)
+
+
+def _update_model_json(model_dir: str | Path, update: Any) -> dict[str, Any]:
+    """Rewrite model.json with ``update(obj)`` applied (model.keras and its sha256 are untouched)."""
+    import json
+
+    path = Path(model_dir) / "model.json"
+    obj = json.loads(path.read_text(encoding="utf-8"))
+    update(obj)
+    path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    return obj
+
+
+def calibrate_folder(
+    model_dir: str | Path,
+    *,
+    phe_root: str | Path,
+    phantom_studies: int = 24,
+    composites_per_patient: int = 2,
+    min_sensitivity: float = 0.9,
+    slab_mm: float = 5.0,
+) -> dict[str, Any]:
+    """Choose the folder's reading (calibration, aggregation) and study thresholds on validation studies.
+
+    The validation PHE-SICH patients (never trained on, never tested on), composites on their normal levels
+    and phantom studies (seeds 40000000+) are run through the engine; the choice (:func:`choose_reading`) and
+    the validation figures at the chosen operating point go into model.json (``reading``, ``thresholds``,
+    ``metrics.validation_studies``).
+    """
+    import shutil
+
+    from ich_viewer.inference.reading import ReadingConfig
+    from training.studies import build_cases
+
+    obj_rate = _train_rate(model_dir)
+    work = temp_dir("ich-calibrate-")
+    try:
+        t0 = time.monotonic()
+        cases = build_cases(
+            work,
+            phe_root=phe_root,
+            patients=_split_patients(phe_root, "val"),
+            composites_per_patient=composites_per_patient,
+            phantom_studies=phantom_studies,
+            phantom_seed0=40_000_000,
+            seed=1,
+        )
+        print(
+            f"calibrate: {len(cases)} validation studies written ({time.monotonic() - t0:.0f} s)", flush=True
+        )
+        _update_model_json(model_dir, lambda o: o.update(reading=ReadingConfig(slab_mm=slab_mm).to_json()))
+        engine = _engine(model_dir)
+        results = run_cases(engine, cases, pointing=False)
+        reading, thresholds, report = choose_reading(
+            results, obj_rate, RSNA_PREVALENCE, min_sensitivity=min_sensitivity
+        )
+        reading_cfg = ReadingConfig(
+            slab_mm=slab_mm,
+            logit_offset=tuple(reading["logit_offset"]),
+            neighbour_weight=reading["neighbour_weight"],
+        )
+
+        def update(o: dict[str, Any]) -> None:
+            o["reading"] = reading_cfg.to_json()
+            o["thresholds"] = {k: float(v) for k, v in thresholds.items()}
+            o.setdefault("training", {})["calibration"] = {
+                "data": "validation split: PHE-SICH patients "
+                + ", ".join(_split_patients(phe_root, "val"))
+                + f", composites on their normal levels, {phantom_studies} phantom studies (seeds 40000000+)",
+                "rule": f"study level: highest threshold with sensitivity >= {min_sensitivity} per label; "
+                "aggregation weight with the best flag specificity",
+                "prevalence": dict(zip(LABELS, RSNA_PREVALENCE, strict=True)),
+                "selection": report,
+            }
+
+        _update_model_json(model_dir, update)
+        engine = _engine(model_dir)
+        val = figures(run_cases(engine, cases, pointing=False), thresholds, ci=False)
+        _update_model_json(model_dir, lambda o: o.setdefault("metrics", {}).update(validation_studies=val))
+        print(
+            f"calibrate: done in {time.monotonic() - t0:.0f} s; chosen {report['chosen_neighbour_weight']}",
+            flush=True,
+        )
+        return {
+            "reading": reading_cfg.to_json(),
+            "thresholds": thresholds,
+            "selection": report,
+            "figures": val,
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _train_rate(model_dir: str | Path) -> list[float]:
+    import json
+
+    obj = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+    rate = (obj.get("training") or {}).get("train_positive_rate")
+    if not rate or len(rate) != len(LABELS):
+        return list(RSNA_PREVALENCE)  # no record of the training rate: no correction
+    return [float(v) for v in rate]
+
+
+def evaluate_folder(
+    model_dir: str | Path,
+    *,
+    phe_root: str | Path | None,
+    report_dir: str | Path,
+    phantom_studies: int = 30,
+    composites_per_patient: int = 3,
+    record: bool = False,
+    split: str = "test",
+) -> dict[str, Any]:
+    """Held-out figures of a model folder on the product path (see the module docstring).
+
+    Writes ``report_dir/metrics.json`` (and, with ``record``, ``metrics.heldout_product_path`` of model.json).
+    """
+    import json
+    import shutil
+
+    from ich_viewer.inference.model_folder import read_model_info
+    from training.studies import build_cases
+
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    work = temp_dir("ich-evaluate-")
+    try:
+        t0 = time.monotonic()
+        patients = _split_patients(phe_root, split) if phe_root else []
+        cases = build_cases(
+            work,
+            phe_root=phe_root,
+            patients=patients,
+            composites_per_patient=composites_per_patient,
+            phantom_studies=phantom_studies,
+            phantom_seed0=50_000_000,
+            seed=2,
+        )
+        print(f"evaluate: {len(cases)} held-out studies written ({time.monotonic() - t0:.0f} s)", flush=True)
+        engine = _engine(model_dir)
+        results = run_cases(engine, cases, pointing=True)
+        info = read_model_info(model_dir)
+        out = figures(results, info.thresholds)
+        out["data"] = {
+            "phe_sich_patients": patients,
+            "split": split,
+            "composites_per_patient": composites_per_patient,
+            "phantom_studies": f"{phantom_studies} phantom studies of 32 slices at 512 px (seeds 50000000+)",
+            "path": "DICOM files -> ich_viewer.dicom.series.load_path -> InferenceEngine.predict (the app's path)",
+        }
+        out["seconds"] = round(time.monotonic() - t0, 1)
+        (report_dir / "metrics.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        if record:
+            _update_model_json(
+                model_dir, lambda o: o.setdefault("metrics", {}).update(heldout_product_path=out)
+            )
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def format_figures(fig: dict[str, Any]) -> str:
+    """A plain-text table: per source, slice and study ``any`` (and subtype) AUC, sensitivity, specificity."""
+    lines = [
+        f"{'source':<18}{'level':<7}{'label':<18}{'n':>6}{'pos':>6}{'AUC':>7}{'PR-AUC':>8}{'sens':>7}{'spec':>7}"
+        f"{'ECE':>7}"
+    ]
+
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    for source, entry in fig.items():
+        if not isinstance(entry, dict) or "slice" not in entry:
+            continue
+        for level in ("slice", "study"):
+            for label, m in entry[level].items():
+                lines.append(
+                    f"{source:<18}{level:<7}{label:<18}{m['n']:>6}{m['positives']:>6}{f(m['roc_auc']):>7}"
+                    f"{f(m['pr_auc']):>8}{f(m['sensitivity']):>7}{f(m['specificity']):>7}{f(m['ece']):>7}"
+                )
+        if "pointing_game" in entry:
+            pg = entry["pointing_game"]
+            lines.append(f"{source:<18}pointing game: {pg['hit_rate']:.3f} over {pg['slices']} slices")
+    return "\n".join(lines)

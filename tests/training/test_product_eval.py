@@ -1,0 +1,135 @@
+"""Product-path evaluation (:mod:`training.studies`, :mod:`training.product_eval`) on written fixtures.
+
+The cases are real DICOM series loaded by the study engine and predicted by the inference engine, as the app
+does; the model is a tiny random one, so only the plumbing and the arithmetic are checked here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ich_viewer.core.labels import LABELS
+from ich_viewer.dicom.series import load_path
+from tests.inference.helpers import write_tiny_model_folder
+from tests.training.phe_sich_fixture import write_phe_sich
+from training.product_eval import (
+    CaseResult,
+    bootstrap_ci,
+    calibration_figures,
+    choose_reading,
+    figures,
+    run_cases,
+)
+from training.sources.phe_sich import read_phe_sich
+from training.studies import build_cases
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory: pytest.TempPathFactory):
+    phe = write_phe_sich(tmp_path_factory.mktemp("phe"), n_patients=2, n_slices=8, size=256)
+    out = build_cases(
+        tmp_path_factory.mktemp("cases"),
+        phe_root=phe.root,
+        patients=phe.patients,
+        composites_per_patient=2,
+        phantom_studies=1,
+        phantom_slices=8,
+    )
+    return phe, out
+
+
+def test_cases_are_dicom_series_with_their_labels(cases) -> None:
+    phe, out = cases
+    sources = [c.source for c in out]
+    assert sources.count("phe-sich") == 2 and sources.count("phantom") == 1
+    ds = read_phe_sich(phe.root)
+    for case in out:
+        series = load_path(case.folder)  # the app's loader
+        assert series.hu.shape[0] == len(case.slice_labels)
+        if case.source == "phe-sich":
+            items = ds.by_patient()[case.patient]
+            np.testing.assert_allclose(
+                series.hu, np.stack([ds.hu(s) for s in items]), atol=0.16
+            )  # slope 80/255
+            assert (case.slice_labels[:, 0] == [s.hemorrhage for s in items]).all()
+            assert set(case.regions) == {i for i, s in enumerate(items) if s.hemorrhage}
+        if case.source == "phe-sich-normal":
+            assert case.study_labels.tolist() == [0.0] * len(LABELS)
+        if case.source == "composite":
+            assert case.study_labels[0] == 1 and case.regions
+            for i, region in case.regions.items():
+                assert case.slice_labels[i, 0] == 1 and region.any()
+
+
+def test_run_cases_and_figures(cases, tmp_path: Path) -> None:
+    from ich_viewer.inference.engine import InferenceEngine
+
+    _, out = cases
+    engine = InferenceEngine.load(write_tiny_model_folder(tmp_path / "tiny"))
+    results = run_cases(engine, out, pointing=True)
+    assert len(results) == len(out)
+    for r in results:
+        assert r.slice_probs.shape == (len(r.case.slice_labels), 6)
+        assert set(r.hits) <= set(r.case.regions)
+    fig = figures(results, engine.info.thresholds, ci=False)
+    assert {"phe-sich", "phantom", "all"} <= set(fig)
+    any_slice = fig["all"]["slice"]["any"]
+    assert any_slice["n"] == sum(len(r.case.slice_labels) for r in results)
+    assert any_slice["positives"] == int(sum((r.case.slice_labels[:, 0] == 1).sum() for r in results))
+    assert "pointing_game" in fig["all"]
+
+
+def _result(labels: np.ndarray, raw: np.ndarray, patient: str) -> CaseResult:
+    from training.studies import StudyCase
+
+    case = StudyCase(Path("/nowhere"), "x", patient, labels.astype(np.float32))
+    return CaseResult(case, raw, raw.max(axis=0), False, [], raw, np.arange(len(raw)), {})
+
+
+def test_choose_reading_meets_the_sensitivity_on_validation() -> None:
+    rng = np.random.default_rng(0)
+    results = []
+    for j in range(40):
+        positive = j % 2 == 0
+        labels = np.zeros((10, 6))
+        raw = rng.uniform(0.0, 0.3, (10, 6))
+        if positive:
+            labels[4:6, 0] = labels[4:6, 2] = 1
+            raw[4:6, [0, 2]] = rng.uniform(0.4, 0.9, (2, 2))
+        else:
+            raw[rng.integers(10), 0] = rng.uniform(0.3, 0.8)  # an isolated false alarm
+        results.append(_result(labels, raw.astype(np.float32), f"p{j}"))
+    reading, thresholds, report = choose_reading(results, [0.5] * 6, [0.5] * 6, min_sensitivity=0.9)
+    assert reading["logit_offset"] == pytest.approx([0.0] * 6)
+    assert len(report["candidates"]) == 3
+    chosen = next(c for c in report["candidates"] if c["neighbour_weight"] == reading["neighbour_weight"])
+    assert chosen["flag_sensitivity"] >= 0.9
+    # isolated single-slice alarms are what neighbour support removes: it must win here
+    assert reading["neighbour_weight"] > 0
+    assert chosen["flag_specificity"] >= max(c["flag_specificity"] for c in report["candidates"])
+    assert set(thresholds) == set(LABELS)
+
+
+def test_prior_correction_offset() -> None:
+    results = [_result(np.zeros((3, 6)), np.full((3, 6), 0.5, np.float32), "a")]
+    reading, _, _ = choose_reading(results, [0.5] * 6, [0.2] * 6)
+    assert reading["logit_offset"][0] == pytest.approx(np.log(0.25))
+
+
+def test_calibration_and_bootstrap() -> None:
+    y = np.array([0, 0, 1, 1], float)
+    assert calibration_figures(y, np.array([0.0, 0.0, 1.0, 1.0])) == {"ece": 0.0, "brier": 0.0}
+    assert calibration_figures(y, np.full(4, 0.5))["brier"] == 0.25
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(30), 4)
+    yy = rng.integers(0, 2, 120)
+    pp = np.clip(yy * 0.6 + rng.normal(0.2, 0.2, 120), 0, 1)
+    def gap(a, b):
+        return float(np.mean(b[a == 1]) - np.mean(b[a == 0]))
+
+    lo, hi = bootstrap_ci(groups, yy, pp, gap)
+    assert lo < gap(yy, pp) < hi and hi - lo < 0.3
+    assert bootstrap_ci(np.zeros(4), yy[:4], pp[:4], lambda a, b: 1.0) is None  # one group: no interval
