@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -18,22 +16,14 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import RLELossless
 
 from ich_viewer.schemas import validate
+from tests.cli import run_cli
 from tests.dicom import dicom_factory as fac
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def run_inspect(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "ich_viewer", "inspect", str(path), *extra],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-        check=False,
-    )
+    return run_cli("inspect", path, *extra, timeout=120)
 
 
 def tree_digest(folder: Path) -> dict[str, tuple[str, int]]:

@@ -4,10 +4,8 @@ the output is checked against ``ich_viewer/schemas/predict.json``."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +13,14 @@ import pytest
 
 from ich_viewer.core.labels import LABELS
 from ich_viewer.schemas import validate
+from tests.cli import run_cli
 from tests.inference.helpers import write_tiny_model_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run(
-        [sys.executable, "-m", "ich_viewer", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

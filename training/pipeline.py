@@ -29,6 +29,7 @@ __all__ = [
     "Augment",
     "InMemorySlices",
     "SliceSource",
+    "affine_warp",
     "make_eval_dataset",
     "make_train_dataset",
     "predict_source",
@@ -137,23 +138,7 @@ class Augment:
         scale = 1.0 + tf.random.uniform([b], -self.zoom, self.zoom)
         tx = tf.random.uniform([b], -self.shift, self.shift) * wf
         ty = tf.random.uniform([b], -self.shift, self.shift) * hf
-        # Output pixel (x, y) samples input pixel A @ (x - c) + c + t with A = rotation / scale.
-        cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-        cx, cy = (wf - 1.0) / 2.0, (hf - 1.0) / 2.0
-        a0, a1 = cos, -sin
-        b0, b1 = sin, cos
-        a2 = cx - a0 * cx - a1 * cy + tx
-        b2 = cy - b0 * cx - b1 * cy + ty
-        zeros = tf.zeros_like(a0)
-        transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-        images = tf.raw_ops.ImageProjectiveTransformV3(
-            images=images,
-            transforms=transforms,
-            output_shape=tf.stack([h, w]),
-            fill_value=0.0,
-            interpolation="BILINEAR",
-            fill_mode="CONSTANT",
-        )
+        images = affine_warp(images, angle, scale, tx, ty)
         # Intensity jitter in HU, scaled per channel by 1 / window width; only inside each window.
         widths = np.array([wd for _, wd in model_input.windows], dtype=np.float32)
         per_channel = tf.constant(np.tile(1.0 / widths, 2 * model_input.context_slices + 1))
@@ -163,6 +148,33 @@ class Augment:
         jittered = tf.clip_by_value(images + (offset + noise) * per_channel, 0.0, 1.0)
         images = tf.where(inside, jittered, images)
         return images, labels
+
+
+def affine_warp(
+    images: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor, tx: tf.Tensor, ty: tf.Tensor
+) -> tf.Tensor:
+    """Rotate (radians), zoom and shift a batch ``(b, h, w, c)`` about its centre, bilinear, filled with 0.
+
+    ``angle``, ``scale``, ``tx`` and ``ty`` (pixels) are float32 ``(b,)``. Output pixel ``(x, y)`` samples input
+    pixel ``A @ (x - c) + c + t`` with ``A`` = rotation / scale.
+    """
+    shape = tf.shape(images)
+    h, w = shape[1], shape[2]
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    cx, cy = (wf - 1.0) / 2.0, (hf - 1.0) / 2.0
+    a2 = cx - cos * cx + sin * cy + tx
+    b2 = cy - sin * cx - cos * cy + ty
+    zeros = tf.zeros_like(cos)
+    transforms = tf.stack([cos, -sin, a2, sin, cos, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.stack([h, w]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
 
 
 def _loader(source: SliceSource) -> Any:

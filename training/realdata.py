@@ -385,6 +385,8 @@ def _augment_tf(x: Any, aug: RealAugment, clip: tuple[float, float]) -> Any:
     """``x`` float32 ``(b, h, w, 1)`` in [0, 1] of the clip window -> augmented HU ``(b, h, w, 1)``."""
     import tensorflow as tf
 
+    from training.pipeline import affine_warp
+
     center, width = clip
     shape = tf.shape(x)
     b, h, w = shape[0], shape[1], shape[2]
@@ -396,20 +398,7 @@ def _augment_tf(x: Any, aug: RealAugment, clip: tuple[float, float]) -> Any:
     scale = 1.0 + tf.random.uniform([b], -aug.zoom, aug.zoom)
     tx = tf.random.uniform([b], -aug.shift, aug.shift) * wf
     ty = tf.random.uniform([b], -aug.shift, aug.shift) * hf
-    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    cx, cy = (wf - 1.0) / 2.0, (hf - 1.0) / 2.0
-    a2 = cx - cos * cx + sin * cy + tx
-    b2 = cy - sin * cx - cos * cy + ty
-    zeros = tf.zeros_like(cos)
-    transforms = tf.stack([cos, -sin, a2, sin, cos, b2, zeros, zeros], axis=1)
-    x = tf.raw_ops.ImageProjectiveTransformV3(
-        images=x,
-        transforms=transforms,
-        output_shape=tf.stack([h, w]),
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
-    )
+    x = affine_warp(x, angle, scale, tx, ty)
     hu = x * width + (center - width / 2.0)
     k = tf.exp(tf.random.uniform([b, 1, 1, 1], math.log(aug.contrast[0]), math.log(aug.contrast[1])))
     level = tf.random.uniform([b, 1, 1, 1], -aug.level_hu, aug.level_hu)

@@ -19,6 +19,7 @@ import pydicom
 import pytest
 
 from ich_viewer.phantom.study import generate_study, write_study_dicom
+from tests.cli import run_cli
 from tests.inference.helpers import write_tiny_model_folder
 
 PATIENT_MARKERS = ("PHANTOM^DEMO", "PHANTOM, DEMO", "PHANTOM-")
@@ -117,16 +118,7 @@ def _leaks(text: str) -> list[str]:
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "ich_viewer", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(*args)
 
 
 def _corrupt_copies(good: Path, folder: Path) -> list[Path]:

@@ -127,6 +127,7 @@ def test_calibration_and_bootstrap() -> None:
     groups = np.repeat(np.arange(30), 4)
     yy = rng.integers(0, 2, 120)
     pp = np.clip(yy * 0.6 + rng.normal(0.2, 0.2, 120), 0, 1)
+
     def gap(a, b):
         return float(np.mean(b[a == 1]) - np.mean(b[a == 0]))
 
