@@ -1,4 +1,4 @@
-"""The bundled demo model on generated phantoms: a hemorrhage is flagged near the blood, a normal head is not."""
+"""The bundled model on generated phantoms: a hemorrhage is flagged near the blood, a normal head is not."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from ich_viewer.resources import default_model_dir
 from tests.inference.helpers import make_series
 
-pytest.importorskip("ich_viewer.phantom.study", reason="waiting for the phantom generator")
 
 #: Point this environment variable at another model folder (e.g. one trained on RSNA data) to test that instead.
 MODEL_ENV = "ICH_VIEWER_TEST_MODEL"

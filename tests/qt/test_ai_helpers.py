@@ -189,6 +189,9 @@ def test_heatmap_lut_is_transparent_at_zero_and_opaque_at_one():
 def test_synthetic_model_wording():
     assert is_synthetic_model("synthetic head-CT phantoms v1")
     assert not is_synthetic_model("RSNA 2019 intracranial hemorrhage training set")
+    # real patients with synthetic lesions composited in are not a synthetic-only model
+    assert not is_synthetic_model("real head CT: 64 patients ...; subtypes also from synthetic hemorrhages")
+    assert is_synthetic_model("synthetic head-CT phantoms v1, 2-D slices ...; not patient data")
 
 
 class TestPercent:

@@ -82,8 +82,12 @@ def results_csv_rows(prediction: Any, series: Series) -> list[list[str]]:
 
 
 def is_synthetic_model(training_data: str) -> bool:
-    """True when a model card says it was trained on synthetic data (phantoms)."""
+    """True when a model card says it was trained on synthetic data (phantoms) only, not on real head CT."""
     text = training_data.lower()
+    if "not patient data" in text:
+        return True
+    if "real head ct" in text or "patients" in text:
+        return False
     return "synthetic" in text or "phantom" in text
 
 
@@ -151,13 +155,16 @@ def model_card_html(info: Any, device: str) -> str:
 
     metrics = metrics_html(info.metrics)
     thresholds = ", ".join(f"{k} {info.threshold(k):.2f}" for k in LABELS)
-    synthetic = is_synthetic_model(info.training_data) or _same_folder(info.folder, default_model_dir())
-    note = (
-        f"<p style='color:#c9a227'><b>{DEMO_MODEL_STATEMENT}.</b> It is a demonstration: its figures say "
-        "nothing about performance on real head CT.</p>"
-        if synthetic
-        else ""
-    )
+    synthetic = is_synthetic_model(info.training_data)
+    description = str(info.raw.get("description") or "")
+    if synthetic:
+        note = (
+            f"<p style='color:#c9a227'><b>{DEMO_MODEL_STATEMENT}.</b> It is a demonstration: its figures say "
+            "nothing about performance on real head CT.</p>"
+        )
+    else:
+        bundled = " (the bundled model)" if _same_folder(info.folder, default_model_dir()) else ""
+        note = f"<p style='color:#c9a227'><b>{html.escape(description or RESEARCH_USE_STATEMENT)}</b>{bundled}</p>"
     return (
         f"<h3>{info.name} {info.version}</h3>{note}"
         f"<p><b>Trained on:</b> {info.training_data}</p>"
