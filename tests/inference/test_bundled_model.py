@@ -11,7 +11,6 @@ import pytest
 from ich_viewer.resources import default_model_dir
 from tests.inference.helpers import make_series
 
-
 #: Point this environment variable at another model folder (e.g. one trained on RSNA data) to test that instead.
 MODEL_ENV = "ICH_VIEWER_TEST_MODEL"
 MODEL_DIR = Path(os.environ.get(MODEL_ENV) or default_model_dir())
