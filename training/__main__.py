@@ -105,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--study-size", type=int, default=256, help="rows = columns of the phantom studies")
     c.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
 
+    d = sub.add_parser(
+        "hu-check",
+        help="the same real DICOM slices as HU and as 8-bit brain-window renderings, through the app",
+    )
+    d.add_argument("model_dir")
+    d.add_argument("dicom_dir", help="a folder of real DICOM slices (e.g. RSNA files)")
+    d.add_argument("--record", action="store_true", help="write the figures into model.json")
+
     x = sub.add_parser("export", help="write the model folder of a run")
     x.add_argument("run_dir")
     x.add_argument("--name", default="ich-demo-cnn")
@@ -225,6 +233,13 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_hu_check(a: argparse.Namespace) -> int:
+    from training.product_eval import hu_versus_brain_window
+
+    hu_versus_brain_window(a.model_dir, a.dicom_dir, record=a.record)
+    return EXIT_OK
+
+
 def _cmd_export(a: argparse.Namespace) -> int:
     from training.export import export_run
 
@@ -259,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": _cmd_evaluate,
         "calibrate": _cmd_calibrate,
         "export": _cmd_export,
+        "hu-check": _cmd_hu_check,
         "explain-eval": _cmd_explain,
     }[args.command]
     from ich_viewer.errors import IchViewerError

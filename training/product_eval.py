@@ -525,3 +525,67 @@ def format_figures(fig: dict[str, Any]) -> str:
             pg = entry["pointing_game"]
             lines.append(f"{source:<18}pointing game: {pg['hit_rate']:.3f} over {pg['slices']} slices")
     return "\n".join(lines)
+
+
+def hu_versus_brain_window(
+    model_dir: str | Path, dicom_dir: str | Path, *, record: bool = False
+) -> dict[str, Any]:
+    """The same real slices read as HU and as their own 8-bit brain-window rendering, through the app's path.
+
+    Every DICOM file of ``dicom_dir`` is scored twice by the engine: as it is (HU from the study engine), and
+    rendered in the brain window (40/80) to 8 bits and wrapped again as CT (Rescale Slope 80/255), as an
+    exported brain-window image would be. Reports the largest and median ``|any(HU) - any(8-bit)|`` and how
+    many slices reach the ``any`` threshold (unlabelled real scanner output: mostly normal slices).
+    """
+    import json
+    import shutil
+
+    from ich_viewer.core.windowing import BRAIN, apply_window
+    from ich_viewer.dicom.series import load_path, scan
+    from training.studies import write_ct_series
+
+    engine = _engine(model_dir)
+    thr = engine.info.threshold("any")
+    files = sorted(p for p in Path(dicom_dir).iterdir() if p.is_file())
+    diffs, above_hu, above_png, n = [], 0, 0, 0
+    work = temp_dir("ich-domain-")
+    try:
+        for k, path in enumerate(files):
+            result = scan(path)
+            if not result.series:
+                continue
+            series = load_path(path)
+            grey = apply_window(series.hu[0], BRAIN.center, BRAIN.width)[None].astype(np.int16)
+            folder = work / f"png-{k}"
+            write_ct_series(
+                grey,
+                folder,
+                slope=BRAIN.width / 255.0,
+                intercept=BRAIN.low,
+                key=f"png-{k}",
+                description="brain-window rendering",
+            )
+            wrapped = load_path(folder)
+            # one slice each: the engine's own single-slice path (no slabs, no neighbours)
+            p_hu = float(engine.predict(series).probabilities[0, 0])
+            p_png = float(engine.predict(wrapped).probabilities[0, 0])
+            diffs.append(abs(p_hu - p_png))
+            above_hu += p_hu >= thr
+            above_png += p_png >= thr
+            n += 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = {
+        "data": f"{n} real DICOM slices of {Path(dicom_dir).name} (no labels)",
+        "max_abs_diff_any": round(float(np.max(diffs)), 4) if diffs else None,
+        "median_abs_diff_any": round(float(np.median(diffs)), 5) if diffs else None,
+        "slices_at_or_above_any_threshold_hu": int(above_hu),
+        "slices_at_or_above_any_threshold_8bit": int(above_png),
+        "any_threshold": thr,
+    }
+    if record:
+        _update_model_json(
+            model_dir, lambda o: o.setdefault("metrics", {}).update(hu_versus_brain_window=out)
+        )
+    print(json.dumps(out, indent=2))
+    return out

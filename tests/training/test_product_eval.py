@@ -134,3 +134,23 @@ def test_calibration_and_bootstrap() -> None:
     lo, hi = bootstrap_ci(groups, yy, pp, gap)
     assert lo < gap(yy, pp) < hi and hi - lo < 0.3
     assert bootstrap_ci(np.zeros(4), yy[:4], pp[:4], lambda a, b: 1.0) is None  # one group: no interval
+
+
+def test_hu_and_brain_window_rendering_agree_through_the_app(tmp_path: Path) -> None:
+    import dataclasses
+
+    from ich_viewer.core.windowing import BRAIN_DOMAIN_INPUT, ModelInput
+    from ich_viewer.phantom.study import generate_study, write_study_dicom
+    from training.product_eval import hu_versus_brain_window
+
+    study = generate_study(7, kind="subdural", n_slices=4, size=128)
+    dicom = tmp_path / "dicom"
+    write_study_dicom(study, dicom)  # int16 HU, the way a scanner stores them
+    shared = write_tiny_model_folder(tmp_path / "shared", dataclasses.replace(BRAIN_DOMAIN_INPUT, size=32))
+    out = hu_versus_brain_window(shared, dicom)
+    assert out["data"].startswith("4 real DICOM slices")
+    assert out["max_abs_diff_any"] <= 0.05  # the shared domain: the two reads are the same tensor
+    # without the shared domain (HU windows wider than the brain window), the 8-bit rendering loses what
+    # the model reads, and the two disagree
+    plain = write_tiny_model_folder(tmp_path / "plain", ModelInput(size=32))
+    assert hu_versus_brain_window(plain, dicom)["max_abs_diff_any"] > out["max_abs_diff_any"]
