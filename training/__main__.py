@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--composites-per-type", type=int, default=600, help="real data: composites per subtype")
     t.add_argument("--phantom-slices", type=int, default=600, help="real data: pure phantom slices at 512 px")
+    t.add_argument("--phantom-share", type=float, default=0.10, help="real data: share of phantoms per batch")
+    t.add_argument("--init-from", metavar="RUN", help="start from the best weights of an earlier run")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras progress display")
 
     e = sub.add_parser("evaluate", help="evaluate a run (or a model folder) on held-out data")
@@ -168,6 +170,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
         png_dir=a.png_dir,
         composites_per_type=a.composites_per_type,
         phantom_slices=a.phantom_slices,
+        phantom_share=a.phantom_share,
+        init_from=a.init_from,
         verbose=a.verbose,
     )
     run_training(config)

@@ -71,17 +71,19 @@ GROUPS: tuple[str, ...] = (
 UNKNOWN = -1.0
 
 
-def default_group_weights() -> dict[str, float]:
-    """Sampling weights of the groups (renormalised over the groups present)."""
-    return {
-        "real-neg": 0.40,
-        "real-pos": 0.17,
-        "composite": 0.25,
-        "phantom-neg": 0.05,
-        "phantom-pos": 0.05,
-        "png-neg": 0.04,
-        "png-pos": 0.04,
-    }
+def default_group_weights(phantom_share: float = 0.10) -> dict[str, float]:
+    """Sampling weights of the groups (renormalised over the groups present).
+
+    ``phantom_share`` is the share of pure phantom slices (half with blood); the real and composite groups
+    share the rest in fixed proportions.
+    """
+    if not 0.0 <= phantom_share < 1.0:
+        raise ValueError(f"phantom share must be in [0, 1), got {phantom_share}")
+    rest = {"real-neg": 0.40, "real-pos": 0.17, "composite": 0.25, "png-neg": 0.04, "png-pos": 0.04}
+    scale = (1.0 - phantom_share) / sum(rest.values())
+    weights = {k: v * scale for k, v in rest.items()}
+    weights["phantom-neg"] = weights["phantom-pos"] = phantom_share / 2
+    return weights
 
 
 @dataclass

@@ -96,6 +96,9 @@ class TrainConfig:
     png_dir: str | None = None
     composites_per_type: int = 600
     phantom_slices: int = 600
+    phantom_share: float = 0.10
+    # start from the weights of an earlier run's best checkpoint (same architecture and input)
+    init_from: str | None = None
     verbose: int | None = None
 
     def __post_init__(self) -> None:

@@ -191,7 +191,7 @@ def run_training(config: TrainConfig) -> Path:
 
         train_bank, val_bank, data_info = real_banks(config)
         t_data = time.monotonic() - t_start
-        group_weights = default_group_weights()
+        group_weights = default_group_weights(config.phantom_share)
         steps = config.steps_per_epoch or max(1, len(train_bank) // config.batch_size)
         train_ds = make_real_train_dataset(
             train_bank,
@@ -250,6 +250,12 @@ def run_training(config: TrainConfig) -> Path:
             dropout=config.dropout,
             partial_labels=config.data == "real",
         )
+        if config.init_from:
+            init = Path(config.init_from) / BEST_FILE
+            if not init.is_file():
+                raise FileNotFoundError(f"--init-from {config.init_from}: no {BEST_FILE} there")
+            model.load_weights(init)
+            print(f"weights initialised from {init}", flush=True)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _patch_multiworker_build(model, strategy)
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
