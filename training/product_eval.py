@@ -251,13 +251,16 @@ def choose_reading(
     *,
     min_sensitivity: float = 0.9,
     weights: Sequence[float] = (0.0, 0.25, 0.5),
+    subtype_false_flags: float = 0.02,
 ) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
     """Choose the calibration, aggregation weight and study-level thresholds on validation cases.
 
     The logit offset corrects each label from its rate in the training batches to ``prevalence``. For each
-    aggregation weight the study thresholds are chosen (highest specificity at study sensitivity >=
-    ``min_sensitivity`` on the studies where the label is known) and the weight with the best study-level
-    ``any`` specificity (then AUC) wins.
+    aggregation weight the study thresholds are chosen: ``any`` at the highest threshold with study
+    sensitivity >= ``min_sensitivity``; each subtype at that rule too, but never below the level that only
+    ``subtype_false_flags`` of the studies without blood reach (a subtype flags the study on its own, so a
+    weak subtype must not undo the specificity of ``any``). The weight with the best flag specificity (then
+    ``any`` AUC) wins.
 
     Returns
     -------
@@ -277,10 +280,15 @@ def choose_reading(
         study = np.stack([aggregate(apply_logit_offset(r.raw_slice_probs, offset), w) for r in results])
         ys = np.stack([r.case.study_labels for r in results])
         thresholds = {}
+        clean = ys[:, 0] == 0  # studies without any blood
         for k, label in enumerate(LABELS):
             keep = ys[:, k] >= 0
             y, p = ys[keep, k], study[keep, k]
-            thresholds[label] = _threshold_at_sensitivity(y, p, min_sensitivity)
+            thr = _threshold_at_sensitivity(y, p, min_sensitivity)
+            if k > 0 and clean.any():
+                floor = float(np.quantile(study[clean, k], 1.0 - subtype_false_flags, method="higher"))
+                thr = max(thr, float(np.nextafter(np.float32(floor), np.float32(1.0))))
+            thresholds[label] = min(thr, 0.999)
         flagged = np.zeros(len(results), bool)
         for k, label in enumerate(LABELS):
             flagged |= study[:, k] >= thresholds[label]

@@ -154,3 +154,23 @@ def test_hu_and_brain_window_rendering_agree_through_the_app(tmp_path: Path) -> 
     # the model reads, and the two disagree
     plain = write_tiny_model_folder(tmp_path / "plain", ModelInput(size=32))
     assert hu_versus_brain_window(plain, dicom)["max_abs_diff_any"] > out["max_abs_diff_any"]
+
+
+def test_a_weak_subtype_cannot_undo_the_specificity_of_any() -> None:
+    rng = np.random.default_rng(5)
+    results = []
+    for j in range(40):
+        labels = np.zeros((6, 6))
+        raw = np.full((6, 6), 0.05)
+        if j % 2 == 0:  # a bleed: 'any' sees it well, its subtype (epidural) only weakly
+            labels[2:4, 0] = labels[2:4, 1] = 1
+            raw[2:4, 0] = 0.9
+            raw[2:4, 1] = 0.3
+        else:  # no bleed, but the weak epidural output wanders as high as on the bleeds
+            raw[:, 1] = rng.uniform(0.0, 0.5, 6)
+        results.append(_result(labels, raw.astype(np.float32), f"p{j}"))
+    _, thresholds, report = choose_reading(results, [0.5] * 6, [0.5] * 6, weights=(0.0,))
+    chosen = report["candidates"][0]
+    assert chosen["flag_sensitivity"] == 1.0
+    assert chosen["flag_specificity"] >= 0.95  # the epidural threshold sits above what clean studies reach
+    assert thresholds["epidural"] > 0.3
