@@ -104,7 +104,7 @@ def test_choose_reading_meets_the_sensitivity_on_validation() -> None:
         results.append(_result(labels, raw.astype(np.float32), f"p{j}"))
     reading, thresholds, report = choose_reading(results, [0.5] * 6, [0.5] * 6, min_sensitivity=0.9)
     assert reading["logit_offset"] == pytest.approx([0.0] * 6)
-    assert len(report["candidates"]) == 3
+    assert len(report["candidates"]) == 4
     chosen = next(c for c in report["candidates"] if c["neighbour_weight"] == reading["neighbour_weight"])
     assert chosen["flag_sensitivity"] >= 0.9
     # isolated single-slice alarms are what neighbour support removes: it must win here
