@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 #: Name of the model folder under ``resources/models`` that the app uses unless told otherwise.
-DEFAULT_MODEL_NAME = "ich-demo-cnn"
+DEFAULT_MODEL_NAME = "ich-ct-cnn"
 
 
 def resources_root() -> Path:
@@ -18,10 +18,10 @@ def resources_root() -> Path:
 
 
 def resource_path(*parts: str) -> Path:
-    """Return the path of a bundled resource, e.g. ``resource_path("models", "ich-demo-cnn")``."""
+    """Return the path of a bundled resource, e.g. ``resource_path("models", "ich-ct-cnn")``."""
     return resources_root().joinpath(*parts)
 
 
 def default_model_dir() -> Path:
-    """Return the folder of the bundled demo model."""
+    """Return the folder of the bundled model."""
     return resource_path("models", DEFAULT_MODEL_NAME)

@@ -31,7 +31,7 @@ def test_frozen_app_builds_and_passes_its_checks(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "ALL CHECKS PASSED" in proc.stdout
     app = tmp_path / "dist" / "ich-viewer"
-    assert (app / "_internal" / "resources" / "models" / "ich-demo-cnn" / "model.json").is_file()
+    assert (app / "_internal" / "resources" / "models" / "ich-ct-cnn" / "model.json").is_file()
     assert folder_size_mb(app) < 2048
 
 

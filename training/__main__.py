@@ -117,8 +117,8 @@ def _parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="write the model folder of a run")
     x.add_argument("run_dir")
-    x.add_argument("--name", default="ich-demo-cnn")
-    x.add_argument("--out", required=True, help="model folder to write, e.g. resources/models/ich-demo-cnn")
+    x.add_argument("--name", default="ich-ct-cnn")
+    x.add_argument("--out", required=True, help="model folder to write, e.g. resources/models/ich-ct-cnn")
     x.add_argument("--version", default="1.0")
     x.add_argument("--gradcam-layer", default=None, help="Grad-CAM layer for model.json (default: last conv)")
 

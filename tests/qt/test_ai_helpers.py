@@ -200,3 +200,10 @@ class TestPercent:
 
         assert percent(0.99) == "99.0 %" and percent(0.991) == "99.1 %"
         assert percent(0.0) == "0.0 %" and percent(1.0) == "100.0 %"
+
+    def test_a_pair_never_reads_equal_unless_it_is(self):
+        from ich_viewer.qt.ai.study_summary import percent_pair
+
+        assert percent_pair(0.99, 0.991) == ("99.0 %", "99.1 %")
+        assert percent_pair(0.0098, 0.0101) == ("0.98 %", "1.01 %")
+        assert percent_pair(0.25, 0.25) == ("25.0 %", "25.0 %")

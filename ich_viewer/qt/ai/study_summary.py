@@ -25,7 +25,7 @@ from ich_viewer.core.labels import LABELS
 from ich_viewer.qt.ai.probability_panel import LABEL_COLORS
 from ich_viewer.qt.ai.results import is_synthetic_model
 
-__all__ = ["CLEAR_TEXT", "FLAGGED_TEXT", "StudySummaryPanel", "percent"]
+__all__ = ["CLEAR_TEXT", "FLAGGED_TEXT", "StudySummaryPanel", "percent", "percent_pair"]
 
 # Triage wording: a triage tool never says "no hemorrhage", only that the study is not flagged.
 FLAGGED_TEXT = "Flagged for review"
@@ -36,6 +36,16 @@ def percent(p: float) -> str:
     """A probability as the panel shows it: percent with one decimal (``99.0 %``), so that 0.990 against a
     threshold of 0.991 reads as 99.0 % below 99.1 %, never as two equal numbers."""
     return f"{100.0 * float(p):.1f} %"
+
+
+def percent_pair(p: float, threshold: float) -> tuple[str, str]:
+    """A probability and its threshold in percent, with as many decimals (1 to 3) as it takes for two
+    different numbers to read differently (``1.0 %`` against ``1.0 %`` becomes ``0.98 %`` / ``1.01 %``)."""
+    for digits in (1, 2, 3):
+        a, b = f"{100.0 * float(p):.{digits}f} %", f"{100.0 * float(threshold):.{digits}f} %"
+        if a != b or float(p) == float(threshold):
+            return a, b
+    return a, b
 
 
 def _bar(color: str) -> QProgressBar:
@@ -105,7 +115,7 @@ class StudySummaryPanel(QWidget):
         self.status.setStyleSheet("color: #aab2ba;")
         layout.addWidget(self.status)
 
-        study_box = QGroupBox("Study (maximum over slices)", self)
+        study_box = QGroupBox("Study (probability / threshold)", self)
         self.study_values, self.study_bars = _label_rows(study_box)
         layout.addWidget(study_box)
 
@@ -215,7 +225,8 @@ class StudySummaryPanel(QWidget):
             p = float(study_probabilities[k])
             t = float(thresholds.get(label, 0.5))
             mark = "  ▲" if p >= t else ""
-            self.study_values[label].setText(f"{percent(p)} / {percent(t)}{mark}")
+            shown, limit = percent_pair(p, t)
+            self.study_values[label].setText(f"{shown} / {limit}{mark}")
             self.study_values[label].setToolTip(f"study probability {p:.4f}, threshold {t:.4f}")
             self.study_bars[label].setValue(round(p * 1000))
         any_col = self.probabilities[:, 0]
