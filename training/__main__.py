@@ -115,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("dicom_dir", help="a folder of real DICOM slices (e.g. RSNA files)")
     d.add_argument("--record", action="store_true", help="write the figures into model.json")
 
+    k = sub.add_parser("card", help="print the figure tables of a model folder's card (Markdown)")
+    k.add_argument("model_dir")
+
     x = sub.add_parser("export", help="write the model folder of a run")
     x.add_argument("run_dir")
     x.add_argument("--name", default="ich-ct-cnn")
@@ -244,6 +247,13 @@ def _cmd_hu_check(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_card(a: argparse.Namespace) -> int:
+    from training.card import card_markdown
+
+    print(card_markdown(a.model_dir), end="")
+    return EXIT_OK
+
+
 def _cmd_export(a: argparse.Namespace) -> int:
     from training.export import export_run
 
@@ -279,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibrate": _cmd_calibrate,
         "export": _cmd_export,
         "hu-check": _cmd_hu_check,
+        "card": _cmd_card,
         "explain-eval": _cmd_explain,
     }[args.command]
     from ich_viewer.errors import IchViewerError

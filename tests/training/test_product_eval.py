@@ -174,3 +174,33 @@ def test_a_weak_subtype_cannot_undo_the_specificity_of_any() -> None:
     assert chosen["flag_sensitivity"] == 1.0
     assert chosen["flag_specificity"] >= 0.95  # the epidural threshold sits above what clean studies reach
     assert thresholds["epidural"] > 0.3
+
+
+def test_card_tables_come_from_model_json(tmp_path: Path) -> None:
+    import json
+
+    from training.card import card_markdown
+
+    m = {
+        "n": 10,
+        "positives": 4,
+        "roc_auc": 0.95,
+        "pr_auc": 0.9,
+        "sensitivity": 1.0,
+        "specificity": 0.5,
+        "ece": 0.1,
+        "brier": 0.2,
+        "roc_auc_ci95": [0.9, 0.99],
+    }
+    fig = {
+        "phe-sich": {
+            "slice": {"any": m},
+            "study": {"any": m},
+            "pointing_game": {"slices": 4, "hit_rate": 0.75},
+        },
+        "data": {"phe_sich_patients": ["0005"], "path": "DICOM", "phantom_studies": "none"},
+    }
+    (tmp_path / "model.json").write_text(json.dumps({"metrics": {"heldout_product_path": fig}}))
+    text = card_markdown(tmp_path)
+    assert "| PHE-SICH held-out patients | any | 10 | 4 | 0.950 (0.900–0.990) | 0.900 |" in text
+    assert "| PHE-SICH held-out patients | 4 | 0.750 |" in text and "0005" in text
