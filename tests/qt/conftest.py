@@ -57,11 +57,13 @@ def write_ct_series(
     patient_name: str = "DOE^JANE",
     window: tuple[float, float] | None = (40.0, 150.0),
     prefix: str = "IM",
+    **tags: object,
 ) -> list[Path]:
     """Write ``hu`` (int16 (S, H, W), display order = ascending z) as a CT series, one file per slice.
 
     Stored values are ``hu + 1024`` with (0028,1053) Rescale Slope 1 and (0028,1052) Intercept -1024. Files
-    are named in *reverse* order so that the loader must sort by position, not by name.
+    are named in *reverse* order so that the loader must sort by position, not by name. ``tags`` are extra
+    DICOM keywords set on every file (e.g. ``ContrastBolusAgent``).
     """
     study_uid = study_uid or generate_uid()
     series_uid = generate_uid()
@@ -86,6 +88,7 @@ def write_ct_series(
             PatientID="TEST-0001",
             StudyDate="20240131",
             StudyDescription="CT HEAD WO",
+            **tags,
         )
         if window is None:
             del ds.WindowCenter, ds.WindowWidth

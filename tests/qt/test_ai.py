@@ -95,6 +95,14 @@ class TestInference:
         assert win.slider.marks() == tuple(int(i) for i in prediction.above_threshold("any"))
         assert win.ai.device_label.text() == "AI on CPU" or win.ai.device_label.text().startswith("AI on GPU")
 
+    def test_out_of_domain_series_gets_no_verdict(self, qtbot, ai_window, ct_study):
+        folder, _ = ct_study(n_slices=9, name="contrast", ContrastBolusAgent="IOPAMIDOL 370")
+        prediction = open_and_predict(qtbot, ai_window, folder)
+        text = ai_window.ai.summary.verdict.text()
+        assert text.startswith("AI not applicable: contrast-enhanced series")
+        assert prediction.flagged is False and text == prediction.verdict
+        assert "contrast-enhanced" in ai_window.ai.summary.status.text()
+
     def test_plot_click_and_top_slices_move_the_slice(self, qtbot, ai_window, ct_study):
         folder, _ = ct_study(n_slices=9)
         prediction = open_and_predict(qtbot, ai_window, folder)
