@@ -355,10 +355,12 @@ def _update_model_json(model_dir: str | Path, update: Any) -> dict[str, Any]:
     """Rewrite model.json with ``update(obj)`` applied (model.keras and its sha256 are untouched)."""
     import json
 
+    from training.run_folder import write_json
+
     path = Path(model_dir) / "model.json"
     obj = json.loads(path.read_text(encoding="utf-8"))
     update(obj)
-    path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    write_json(path, obj)
     return obj
 
 

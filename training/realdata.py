@@ -155,12 +155,11 @@ def read_png_folder(root: str | Path) -> list[tuple[Path, int]]:
 
 
 def _png_split(items: list[tuple[Path, int]], val_fraction: float) -> tuple[list, list]:
-    import hashlib
+    from training.sources.split import hash_unit
 
     train, val = [], []
     for item in items:
-        h = int.from_bytes(hashlib.sha256(b"png-v1:" + item[0].name.encode()).digest()[:8], "big") / 2.0**64
-        (val if h < val_fraction else train).append(item)
+        (val if hash_unit("png-v1", item[0].name) < val_fraction else train).append(item)
     return train, val
 
 
@@ -172,13 +171,14 @@ def _init_worker(phe_root: str | None, model_input_json: dict) -> None:
     from training.sources.phe_sich import read_phe_sich
 
     _WORKER["ds"] = read_phe_sich(phe_root) if phe_root else None
+    _WORKER["by_name"] = {s.filename: s for s in _WORKER["ds"].slices} if phe_root else {}
     _WORKER["mi"] = ModelInput.from_json(model_input_json)
     cv2.setNumThreads(1)
 
 
 def _job_real(filename: str) -> tuple[np.ndarray, np.ndarray]:
     ds, mi = _WORKER["ds"], _WORKER["mi"]
-    item = next(s for s in ds.slices if s.filename == filename)
+    item = _WORKER["by_name"][filename]
     y = item.labels.copy()
     y[item.known == 0] = UNKNOWN
     return _unit(mi, ds.hu(item)), y
@@ -192,7 +192,7 @@ def _job_composite(args: tuple[str, int, str]) -> tuple[np.ndarray, np.ndarray] 
     rng = np.random.default_rng([seed, 0xC0])
     cached = _WORKER.get("host")
     if cached is None or cached[0] != filename:  # jobs come grouped by host: analyse each host once
-        item = next(s for s in ds.slices if s.filename == filename)
+        item = _WORKER["by_name"][filename]
         hu = ds.hu(item)
         cached = (filename, hu, analyse_host(hu))
         _WORKER["host"] = cached
@@ -323,12 +323,11 @@ def build_bank(
         counts.update({f"composite-{k}": v for k, v in placed.items()})
         counts["composite-not-placed"] = failed
         ph_jobs = [(phantom_seed0 + i, k) for i, k in enumerate(kinds)]
-        for (_, kind), (x, y) in zip(ph_jobs, pool.imap(_job_phantom, ph_jobs, chunksize=4), strict=True):
+        for x, y in pool.imap(_job_phantom, ph_jobs, chunksize=4):
             xs.append(x)
             ys.append(y)
             groups.append(GROUPS.index("phantom-pos" if y[0] > 0 else "phantom-neg"))
             pats.append("")
-            del kind
         png_jobs = [(str(p), int(lbl)) for p, lbl in png_items]
         for (path, lbl), (x, y) in zip(png_jobs, pool.imap(_job_png, png_jobs, chunksize=8), strict=True):
             xs.append(x)

@@ -28,7 +28,6 @@ Split by patient, never by slice (:func:`split_patients`): slices of one patient
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 
 from ich_viewer.core.labels import LABELS, label_index
 from ich_viewer.core.windowing import BRAIN, Window
+from training.sources.split import hash_unit
 
 __all__ = [
     "CITATION",
@@ -254,6 +254,6 @@ def split_patients(
     edges = np.cumsum(fr)
     parts: list[list[str]] = [[] for _ in fr]
     for p in sorted(set(patients)):
-        h = int.from_bytes(hashlib.sha256(f"{salt}:{p}".encode()).digest()[:8], "big") / 2.0**64
+        h = hash_unit(salt, p)
         parts[min(int(np.searchsorted(edges, h, side="right")), len(parts) - 1)].append(p)
     return parts
