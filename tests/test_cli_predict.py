@@ -140,3 +140,18 @@ def test_missing_study_exits_2(model_dir, tmp_path):
     result = _cli("predict", tmp_path / "nothing-here", "--json", "--model", model_dir)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_text_output_uses_triage_wording_and_percent(study_dir, model_dir, predicted_plain):
+    """Without --json the verdict is "Flagged for review" or "Not flagged" (never "no ICH detected"), and it agrees
+    with the JSON verdict; probabilities are shown in percent with one decimal."""
+    result = _cli("predict", study_dir, "--model", model_dir)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0] if not result.stdout.startswith("warning") else [
+        line for line in result.stdout.splitlines() if not line.startswith("warning")
+    ][0]
+    expected = "Flagged for review" if predicted_plain["study"]["flagged"] else "Not flagged"
+    assert first.startswith(expected), result.stdout
+    assert "detected" not in result.stdout.lower()
+    any_pct = 100 * predicted_plain["study"]["probabilities"]["any"]
+    assert f"any {any_pct:.1f}%" in result.stdout
