@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ich_viewer.commands._common import EXIT_OK, print_json
 
@@ -18,6 +19,8 @@ def run(args: argparse.Namespace) -> int:
     from ich_viewer.dicom.report import inspect_report
 
     report = inspect_report(args.path)
+    for w in report.get("warnings", ()):
+        print(f"ich-viewer: warning: {w}", file=sys.stderr)
     if args.json:
         print_json(report)
     else:

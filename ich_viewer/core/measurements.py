@@ -358,14 +358,18 @@ class Measurement:
             "sop_uid": self.sop_uid,
             "index": self.index,
             "points": [[x, y] for x, y in self.points],
-            "values": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.values.items()},
+            "values": {
+                k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.values.items()
+            },
             "label": self.label,
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Measurement:
         """Inverse of :meth:`to_json` (raises KeyError/ValueError/TypeError on malformed input)."""
-        values = {str(k): (float("nan") if v is None else float(v)) for k, v in dict(d.get("values", {})).items()}
+        values = {
+            str(k): (float("nan") if v is None else float(v)) for k, v in dict(d.get("values", {})).items()
+        }
         return cls(
             kind=str(d["kind"]),
             points=tuple((float(p[0]), float(p[1])) for p in d["points"]),
@@ -606,7 +610,9 @@ class MeasurementStore:
             }
             for key, value in m.values.items():
                 if key in CSV_COLUMNS:
-                    row[key] = "" if math.isnan(value) else (int(value) if key == "pixels" else round(value, 3))
+                    row[key] = (
+                        "" if math.isnan(value) else (int(value) if key == "pixels" else round(value, 3))
+                    )
             writer.writerow([row.get(c, "") for c in CSV_COLUMNS])
         return out.getvalue()
 

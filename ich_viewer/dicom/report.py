@@ -4,11 +4,13 @@ skipped with its reason."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ich_viewer.dicom.patients import mixed_patients_warning
 from ich_viewer.dicom.records import ScanResult, Series, SeriesInfo, Skipped
 from ich_viewer.dicom.series import load_series, no_series_message, scan
 from ich_viewer.errors import NoUsableSeriesError
@@ -26,8 +28,11 @@ def _hu_range(series: Series) -> tuple[float, float]:
     return float(good.min()), float(good.max())
 
 
-def series_entry(info: SeriesInfo, hu_range: tuple[float, float]) -> dict[str, Any]:
-    """Return one ``series`` object of the ``inspect --json`` report."""
+def series_entry(
+    info: SeriesInfo, hu_range: tuple[float, float], extra_warnings: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Return one ``series`` object of the ``inspect --json`` report (``extra_warnings`` follow the series'
+    own, e.g. the mixed-patients warning)."""
     return {
         "series_uid": info.series_uid,
         "study_uid": info.study_uid,
@@ -40,7 +45,7 @@ def series_entry(info: SeriesInfo, hu_range: tuple[float, float]) -> dict[str, A
         "spacing_mm": [float(v) for v in info.spacing_mm],
         "hu_min": float(hu_range[0]),
         "hu_max": float(hu_range[1]),
-        "warnings": list(info.warnings),
+        "warnings": [*info.warnings, *extra_warnings],
         "slices": [
             {
                 "path": s.path,
@@ -66,6 +71,9 @@ def inspect_report(path: str | Path) -> dict[str, Any]:
     -------
     dict
         ``{"series": [...], "skipped": [{"path", "reason"}, ...]}``; series by number of slices, largest first.
+        When the series belong to more than one patient, every series' ``warnings`` and a top-level
+        ``warnings`` list carry :func:`~ich_viewer.dicom.patients.mixed_patients_warning` (the top-level key is
+        present only then).
         Files whose pixels cannot be decoded are listed in ``skipped`` (a series none of whose slices decodes
         is left out); slices of a multi-frame file carry an extra ``frame`` key.
 
@@ -78,6 +86,8 @@ def inspect_report(path: str | Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = scan(path)
+        mixed = mixed_patients_warning(result.series)
+        extra = (mixed,) if mixed else ()
         skipped: list[Skipped] = list(result.skipped)
         entries: list[dict[str, Any]] = []
         for info in result.series:
@@ -85,9 +95,15 @@ def inspect_report(path: str | Path) -> dict[str, Any]:
             skipped.extend(series.failed)
             if len(series.blank_slices) == info.n_slices:
                 continue
-            entries.append(series_entry(info, _hu_range(series)))
+            entries.append(series_entry(info, _hu_range(series), extra))
             del series
     if not entries:
         raise NoUsableSeriesError(no_series_message(ScanResult(series=(), skipped=tuple(skipped)), path))
     entries.sort(key=lambda e: -e["n_slices"])
-    return {"series": entries, "skipped": [{"path": k.path, "reason": k.reason} for k in skipped]}
+    report: dict[str, Any] = {
+        "series": entries,
+        "skipped": [{"path": k.path, "reason": k.reason} for k in skipped],
+    }
+    if mixed:
+        report["warnings"] = [mixed]
+    return report

@@ -46,7 +46,9 @@ class TestGeometry:
         # arms along x and y: 90° whatever the spacing
         assert angle_degrees((10, 0), (0, 0), (0, 10), SPACING) == pytest.approx(90.0)
         # the pixel diagonal is not 45° with non-square pixels: atan(0.8 / 0.5)
-        assert angle_degrees((10, 0), (0, 0), (10, 10), SPACING) == pytest.approx(math.degrees(math.atan(1.6)))
+        assert angle_degrees((10, 0), (0, 0), (10, 10), SPACING) == pytest.approx(
+            math.degrees(math.atan(1.6))
+        )
         assert angle_degrees((10, 0), (0, 0), (-10, 0), SPACING) == pytest.approx(180.0)
         assert angle_degrees((0, 0), (0, 0), (1, 1), SPACING) == 0.0
 
@@ -58,7 +60,9 @@ class TestGeometry:
         # a slanted line in mm space: (0,0)-(10,10) px = (0,0)-(5,8) mm; the point (10,0) px = (5,0) mm
         dist, _ = midline_shift((0, 0), (10, 10), (10, 0), SPACING)
         assert dist == pytest.approx(abs(5 * 8 - 0 * 5) / math.hypot(5, 8))
-        assert compute_values("midline", [(20, 0), (20, 50), (26, 30)], SPACING)["shift_mm"] == pytest.approx(3.0)
+        assert compute_values("midline", [(20, 0), (20, 50), (26, 30)], SPACING)["shift_mm"] == pytest.approx(
+            3.0
+        )
 
 
 class TestMasks:
