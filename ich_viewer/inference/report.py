@@ -5,15 +5,24 @@ The returned dict is exactly the contract's ``predict --json`` object (schema ``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ich_viewer.core.labels import LABELS
+from ich_viewer.dicom.records import Series
 from ich_viewer.errors import IchViewerError
 from ich_viewer.inference.engine import DEFAULT_BATCH_SIZE, InferenceEngine, Prediction
 
-__all__ = ["GradCamOutputError", "gradcam_file_name", "gradcam_jobs", "predict_report"]
+__all__ = [
+    "GradCamOutputError",
+    "StudyAnalysis",
+    "analyse_study",
+    "gradcam_file_name",
+    "gradcam_jobs",
+    "predict_report",
+]
 
 
 class GradCamOutputError(IchViewerError):
@@ -38,6 +47,17 @@ def gradcam_jobs(prediction: Prediction) -> list[tuple[str, list[int]]]:
     return jobs
 
 
+@dataclass(frozen=True, eq=False)
+class StudyAnalysis:
+    """What :func:`analyse_study` leaves behind: the ``predict --json`` object and the objects that made it
+    (for callers that build more from them, e.g. the AI results as DICOM)."""
+
+    report: dict
+    series: Series
+    engine: InferenceEngine
+    prediction: Prediction
+
+
 def predict_report(
     path: str | Path,
     series_uid: str | None = None,
@@ -46,6 +66,21 @@ def predict_report(
     batch_size: int | None = None,
 ) -> dict:
     """Load the study at ``path``, run the model and return the contract's ``predict --json`` object.
+
+    The ``report`` of :func:`analyse_study`; the parameters and errors are those of :func:`analyse_study`.
+    """
+    return analyse_study(path, series_uid, model_dir, gradcam_dir, batch_size).report
+
+
+def analyse_study(
+    path: str | Path,
+    series_uid: str | None = None,
+    model_dir: str | Path | None = None,
+    gradcam_dir: str | Path | None = None,
+    batch_size: int | None = None,
+) -> StudyAnalysis:
+    """Load the study at ``path``, run the model; return the ``predict --json`` object with its series,
+    engine and prediction.
 
     Parameters
     ----------
@@ -86,7 +121,7 @@ def predict_report(
     report = prediction.to_json(series, engine.info, engine.device)
     if gradcam_dir is not None:
         report["gradcam"] = write_gradcams(engine, series, prediction, gradcam_dir)
-    return report
+    return StudyAnalysis(report=report, series=series, engine=engine, prediction=prediction)
 
 
 def write_gradcams(engine: InferenceEngine, series, prediction: Prediction, outdir: str | Path) -> list[dict]:
