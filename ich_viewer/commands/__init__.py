@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ich_viewer.commands import _common, inspect, phantom, predict
+from ich_viewer.commands import _common, inspect, listen, pacs, phantom, predict, worklist
 from ich_viewer.commands._common import (
     EXIT_INTERNAL,
     EXIT_NOTHING_USABLE,
@@ -31,6 +31,9 @@ COMMANDS: dict[str, ModuleType] = {
     "inspect": inspect,
     "predict": predict,
     "phantom": phantom,
+    "pacs": pacs,
+    "listen": listen,
+    "worklist": worklist,
 }
 
 __all__ = [
