@@ -125,4 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # first of all: in a frozen build, a decoding worker process (spawn) starts here and must not run the app
+    import multiprocessing
+
+    multiprocessing.freeze_support()
     sys.exit(main())

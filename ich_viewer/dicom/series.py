@@ -18,7 +18,8 @@
   ``"pixel spacing invalid (0.0, 0.0 mm): 1.0 mm assumed"``,
   ``"RSNA 12-bit pixel fix applied (intercept -1000)"``. Gantry tilt is the angle between the slice normal and the
   line through the first and last Image Position (or (0018,1120) Gantry/Detector Tilt for a single slice).
-- :func:`iter_load` decodes slices in a thread pool and yields a :class:`LoadProgress` per slice; a slice whose
+- :func:`iter_load` decodes slices in a thread pool (compressed series of GIL-holding syntaxes: in worker
+  processes, :mod:`ich_viewer.dicom.decode_pool`) and yields a :class:`LoadProgress` per slice; a slice whose
   file cannot be decoded becomes blank (-1024 HU in CT, 0 otherwise), is reported in the progress' ``error``,
   and its file is listed in ``Series.failed`` (and its index in ``Series.blank_slices``): one bad file never
   kills a series.
@@ -35,7 +36,7 @@ import re
 import threading
 import warnings
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -450,7 +451,13 @@ def _tasks(info: SeriesInfo) -> list[tuple[str, list[int]]]:
     return tasks
 
 
-def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[LoadProgress, None, Series]:
+def iter_load(
+    info: SeriesInfo,
+    *,
+    workers: int | None = None,
+    processes: int | None = None,
+    decoded: Mapping[int, np.ndarray] | None = None,
+) -> Generator[LoadProgress, None, Series]:
     """Decode a series in parallel, yielding progress per slice; the generator returns the :class:`Series`.
 
     Parameters
@@ -458,14 +465,21 @@ def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[Load
     info : SeriesInfo
         A series from :func:`scan`.
     workers : int, optional
-        Decoding threads (default :func:`default_workers`).
+        Decoding threads, or worker processes for a compressed series (default :func:`default_workers`).
+    processes : int, optional
+        Worker processes for a series of a GIL-holding compressed syntax (JPEG lossless, JPEG-LS, JPEG 2000,
+        RLE; :func:`~ich_viewer.dicom.decode_pool.uses_pool`): None = ``workers`` (one per core), 0 = decode
+        in threads of this process instead.
+    decoded : mapping of int to numpy.ndarray, optional
+        Slices already decoded (display index -> HU ``(rows, cols)``, e.g. the preview of
+        :func:`iter_scan`): yielded first, not decoded again.
 
     Yields
     ------
     LoadProgress
-        One per slice, in display order, as soon as it is decoded (decoding runs ahead in a bounded window of
-        ``4 * workers`` jobs): its display index, ``done``/``total`` and the slice in HU (a view into the volume
-        being filled, also given as ``volume``); ``error`` says why a slice is blank.
+        One per slice, as soon as it is decoded, in display order apart from ``decoded`` (first): decoding runs
+        ahead in a bounded window of ``4 * workers`` jobs. Its display index, ``done``/``total`` and the slice in
+        HU (a view into the volume being filled, also given as ``volume``); ``error`` says why a slice is blank.
 
     Returns
     -------
@@ -476,8 +490,12 @@ def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[Load
     Notes
     -----
     Closing the generator (``gen.close()``, or dropping it) cancels the decoding still queued; slices being
-    decoded at that moment finish in the background and are discarded.
+    decoded in threads at that moment finish in the background and are discarded, worker processes are
+    terminated (none stays behind). After a complete load the worker processes stay parked for the next load
+    (:func:`~ich_viewer.dicom.decode_pool.park_pool`).
     """
+    from ich_viewer.dicom import decode_pool
+
     n = info.n_slices
     rows, cols = info.rows, info.columns
     # int16 unless a slice's LUT is known to be fractional; a slice that turns out float32 upgrades the volume
@@ -485,62 +503,94 @@ def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[Load
     volume = np.empty((n, rows, cols), dtype=np.int16 if integer else np.float32)
     fill = _fill_value(info)
     stop = threading.Event()
+    given = {int(i): hu for i, hu in (decoded or {}).items() if 0 <= int(i) < n}
 
-    def run(task: tuple[str, list[int]]) -> tuple[list[int], list[np.ndarray] | None, str | None]:
+    def run(task: tuple[str, list[int]]) -> decode_pool.JobResult:
         path, indices = task
         if stop.is_set():
-            return indices, None, "cancelled"
-        try:
-            arrays = decode_slices(path, [info.slices[i] for i in indices])
-        except DicomReadError as exc:
-            return indices, None, str(exc)
-        except Exception as exc:
-            return indices, None, f"cannot decode pixel data ({type(exc).__name__}: {exc})"
-        for array in arrays:
-            if array.shape != (rows, cols):
-                return (
-                    indices,
-                    None,
-                    f"image size {array.shape[0]}x{array.shape[1]} differs from {rows}x{cols}",
-                )
-        return indices, arrays, None
+            return None, "cancelled"
+        return decode_pool.decode_job(path, [info.slices[i] for i in indices], decode=decode_slices)
 
     n_workers = max(1, workers or default_workers())
-    executor = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="dicom")
-    todo = iter(_tasks(info))
-    in_flight: deque[Future] = deque()
+    n_processes = n_workers if processes is None else max(0, processes)
+    todo_tasks = [t for t in _tasks(info) if not all(i in given for i in t[1])]
+    pool: decode_pool.DecodePool | None = None
+    executor: ThreadPoolExecutor | None = None
+    if n_processes and decode_pool.uses_pool(info.slices):
+        pool = decode_pool.take_pool(n_processes)
+
+        def submit(task: tuple[str, list[int]]) -> Future:
+            return pool.submit(task[0], [info.slices[i] for i in task[1]])
+
+        window = _WINDOW_PER_WORKER * (n_processes + 1)
+    else:
+        executor = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="dicom")
+
+        def submit(task: tuple[str, list[int]]) -> Future:
+            return executor.submit(run, task)
+
+        window = _WINDOW_PER_WORKER * n_workers
+    todo = iter(todo_tasks)
+    in_flight: deque[tuple[list[int], Future]] = deque()
     failed: dict[str, str] = {}
     blank: list[int] = []
     done = 0
+    complete = False
+
+    def place(i: int, array: np.ndarray | None, error: str | None) -> None:
+        nonlocal volume
+        if array is None:
+            volume[i] = fill
+            blank.append(i)
+            failed.setdefault(info.slices[i].path, error or "cannot decode pixel data")
+        else:
+            if array.dtype != volume.dtype and volume.dtype == np.int16:
+                volume = volume.astype(np.float32)
+            volume[i] = array
+
     try:
         # a bounded window of jobs, consumed in display order: memory stays bounded when the consumer is slow,
         # and closing the generator has little queued work to cancel
         # the first job runs alone: decoders that hold the GIL (pylibjpeg-openjpeg) would otherwise share the CPU
-        # with the window's other jobs and deliver the first slice 4x later (JPEG 2000: 87 -> 22 ms)
-        window = _WINDOW_PER_WORKER * n_workers
-        for task in islice(todo, 1):
-            in_flight.append(executor.submit(run, task))
+        # with the window's other jobs and deliver the first slice 4x later (JPEG 2000: 87 -> 22 ms); with
+        # worker processes the window fills at once (the first job goes to the first free decoder)
+        first = window if pool is not None or given else 1
+        for task in islice(todo, first):
+            in_flight.append((task[1], submit(task)))
+        for i, hu in sorted(given.items()):
+            ok = hu.shape == (rows, cols)
+            place(i, hu if ok else None, None if ok else "preview of another size")
+            done += 1
+            yield LoadProgress(index=i, done=done, total=n, hu_slice=volume[i], error=None, volume=volume)
         while in_flight:
-            indices, arrays, error = in_flight.popleft().result()
+            indices, future = in_flight.popleft()
+            arrays, error = future.result()
             for following in islice(todo, window - len(in_flight)):
-                in_flight.append(executor.submit(run, following))
+                in_flight.append((following[1], submit(following)))
+            if arrays is not None:
+                for array in arrays:
+                    if array.shape != (rows, cols):
+                        arrays = None
+                        error = f"image size {array.shape[0]}x{array.shape[1]} differs from {rows}x{cols}"
+                        break
             for k, i in enumerate(indices):
-                if arrays is None:
-                    volume[i] = fill
-                    blank.append(i)
-                    failed.setdefault(info.slices[i].path, error or "cannot decode pixel data")
-                else:
-                    array = arrays[k]
-                    if array.dtype != volume.dtype and volume.dtype == np.int16:
-                        volume = volume.astype(np.float32)
-                    volume[i] = array
+                if i in given:
+                    continue
+                place(i, arrays[k] if arrays is not None else None, error)
                 done += 1
                 yield LoadProgress(
                     index=i, done=done, total=n, hu_slice=volume[i], error=error, volume=volume
                 )
+        complete = True
     finally:
         stop.set()
-        executor.shutdown(wait=False, cancel_futures=True)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        if pool is not None:
+            if complete:
+                decode_pool.park_pool(pool)
+            else:
+                pool.shutdown()
     return Series(
         info=info,
         hu=volume,
@@ -549,9 +599,9 @@ def iter_load(info: SeriesInfo, *, workers: int | None = None) -> Generator[Load
     )
 
 
-def load_series(info: SeriesInfo, *, workers: int | None = None) -> Series:
-    """Load a whole series (runs :func:`iter_load` to completion)."""
-    gen = iter_load(info, workers=workers)
+def load_series(info: SeriesInfo, *, workers: int | None = None, processes: int | None = None) -> Series:
+    """Load a whole series (runs :func:`iter_load` to completion; ``workers``, ``processes`` as there)."""
+    gen = iter_load(info, workers=workers, processes=processes)
     while True:
         try:
             next(gen)
