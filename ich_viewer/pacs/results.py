@@ -17,8 +17,9 @@
     ``DERIVED\\SECONDARY``, and the Source Image Sequence names the original slice.
 
   Both are new series (new UIDs) in the *same study*, with the source's patient and study modules.
-- :func:`save_results` writes them into a folder (File ▸ Export AI Results as DICOM); :func:`top_heatmaps`
-  computes the heatmaps with the engine's Grad-CAM.
+- :func:`save_results` writes them into a folder (File ▸ Export AI Results as DICOM), :func:`send_results`
+  stores them on a server (``predict --send``, File ▸ Send Results); :func:`top_heatmaps` computes the heatmaps
+  with the engine's Grad-CAM and :func:`results_for_analysis` does it all for a ``StudyAnalysis``.
 
 Qt-free; TensorFlow only through :mod:`ich_viewer.inference` when heatmaps are computed.
 """
@@ -56,7 +57,10 @@ __all__ = [
     "burn_in_overlay",
     "label_concept",
     "patient_orientation",
+    "results_for_analysis",
+    "results_summary",
     "save_results",
+    "send_results",
     "top_heatmaps",
     "upscale_factor",
 ]
@@ -480,3 +484,38 @@ def save_results(results: AIResults, folder: str | Path) -> list[Path]:
     except OSError as exc:
         raise ResultsError(f"cannot write the AI results into {folder}: {exc.strerror or type(exc).__name__}") from None
     return written
+
+
+def results_for_analysis(analysis: Any) -> AIResults:
+    """Build the results of a :class:`~ich_viewer.inference.report.StudyAnalysis`: Grad-CAM of ``any`` on the top
+    slices with the analysis' engine, then :func:`build_results`."""
+    top = analysis.report["study"]["top_slices"]
+    heatmaps = top_heatmaps(analysis.engine, analysis.series, top)
+    return build_results(analysis.report, analysis.series, heatmaps)
+
+
+def send_results(results: AIResults, server: Any, *, ae_title: str | None = None) -> int:
+    """Store the SR and the captures on ``server`` (a :class:`~ich_viewer.pacs.servers.Server`) with C-STORE or
+    STOW-RS; return how many instances it accepted.
+
+    Raises
+    ------
+    ich_viewer.pacs.client.PacsError
+        The server cannot be reached or refused all of them; :class:`ResultsError` when it accepted only some.
+    """
+    from ich_viewer.pacs import client
+
+    kwargs = {"ae_title": ae_title} if ae_title else {}
+    accepted = client.store(server, results.datasets, **kwargs)
+    if accepted != len(results.datasets):
+        raise ResultsError(f"{server} accepted {accepted} of the {len(results.datasets)} AI result instances")
+    return accepted
+
+
+def results_summary(results: AIResults) -> dict:
+    """The optional ``results`` object of ``predict --json``: the SR's and captures' SOP Instance UIDs."""
+    return {
+        "sr_uid": str(results.sr.SOPInstanceUID),
+        "capture_uids": [str(ds.SOPInstanceUID) for ds in results.captures],
+        "study_uid": str(results.sr.StudyInstanceUID),
+    }
