@@ -53,6 +53,13 @@ def _gui_parser() -> argparse.ArgumentParser:
     p.add_argument("--heatmap", action="store_true", help="show the Grad-CAM overlay once the model has run")
     p.add_argument("--model", metavar="DIR", help="use this model folder instead of the bundled one")
     p.add_argument("--seed", type=int, default=None, help="seed of the --demo phantom")
+    p.add_argument(
+        "--layout",
+        choices=("axial", "mpr", "grid", "compare"),
+        default=None,
+        help="open with this layout: axial (one pane), mpr (axial, coronal, sagittal with a linked crosshair), "
+        "grid (MPR 2x2 with the AI curves), compare (two series side by side)",
+    )
     p.add_argument("--self-test", action="store_true", help="check the bundled model end to end and exit")
     p.add_argument("--debug", action="store_true", help="print tracebacks with errors")
     p.add_argument("--version", action="version", version=f"ich-viewer {__version__}")

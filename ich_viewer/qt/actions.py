@@ -34,7 +34,7 @@ __all__ = [
 Shortcut = str | QKeySequence.StandardKey
 
 #: The window's menus, in menu-bar order.
-MENUS = ("&File", "&View", "&Window", "&Settings", "&Help")
+MENUS = ("&File", "&View", "&Window", "&Tools", "&Settings", "&Help")
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ class ActionSpec:
     args : tuple
         Arguments of the slot (not checkable actions).
     owner : str
-        ``"window"`` or ``"ai"``.
+        ``"window"``, ``"ai"``, ``"tools"`` (the measurement tools and the tag browser) or ``"pacs"``
+        (:class:`~ich_viewer.qt.pacs.controller.PacsController`).
     """
 
     id: str
@@ -83,18 +84,60 @@ class ActionSpec:
 
 _K = QKeySequence.StandardKey
 _AI = "ai"
+_TOOLS = "tools"
+_PACS = "pacs"
 
 #: Every action of the window, in menu order.
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_folder", "Open &Folder…", "_on_open_folder", (_K.Open,), "&File", toolbar=(1, 0)),
     ActionSpec("open_file", "Open F&ile…", "_on_open_file", ("Ctrl+Shift+O",), "&File"),
     ActionSpec(
+        "open_pacs",
+        "Open from &PACS…",
+        "open_from_pacs",
+        ("Ctrl+Shift+P",),
+        "&File",
+        tip="Query a PACS by patient, name and date and open a study",
+        owner=_PACS,
+    ),
+    ActionSpec(
         "demo", "Open &Demo Study", "open_demo", ("Ctrl+D",), "&File", tip="Generate a synthetic study"
+    ),
+    ActionSpec(
+        "open_beside",
+        "Open Study &Beside…",
+        "viewer.choose_compare_folder",
+        menu="&File",
+        tip="Load a second study (e.g. a prior) beside this one, scrolled together by position",
     ),
     ActionSpec("export_png", "&Export View as PNG…", "_on_export_png", ("Ctrl+E",), "&File", True, (5, 0)),
     ActionSpec("copy_view", "&Copy View", "copy_view_to_clipboard", (_K.Copy,), "&File"),
     ActionSpec("export_csv", "Export AI Results as &CSV…", "_on_export_csv", menu="&File", owner=_AI),
     ActionSpec("export_json", "Export AI Results as &JSON…", "_on_export_json", menu="&File", owner=_AI),
+    ActionSpec(
+        "export_ai_dicom",
+        "Export AI Results as &DICOM…",
+        "export_results_dialog",
+        menu="&File",
+        tip="Comprehensive SR and Grad-CAM Secondary Captures (research use only) into a folder",
+        owner=_PACS,
+    ),
+    ActionSpec(
+        "send_results",
+        "&Send AI Results to PACS…",
+        "send_results_dialog",
+        menu="&File",
+        tip="Store the SR and the Secondary Captures on a configured server",
+        owner=_PACS,
+    ),
+    ActionSpec(
+        "export_anonymised",
+        "Export &Anonymised Study…",
+        "export_anonymised_dialog",
+        menu="&File",
+        tip="PS3.15 basic profile: names, IDs and dates replaced, UIDs remapped, private tags removed",
+        owner=_PACS,
+    ),
     ActionSpec("details", "Show Load &Details…", "_on_notice_details", menu="&File"),
     ActionSpec("quit", "&Quit", "close", (_K.Quit,), "&File", separator=True),
     ActionSpec("fit", "&Fit to Window", "slice_view.fit", ("F",), "&View", toolbar=(3, 1)),
@@ -123,6 +166,52 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("first", "First Slice", "study.go_to_end", ("Home",), "&View/&Slices", args=(False,)),
     ActionSpec("last", "Last Slice", "study.go_to_end", ("End",), "&View/&Slices", args=(True,)),
     ActionSpec("cancel", "Cancel Loading", "cancel_loading", ("Esc",)),
+    ActionSpec(
+        "layout_axial", "&Axial Only", "viewer.set_layout", ("Ctrl+1",), "&View/&Layout", args=("axial",)
+    ),
+    ActionSpec(
+        "layout_mpr",
+        "&MPR: Axial, Coronal, Sagittal",
+        "viewer.set_layout",
+        ("Ctrl+2",),
+        "&View/&Layout",
+        tip="Three panes with a linked crosshair: click or Shift+drag to move it",
+        args=("mpr",),
+    ),
+    ActionSpec(
+        "layout_grid",
+        "MPR &2×2 (with AI Curves or the Second Series)",
+        "viewer.set_layout",
+        ("Ctrl+3",),
+        "&View/&Layout",
+        args=("grid",),
+    ),
+    ActionSpec(
+        "layout_compare",
+        "&Compare Two Series Side by Side",
+        "viewer.set_layout",
+        ("Ctrl+4",),
+        "&View/&Layout",
+        tip="Scrolled together by patient position, W/L linked",
+        args=("compare",),
+    ),
+    ActionSpec(
+        "compare_series", "Compare With &Series…", "viewer.choose_compare_series", menu="&View/&Layout"
+    ),
+    ActionSpec(
+        "slab_mode",
+        "Slab &Mode: Thin, Average, MIP, MinIP",
+        "viewer.mpr.cycle_slab_mode",
+        ("S",),
+        "&View/Sla&b",
+        tip="Thick slab in every pane (S: next mode)",
+    ),
+    ActionSpec(
+        "slab_thicker", "&Thicker Slab", "viewer.mpr.step_slab_thickness", ("]",), "&View/Sla&b", args=(1,)
+    ),
+    ActionSpec(
+        "slab_thinner", "T&hinner Slab", "viewer.mpr.step_slab_thickness", ("[",), "&View/Sla&b", args=(-1,)
+    ),
     *(
         ActionSpec(
             f"preset_{n}",
@@ -136,6 +225,41 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("file_window", "File Window", "_on_window_special", ("6",), "&Window", args=("file",)),
     ActionSpec("auto_window", "Auto Window", "_on_window_special", ("7",), "&Window", args=("auto",)),
+    # the reading tools (ich_viewer.qt.tools.controller.ToolsController); the tool rows form an exclusive group
+    *(
+        ActionSpec(f"tool_{tool}", text, "set_tool", (key,), "&Tools", tip=tip, args=(tool,), owner=_TOOLS)
+        for tool, text, key, tip in (
+            ("pointer", "&Pointer (No Tool)", "N", "Mouse reads HU and drags W/L; no drawing"),
+            ("length", "&Length", "L", "Measure a distance in mm"),
+            ("angle", "&Angle", "A", "Measure an angle in degrees"),
+            ("ellipse", "&Ellipse ROI", "E", "HU mean, SD, min, max and area in an ellipse"),
+            ("freehand", "&Freehand ROI", "D", "HU statistics in a drawn outline"),
+            ("probe", "HU &Probe (3×3)", "H", "Mean HU of 3×3 pixels at a point"),
+            ("midline", "&Midline Shift", "Shift+M", "Distance of a point from the midline in mm"),
+        )
+    ),
+    ActionSpec("undo", "&Undo", "undo", ("Ctrl+Z",), "&Tools", True, owner=_TOOLS),
+    ActionSpec("redo", "&Redo", "redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "&Tools", owner=_TOOLS),
+    ActionSpec(
+        "delete_measurement", "&Delete Measurement", "delete_selected", ("Del",), "&Tools", owner=_TOOLS
+    ),
+    ActionSpec(
+        "export_measurements_csv",
+        "Export Measurements as &CSV…",
+        "export_csv_dialog",
+        (),
+        "&Tools",
+        True,
+        owner=_TOOLS,
+    ),
+    ActionSpec(
+        "export_measurements_json",
+        "Export Measurements as &JSON…",
+        "export_json_dialog",
+        menu="&Tools",
+        owner=_TOOLS,
+    ),
+    ActionSpec("dicom_tags", "DICOM &Tags…", "show_tags", ("Ctrl+T",), "&Tools", True, owner=_TOOLS),
     ActionSpec("model_folder", "&Model Folder…", "_on_choose_model_folder", (), "&Settings", True, owner=_AI),
     ActionSpec("bundled_model", "Use &Bundled Demo Model", "use_bundled_model", menu="&Settings", owner=_AI),
     ActionSpec(
@@ -147,6 +271,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         owner=_AI,
         checkable=True,
     ),
+    ActionSpec("pacs_settings", "&PACS…", "settings_dialog", menu="&Settings", owner=_PACS),
     ActionSpec("shortcuts", "&Keyboard and Mouse", "_on_shortcuts_help", ("F1",), "&Help"),
     ActionSpec("about_model", "About the &Model…", "show_model_card", menu="&Help", owner=_AI),
     ActionSpec("about", "&About ICH Viewer", "_on_about", menu="&Help"),

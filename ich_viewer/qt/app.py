@@ -205,7 +205,8 @@ class StartupTrace(QObject):
 
 
 def run_app(args: argparse.Namespace) -> int:
-    """Run the GUI for the parsed command line (``path, demo, screenshot, no_ai, slice, heatmap, model, seed, debug``)."""
+    """Run the GUI for the parsed command line (``path, demo, screenshot, no_ai, slice, heatmap, model, seed, layout,
+    debug``)."""
     screenshot = getattr(args, "screenshot", None)
     debug = bool(getattr(args, "debug", False))
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -225,6 +226,9 @@ def run_app(args: argparse.Namespace) -> int:
         settings = QSettings(name, QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
     window.study.requested_slice = getattr(args, "slice", None)
+    layout = getattr(args, "layout", None)
+    if layout:
+        window.viewer.set_layout(layout)
     window.configure_ai(enabled=not getattr(args, "no_ai", False), model_dir=getattr(args, "model", None))
 
     driver = None

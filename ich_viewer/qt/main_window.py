@@ -18,15 +18,19 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QSplitter, 
 from ich_viewer.dicom.records import ScanResult, Series, SeriesInfo
 from ich_viewer.qt import actions, dialogs
 from ich_viewer.qt.ai.controller import AiController
+from ich_viewer.qt.pacs.controller import PacsController
 from ich_viewer.qt.panels.series_panel import SeriesPanel
 from ich_viewer.qt.settings import MOUSE_ACTIONS, Preferences, make_settings
 from ich_viewer.qt.study_controller import StudyController, series_file_stem, study_title
+from ich_viewer.qt.tools.controller import ToolsController
 from ich_viewer.qt.views.layout import row_or_column
 from ich_viewer.qt.views.notice import DetailsDialog, NoticeBar
 from ich_viewer.qt.views.recent_menu import RecentMenu
+from ich_viewer.qt.views.slab_controls import SlabControls
 from ich_viewer.qt.views.slice_slider import SliceSlider
 from ich_viewer.qt.views.slice_view import SliceView
 from ich_viewer.qt.views.status_bar import StatusBar
+from ich_viewer.qt.views.viewer_area import ViewerArea
 from ich_viewer.qt.views.window_controls import CineRateBox, WindowControls
 
 __all__ = ["APP_TITLE", "MainWindow"]
@@ -75,6 +79,8 @@ class MainWindow(QMainWindow):
         self._connect_ai()
         self.slice_view.set_overlays_visible(self.prefs.show_overlays)
         self.slice_view.set_mouse_mapping(self.prefs.mouse_mapping())
+        self.viewer.set_overlays_visible(self.prefs.show_overlays)
+        self.viewer.set_mouse_mapping(self.prefs.mouse_mapping())
         self._restore_geometry()
         self.study.series_loaded.connect(self.series_loaded)  # last: once everything shows it
         self.study.load_failed.connect(self.load_failed)
@@ -100,13 +106,17 @@ class MainWindow(QMainWindow):
         self.slider.setToolTip("Slice (bottom = first slice, skull base; top = last, vertex)")
         self.notice = NoticeBar(self)
         self.notice.details_requested.connect(self._on_notice_details)
-        image_row = row_or_column(False, 2, (self.slice_view, 1), (self.slider, 0))
+        # the layouts (axial, MPR, compare) around the slice view
+        self.viewer = ViewerArea(self.slice_view, self.study, self)
+        self.viewer.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        image_row = row_or_column(False, 2, (self.viewer, 1), (self.slider, 0))
         image_column = row_or_column(True, 0, (self.notice, 0), (image_row, 1))
         # the AI's probability panel goes under the image
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.addWidget(image_column)
         self.splitter.addWidget(self.ai.panel)
         self.ai.panel.hide()
+        self.viewer.set_ai_panel(self.ai.panel, lambda: self.splitter.insertWidget(1, self.ai.panel))
         self.splitter.setStretchFactor(0, 4)
         self.splitter.setStretchFactor(1, 1)
         self.setCentralWidget(self.splitter)
@@ -123,6 +133,21 @@ class MainWindow(QMainWindow):
             "AI triage", "ai_dock", self.ai.summary, 300, Qt.DockWidgetArea.RightDockWidgetArea
         )
         self.ai_dock.hide()
+        # the measurement tools on the axial view, their list and the tag browser (ich_viewer.qt.tools)
+        self.tools = ToolsController(self.study, self.slice_view, self)
+        self.measure_dock = self._dock(
+            "Measurements", "measure_dock", self.tools.panel, 260, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.measure_dock.hide()
+        self.tools.panel_wanted.connect(self.measure_dock.show)
+        self.tools.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        # PACS: Open from PACS, the listener's worklist, results as DICOM, anonymised export (ich_viewer.qt.pacs)
+        self.pacs = PacsController(self)
+        self.worklist_dock = self._dock(
+            "Worklist", "worklist_dock", self.pacs.worklist, 320, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.worklist_dock.hide()
+        self.pacs.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
 
     def _dock(
         self, title: str, name: str, widget: QWidget, min_width: int, area: Qt.DockWidgetArea
@@ -146,6 +171,10 @@ class MainWindow(QMainWindow):
             "window", self, self, checked={"overlays": self.prefs.show_overlays}
         )
         self.acts.update(self.ai.acts)
+        self.acts.update(self.tools.acts)
+        self.acts.update(self.pacs.acts)
+        self.acts["invert"].toggled.connect(self.viewer.set_inverted)
+        self.acts["fit"].triggered.connect(self.viewer.fit_panes)
         for action in self.acts.values():
             self.addAction(action)
         self.menus = {title: self.menuBar().addMenu(title) for title in actions.MENUS}
@@ -162,6 +191,8 @@ class MainWindow(QMainWindow):
         self.menus["&View"].addSeparator()
         self.menus["&View"].addAction(self.series_dock.toggleViewAction())
         self.menus["&View"].addAction(self.ai_dock.toggleViewAction())
+        self.menus["&View"].addAction(self.measure_dock.toggleViewAction())
+        self.menus["&View"].addAction(self.worklist_dock.toggleViewAction())
         self.main_toolbar = self.addToolBar("Main")
         self.main_toolbar.setObjectName("main_toolbar")
         self.main_toolbar.setMovable(False)
@@ -171,7 +202,12 @@ class MainWindow(QMainWindow):
         self.fps_box = CineRateBox(self.prefs.cine_fps, self)
         self.fps_box.valueChanged.connect(self._on_fps_box_changed)
         self.study.set_cine_fps(self.prefs.cine_fps)
-        actions.fill_toolbar(self.main_toolbar, self.acts, {2: [self.window_controls], 4: [self.fps_box]})
+        self.slab_controls = SlabControls(self.viewer.mpr, self)
+        actions.fill_toolbar(
+            self.main_toolbar,
+            self.acts,
+            {2: [self.window_controls], 3: [self.slab_controls], 4: [self.fps_box]},
+        )
 
     def _connect_study(self) -> None:
         s = self.study
@@ -295,6 +331,7 @@ class MainWindow(QMainWindow):
 
     def _on_overlays_toggled(self, checked: bool) -> None:
         self.slice_view.set_overlays_visible(checked)
+        self.viewer.set_overlays_visible(checked)
         self.prefs.show_overlays = bool(checked)
         self.prefs.save(self.settings)
 
@@ -305,6 +342,7 @@ class MainWindow(QMainWindow):
         setattr(self.prefs, f"mouse_{button}", action)
         self.prefs.save(self.settings)
         self.slice_view.set_mouse_mapping(self.prefs.mouse_mapping())
+        self.viewer.set_mouse_mapping(self.prefs.mouse_mapping())
         for act in self.mouse_groups[button].actions():
             act.setChecked(act.data() == action)
 
@@ -315,8 +353,8 @@ class MainWindow(QMainWindow):
 
     # ================================================================================================ export
     def grab_view(self) -> QPixmap:
-        """The slice view as shown (image, overlays, heatmap)."""
-        return self.slice_view.grab()
+        """The slice view as shown (image, overlays, heatmap); all panes in the MPR and compare layouts."""
+        return self.slice_view.grab() if self.viewer.layout_name == "axial" else self.viewer.grab()
 
     def export_png(self, path: str | Path) -> bool:
         """Save the current view (with its overlays) as a PNG; return True on success."""
@@ -380,7 +418,12 @@ class MainWindow(QMainWindow):
 
     def is_ready(self) -> bool:
         """True when the loaded series, its slice on screen and the thumbnails are all done (for --screenshot)."""
-        return self.study.is_ready() and self.slice_view.shows(self.study.index) and self.ai.is_ready()
+        return (
+            self.study.is_ready()
+            and self.slice_view.shows(self.study.index)
+            and self.ai.is_ready()
+            and self.viewer.is_ready()
+        )
 
     def save_preferences(self) -> None:
         """Write geometry and preferences to QSettings."""
@@ -389,6 +432,7 @@ class MainWindow(QMainWindow):
         self.prefs.save(self.settings)
 
     def closeEvent(self, ev) -> None:
+        self.pacs.shutdown()
         self.save_preferences()
         self.study.close(3000)
         super().closeEvent(ev)

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QFont, QTransform
+from PySide6.QtGui import QFont, QPainter, QTransform
 from PySide6.QtWidgets import QLabel, QWidget
 
 from ich_viewer.core.geometry import edge_letters, pixel_to_patient
 from ich_viewer.core.windowing import Window
 from ich_viewer.dicom.records import LoadProgress, Series, SeriesInfo
 from ich_viewer.qt.study_controller import StudyController
+from ich_viewer.qt.views.scale_bar import ScaleBar
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -159,10 +160,17 @@ class SliceView(pg.GraphicsView):
     window_drag = Signal(float, float)
     cursor_moved = Signal(object)
 
+    #: the ViewBox class (a subclass may add mouse behaviour, e.g. the MPR crosshair)
+    viewbox_class: type[_ReadingViewBox] = _ReadingViewBox
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, background="k")
         self.setMinimumSize(200, 200)
-        self.viewbox = _ReadingViewBox()
+        # zoomed pixels are interpolated (bilinear) when drawn, never blocky nearest-neighbour
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        #: ``callable(index) -> HU (rows, cols)`` shown instead of the plain slice (a thick slab), or None
+        self.slab_provider = None
+        self.viewbox = self.viewbox_class()
         self.setCentralItem(self.viewbox)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setAutoDownsample(False)
@@ -182,6 +190,8 @@ class SliceView(pg.GraphicsView):
         self.overlays_visible = True
         self.loading_text = ""
         self.extra_text = ""
+        #: a line for the bottom-left corner saying which thick slab is shown ("" = the plain slice)
+        self.slab_text = ""
         self._heatmap_opacity = 0.45
 
         viewport = self.viewport()
@@ -209,6 +219,7 @@ class SliceView(pg.GraphicsView):
         self._message.setText(
             "Open a study: File ▸ Open Folder…, drop a folder here, or File ▸ Open Demo Study"
         )
+        self.scale_bar = ScaleBar(viewport)
 
         self.viewbox.slice_stepped.connect(self.slice_step_requested)
         self.viewbox.window_dragged.connect(self.window_drag)
@@ -223,6 +234,7 @@ class SliceView(pg.GraphicsView):
         drag go to it."""
         self.study = study
         study.series_started.connect(lambda info: self.begin_series(info, study.index))
+        study.preview.connect(self.show_preview)
         study.slice_decoded.connect(self._on_study_slice_decoded)
         study.series_loaded.connect(self._on_study_series_loaded)
         study.index_changed.connect(lambda _index: self.show_current())
@@ -231,8 +243,12 @@ class SliceView(pg.GraphicsView):
         self.window_drag.connect(study.drag_window)
 
     def show_current(self) -> None:
-        """Show the attached study's current slice (nothing while it is not decoded)."""
-        self.set_slice(self.study.index, self.study.current_slice())
+        """Show the attached study's current slice (nothing while it is not decoded), or the slab of
+        :attr:`slab_provider` around it."""
+        data = self.study.current_slice()
+        if data is not None and self.slab_provider is not None:
+            data = self.slab_provider(self.study.index)
+        self.set_slice(self.study.index, data)
 
     def show_cancelled(self) -> None:
         """The loading was cancelled: say so, keep the slices decoded so far."""
@@ -287,6 +303,13 @@ class SliceView(pg.GraphicsView):
         self.show_message("")
         self.set_slice(index, None)
         self.fit()
+
+    def show_preview(self, info: SeriesInfo, hu_slice: np.ndarray) -> None:
+        """Show the first image of a study being scanned (a one-slice ``info``) until its series starts."""
+        self.begin_series(info, 0)
+        self.set_slice(0, hu_slice)
+        self.loading_text = "scanning…"
+        self._refresh_overlays()
 
     def show_message(self, text: str) -> None:
         """Show a centred message over the (empty) view; empty text hides it."""
@@ -421,6 +444,33 @@ class SliceView(pg.GraphicsView):
         """Scene position of the centre of pixel ``(row, column)``."""
         return self.image_item.mapToScene(QPointF(column + 0.5, row + 0.5))
 
+    # ------------------------------------------------------------------------------- hooks for tools/overlays
+    def add_overlay_item(self, item: pg.GraphicsObject) -> None:
+        """Draw ``item`` over the image, in view coordinates: mm from the image's top-left corner (x right along
+        the columns, y down along the rows); see :meth:`view_pos_of_voxel`."""
+        self.viewbox.addItem(item)
+
+    def remove_overlay_item(self, item: pg.GraphicsObject) -> None:
+        """Remove an item added with :meth:`add_overlay_item`."""
+        self.viewbox.removeItem(item)
+
+    def voxel_at_scene(self, scene_pos: QPointF) -> tuple[int, int, int] | None:
+        """``(slice, row, column)`` of the series voxel under a scene position (display order), None outside."""
+        if self.info is None:
+            return None
+        row, column = self.pixel_at_scene(scene_pos)
+        if not (0 <= row < self.info.rows and 0 <= column < self.info.columns):
+            return None
+        return self.index, row, column
+
+    def view_pos_of_voxel(self, slice_index: float, row: float, column: float) -> QPointF | None:
+        """View position (mm) of the centre of voxel ``(slice, row, column)`` when that slice is the one shown
+        (None otherwise)."""
+        if self.info is None or round(slice_index) != self.index:
+            return None
+        _, row_mm, col_mm = self.info.spacing_mm
+        return QPointF((column + 0.5) * (col_mm or 1.0), (row + 0.5) * (row_mm or 1.0))
+
     def _on_scene_mouse_moved(self, scene_pos: QPointF) -> None:
         row, column = self.pixel_at_scene(scene_pos)
         self.cursor_moved.emit(self.readout_at(row, column))
@@ -475,6 +525,7 @@ class SliceView(pg.GraphicsView):
         bl = [
             f"Pos {position:.1f} mm" if position is not None else "",
             f"Thk {thickness:g} mm" if thickness else "",
+            self.slab_text,
             f"W {self.wl_width:.0f}  L {self.wl_center:.0f}{wl_name}"
             + ("  inverted" if self.inverted else ""),
             f"Zoom {self.zoom_factor() * 100:.0f}%",
@@ -508,6 +559,14 @@ class SliceView(pg.GraphicsView):
                 label.move((w - lw) // 2, h - lh - margin)
         self._message.setGeometry(0, 0, w, h)
         self._message.setWordWrap(True)
+        bar = self.scale_bar
+        bar.resize(max(60, min(180, w // 4)), 30)
+        below = self._corner["br"].height() if self._corner["br"].text() else 0
+        bar.move(w - bar.width() - margin, h - margin - below - bar.height())
+        bar.setVisible(self.overlays_visible and self.slice_hu is not None)
+        size = self.viewbox.viewPixelSize()[0]
+        if size > 0:
+            bar.set_scale(size)
         for label in (*self._corner.values(), *self._edge.values()):
             label.raise_()
 
