@@ -131,6 +131,22 @@ def _to_jpeg_lossless(path: Path) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+def _check_decode_worker(series) -> None:
+    """Decode one slice of ``series`` in a decoding worker process (spawned as a frozen build spawns it) and
+    compare it with the loaded HU."""
+    from ich_viewer.dicom.decode_pool import DecodePool
+
+    pool = DecodePool(1, local=False)
+    try:
+        _check(pool.wait_ready(60), "the decoding worker process did not start")
+        first = series.info.slices[0]
+        arrays, error = pool.submit(first.path, [first]).result(timeout=60)
+        _check(error is None, f"the decoding worker failed: {error}")
+        _check(np.array_equal(arrays[0], series.hu[0]), "the decoding worker gave other pixels")
+    finally:
+        pool.shutdown()
+
+
 def _transfer_syntaxes(folders: list[Path]) -> set[str]:
     """Return the (0002,0010) Transfer Syntax UIDs of the DICOM files in ``folders``."""
     import pydicom
@@ -204,6 +220,9 @@ def run_self_test(model_dir: str | Path | None = None, *, check_quality: bool = 
             t_decode = time.perf_counter() - t0
             _check(_same_hu(positive.hu, pos_series.hu), "JPEG 2000 lossless round trip changed the pixels")
             _check(_same_hu(negative.hu, neg_series.hu), "RLE / JPEG lossless round trip changed the pixels")
+
+            step = "decoding in a worker process"
+            _check_decode_worker(pos_series)
 
         step = "running inference"
         t0 = time.perf_counter()

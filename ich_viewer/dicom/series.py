@@ -53,6 +53,7 @@ __all__ = [
     "describe_paths",
     "group_headers",
     "iter_load",
+    "iter_scan",
     "list_files",
     "load_path",
     "load_series",
@@ -152,6 +153,32 @@ def list_files(path: PathArg | Sequence[PathArg]) -> tuple[list[str], list[Skipp
     return files, problems
 
 
+def iter_scan(
+    path: PathArg | Sequence[PathArg], *, should_stop: Callable[[], bool] | None = None
+) -> Generator[ImageHeader, None, ScanResult]:
+    """:func:`scan`, yielding each usable image header as soon as it is read (e.g. to show the first image
+    while the other headers are read); the generator returns the :class:`ScanResult`."""
+    files, skipped = list_files(path)
+    headers: list[ImageHeader] = []
+    for file in files:
+        if should_stop is not None and should_stop():
+            raise CancelledError("scan cancelled")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                header = read_image_header(file, metadata=False)
+        except DicomReadError as exc:
+            skipped.append(Skipped(file, str(exc)))
+            continue
+        except Exception as exc:  # never let one odd file stop a scan
+            skipped.append(Skipped(file, f"unreadable ({type(exc).__name__}: {exc})"))
+            continue
+        headers.append(header)
+        yield header
+    series, more_skipped = group_headers(headers)
+    return ScanResult(series=tuple(series), skipped=tuple(skipped + more_skipped))
+
+
 def scan(path: PathArg | Sequence[PathArg], *, should_stop: Callable[[], bool] | None = None) -> ScanResult:
     """Scan a folder (recursively) or one file for image series, reading headers only.
 
@@ -176,21 +203,12 @@ def scan(path: PathArg | Sequence[PathArg], *, should_stop: Callable[[], bool] |
     CancelledError
         When ``should_stop`` asked for it.
     """
-    files, skipped = list_files(path)
-    headers: list[ImageHeader] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for file in files:
-            if should_stop is not None and should_stop():
-                raise CancelledError("scan cancelled")
-            try:
-                headers.append(read_image_header(file, metadata=False))
-            except DicomReadError as exc:
-                skipped.append(Skipped(file, str(exc)))
-            except Exception as exc:  # never let one odd file stop a scan
-                skipped.append(Skipped(file, f"unreadable ({type(exc).__name__}: {exc})"))
-    series, more_skipped = group_headers(headers)
-    return ScanResult(series=tuple(series), skipped=tuple(skipped + more_skipped))
+    gen = iter_scan(path, should_stop=should_stop)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as result:
+            return result.value
 
 
 @dataclass

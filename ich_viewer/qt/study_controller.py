@@ -23,6 +23,7 @@ from ich_viewer.errors import CancelledError, IchViewerError
 from ich_viewer.qt.workers import (
     JobRunner,
     ScanDone,
+    ScanPreview,
     StudyLoaded,
     load_series_job,
     load_study_job,
@@ -105,6 +106,9 @@ class StudyController(QObject):
         A study is being opened (its name as in messages: a path, or "3 items").
     progress(str, int, int)
         A step the user waits on began: ``(text, done, total)``; total 0 = no known length.
+    preview(object, object)
+        While the headers are scanned: ``(info, hu)``, the first image read as a one-slice :class:`SeriesInfo`
+        and its HU ``(rows, cols)``, to show before the scan ends.
     scan_done(object, object)
         The :class:`ScanResult` and the chosen :class:`SeriesInfo`.
     series_started(object)
@@ -131,6 +135,7 @@ class StudyController(QObject):
 
     opening = Signal(str)
     progress = Signal(str, int, int)
+    preview = Signal(object, object)
     scan_done = Signal(object, object)
     series_started = Signal(object)
     slice_decoded = Signal(object)
@@ -273,10 +278,20 @@ class StudyController(QObject):
 
     # ============================================================================================== loading
     def _on_load_yielded(self, item: object) -> None:
-        if isinstance(item, ScanDone):
+        if isinstance(item, ScanPreview):
+            self._on_preview(item)
+        elif isinstance(item, ScanDone):
             self._on_scan_done(item)
         elif isinstance(item, LoadProgress):
             self._on_slice_decoded(item)
+
+    def _on_preview(self, item: ScanPreview) -> None:
+        if item.info.is_ct:
+            self.set_window(BRAIN.center, BRAIN.width, BRAIN.name)
+        else:
+            window = auto_window(item.hu)
+            self.set_window(window.center, window.width, window.name)
+        self.preview.emit(item.info, item.hu)
 
     def _on_scan_done(self, done: ScanDone) -> None:
         self.scan = done.scan

@@ -38,6 +38,7 @@ __all__ = [
     "CancelToken",
     "JobRunner",
     "ScanDone",
+    "ScanPreview",
     "StudyLoaded",
     "background_pool",
     "gradcam_job",
@@ -275,6 +276,28 @@ class JobRunner(QObject):
 
 
 @dataclass(frozen=True)
+class ScanPreview:
+    """Yielded by :func:`load_study_job` while it scans: the first image read, decoded, to show at once.
+
+    Attributes
+    ----------
+    info : SeriesInfo
+        A one-slice series of that image (geometry, modality, window for the view).
+    path : str
+        Its file.
+    frame : int or None
+        Its frame in a multi-frame file.
+    hu : numpy.ndarray
+        Its HU, ``(rows, cols)``, int16 or float32.
+    """
+
+    info: SeriesInfo
+    path: str
+    frame: int | None
+    hu: np.ndarray
+
+
+@dataclass(frozen=True)
 class ScanDone:
     """Yielded by :func:`load_study_job` once the headers are scanned and the series to load is chosen."""
 
@@ -311,16 +334,36 @@ def _cancellable(
         gen.close()
 
 
-def _stream_series(info: SeriesInfo, token: CancelToken) -> Generator[LoadProgress, None, Series]:
+def _stream_series(
+    info: SeriesInfo, token: CancelToken, decoded: dict[int, np.ndarray] | None = None
+) -> Generator[LoadProgress, None, Series]:
     from ich_viewer.dicom.series import iter_load
 
-    return (yield from _cancellable(iter_load(info), token, "loading"))
+    return (yield from _cancellable(iter_load(info, decoded=decoded), token, "loading"))
+
+
+def _preview(header: Any) -> ScanPreview | None:
+    """The first image of a file just scanned, decoded, as a one-slice series (None when it cannot be)."""
+    from ich_viewer.dicom.pixels import decode_slices
+    from ich_viewer.dicom.series import group_headers
+
+    if not header.slices or header.slices[0].encoding is None:
+        return None
+    try:
+        (hu,) = decode_slices(header.path, header.slices[:1])
+        groups, _ = group_headers([header])
+    except Exception:
+        return None  # the load reports this file's problem
+    if not groups or hu.shape != (groups[0].rows, groups[0].columns):
+        return None
+    return ScanPreview(groups[0], header.path, header.slices[0].frame, hu)
 
 
 def load_study_job(
     paths: str | Path | Sequence[str | Path], series_uid: str | None = None, *, token: CancelToken
-) -> Generator[ScanDone | LoadProgress, None, StudyLoaded]:
-    """Scan ``paths`` (headers only), yield :class:`ScanDone`, then stream the chosen series slice by slice.
+) -> Generator[ScanPreview | ScanDone | LoadProgress, None, StudyLoaded]:
+    """Scan ``paths`` (headers only), showing the first image on the way, yield :class:`ScanDone`, then stream
+    the chosen series slice by slice.
 
     Parameters
     ----------
@@ -332,6 +375,9 @@ def load_study_job(
 
     Yields
     ------
+    ScanPreview
+        The first scanned image, decoded, while the other headers are still being read (not when it cannot
+        be decoded); when it belongs to the chosen series it is not decoded again.
     ScanDone, then one :class:`~ich_viewer.dicom.records.LoadProgress` per decoded slice.
 
     Returns
@@ -345,16 +391,40 @@ def load_study_job(
     CancelledError
         If cancelled while scanning.
     """
-    from ich_viewer.dicom.series import pick_series, scan
+    from ich_viewer.dicom.series import iter_scan, pick_series
 
     roots = (str(paths),) if isinstance(paths, str | Path) else tuple(str(p) for p in paths)
     target = roots[0] if len(roots) == 1 else list(roots)
-    result = scan(target, should_stop=token.is_set)
+    scanning = iter_scan(target, should_stop=token.is_set)
+    preview: ScanPreview | None = None
+    tried = False
+    while True:
+        try:
+            header = next(scanning)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if not tried:
+            tried = True
+            preview = _preview(header)
+            if preview is not None:
+                yield preview
     if token.is_set():
         raise CancelledError("loading cancelled")
     chosen = pick_series(result, series_uid, target)
+    decoded = None
+    if preview is not None:
+        index = next(
+            (
+                i
+                for i, s in enumerate(chosen.slices)
+                if s.path == preview.path and s.frame == preview.frame
+            ),
+            None,
+        )
+        decoded = {index: preview.hu} if index is not None else None
     yield ScanDone(roots, result, chosen)
-    series = yield from _stream_series(chosen, token)
+    series = yield from _stream_series(chosen, token, decoded)
     return StudyLoaded(result, series)
 
 
