@@ -1,4 +1,5 @@
-"""``python -m training train | calibrate | evaluate | export | explain-eval`` (see README.md, "The bundled model").
+"""``python -m training prepare | train | calibrate | evaluate | export | submission | explain-eval`` (see
+README.md, "The bundled model" and "Training on the full RSNA set").
 
 Errors in the input (missing files, bad options) are reported as one line on stderr with exit code 1 or 2
 (set ``TRAINING_DEBUG=1`` for full tracebacks).
@@ -28,17 +29,46 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m training", description="Train, evaluate, export and explain ICH models.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    q = sub.add_parser("prepare", help="decode a data set once into a sharded cache of model inputs")
+    q.add_argument("--data", required=True, choices=("rsna", "phe-sich"))
+    q.add_argument("src", help="rsna: folder with stage_2_train.csv and stage_2_train/; phe-sich: its folder")
+    q.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
+    q.add_argument("--csv", default=None, help="rsna: the label CSV (default SRC/stage_2_train.csv)")
+    q.add_argument("--image-size", type=int, default=256)
+    q.add_argument("--context-slices", type=int, default=0, help="neighbouring slices per side")
+    q.add_argument("--dtype", choices=("uint8", "float16"), default="uint8")
+    q.add_argument("--shard-size", type=int, default=1024, help="labelled slices per shard")
+    q.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (scan and decode)")
+    q.add_argument("--seed", type=int, default=0, help="rsna: the patient split")
+
     t = sub.add_parser("train", help="train a model into a run folder")
     t.add_argument(
         "--data",
-        choices=("phantom", "rsna", "real"),
-        default="phantom",
-        help="phantom, rsna, or real (PHE-SICH-CT-IDS + composites + phantoms, see --phe-sich)",
+        choices=("phantom", "rsna", "real", "phe-sich"),
+        default=None,
+        help="phantom (default), rsna, real (PHE-SICH-CT-IDS + composites + phantoms, see --phe-sich); "
+        "with --cache: the cache's kind",
     )
     t.add_argument("--out", required=True, help="run folder to create")
-    t.add_argument("--architecture", default="ich_cnn", help="ich_cnn (default) or efficientnet_b0")
+    t.add_argument(
+        "--cache", default=None, help="a prepared cache (python -m training prepare) to stream from"
+    )
+    t.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    t.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    t.add_argument("--architecture", default="ich_cnn", help="ich_cnn (default), efficientnet_b0 or resnet50")
+    t.add_argument(
+        "--weights", default=None, help="pretrained backbone weights file (efficientnet_b0, resnet50)"
+    )
+    t.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPU (mixed_float16)")
+    t.add_argument(
+        "--lr-scaling", choices=("linear", "sqrt", "none"), default="linear",
+        help="how the learning rate grows with the number of replicas",
+    )  # fmt: skip
+    t.add_argument(
+        "--cpu-replicas", type=int, default=0, help="MirroredStrategy over N logical CPUs (testing)"
+    )
     t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=32, help="global batch size")
+    t.add_argument("--batch-size", type=int, default=32, help="batch size per replica (global: x replicas)")
     t.add_argument("--image-size", type=int, default=256, help="model input size (multiple of 8)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay after warm-up)")
@@ -78,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="evaluate a run (or a model folder) on held-out data")
     e.add_argument("path", help="run folder, or a model folder (model.json) to test on held-out phantoms")
+    e.add_argument(
+        "--cache", default=None, help="evaluate on this prepared cache (the model's own data kind)"
+    )
     e.add_argument("--split", default="test", choices=("test", "val"))
     e.add_argument("--n", type=int, default=None, help="phantoms: number of slices (default: the run's)")
     e.add_argument("--report", default=None, help="report folder (default RUN/report)")
@@ -115,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("dicom_dir", help="a folder of real DICOM slices (e.g. RSNA files)")
     d.add_argument("--record", action="store_true", help="write the figures into model.json")
 
+    m = sub.add_parser("submission", help="the Kaggle RSNA stage-2 CSV (ID,Label) of a test folder")
+    m.add_argument("model", help="model folder (model.json) or run folder")
+    m.add_argument("test_dir", help="folder of test DICOM files (e.g. stage_2_test)")
+    m.add_argument("--out", required=True, help="CSV to write")
+    m.add_argument("--batch-size", type=int, default=32)
+
     k = sub.add_parser("card", help="print the figure tables of a model folder's card (Markdown)")
     k.add_argument("model_dir")
 
@@ -144,9 +183,22 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from training.run_folder import TrainConfig
     from training.train import run_training
 
+    data = a.data
+    if a.cache:
+        from training.cache import Cache
+
+        kind = Cache.open(a.cache).data
+        if data not in (None, kind):
+            raise ValueError(f"--data {data}, but the cache {a.cache} holds {kind} data")
+        data = kind
     config = TrainConfig(
         out=a.out,
-        data=a.data,
+        data=data or "phantom",
+        cache=a.cache,
+        weights=a.weights,
+        mixed_precision=a.mixed_precision,
+        lr_scaling=a.lr_scaling,
+        cpu_replicas=a.cpu_replicas,
         architecture=a.architecture,
         epochs=a.epochs,
         batch_size=a.batch_size,
@@ -177,7 +229,32 @@ def _cmd_train(a: argparse.Namespace) -> int:
         init_from=a.init_from,
         verbose=a.verbose,
     )
-    run_training(config)
+    run_training(config, resume=a.resume, overwrite=a.overwrite)
+    return EXIT_OK
+
+
+def _cmd_prepare(a: argparse.Namespace) -> int:
+    import json
+
+    from training.cache import prepare
+
+    report = prepare(
+        a.data, a.src, a.out, image_size=a.image_size, context_slices=a.context_slices, dtype=a.dtype,
+        shard_size=a.shard_size, workers=a.workers, seed=a.seed, csv_path=a.csv,
+    )  # fmt: skip
+    short = {k: v for k, v in report.items() if k != "undecodable"}
+    print(json.dumps(short, indent=2))
+    print(f"cache: {a.out} (report {a.out}/report.json)")
+    return EXIT_OK
+
+
+def _cmd_submission(a: argparse.Namespace) -> int:
+    from training.submission import write_submission
+
+    n = write_submission(a.model, a.test_dir, a.out, batch_size=a.batch_size)
+    print(
+        f"wrote {a.out}: {n['images']} images of {n['series']} series ({n['unreadable']} unreadable, at the prior)"
+    )
     return EXIT_OK
 
 
@@ -189,6 +266,21 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     from training.run_folder import STUDIES_REPORT_DIR, default_report_dir
 
     path = Path(a.path)
+    if a.cache:
+        from training.evaluate import evaluate_model_folder_cache, evaluate_run
+
+        report = Path(a.report) if a.report else (
+            Path(f"report-{path.name}") if (path / "model.json").is_file() else default_report_dir(path, a.split)
+        )  # fmt: skip
+        if (path / "model.json").is_file():
+            metrics = evaluate_model_folder_cache(path, a.cache, report, split=a.split)
+        else:
+            metrics = evaluate_run(path, split=a.split, report_dir=report, cache=a.cache)
+        print(format_table(metrics))
+        print("study level (max over slices):")
+        print(format_table(metrics["study_metrics"]))
+        print(f"report: {report}")
+        return EXIT_OK
     if a.phe_sich and (path / "model.json").is_file():
         from training.product_eval import evaluate_folder, format_figures
 
@@ -284,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     handler = {
+        "prepare": _cmd_prepare,
+        "submission": _cmd_submission,
         "train": _cmd_train,
         "evaluate": _cmd_evaluate,
         "calibrate": _cmd_calibrate,

@@ -70,6 +70,10 @@ def training_data_text(run: dict[str, Any]) -> str:
             f"normal slices of those patients, and from synthetic 512 px phantoms; split by patient "
             f"({len(phe['val_patients'])} validation and {len(phe['test_patients'])} held-out test patients)"
         )
+    if config.data == "phe-sich":
+        from training.sources.phe_sich import CITATION
+
+        return f"{CITATION}, slices only (prepared cache): {run['data']['train']}"
     if config.data == "rsna":
         return f"RSNA Intracranial Hemorrhage Detection (patient-level split, seed {config.seed}): {run['data']['train']}"
     from training.sources.phantom import DATA_VERSION, PhantomSpec
@@ -128,8 +132,12 @@ def export_run(
     if test_path.is_file():
         test = json.loads(test_path.read_text(encoding="utf-8"))
         metrics["heldout"] = metrics_summary(test, split="test", data=test.get("data", "held-out test split"))
+        if test.get("study_metrics"):
+            metrics["heldout_studies"] = metrics_summary(
+                test["study_metrics"], split="test studies", data=test.get("data", "")
+            )
     studies_path = run_dir / STUDIES_REPORT_DIR / "metrics.json"
-    if studies_path.is_file():
+    if studies_path.is_file() and config.data == "phantom":  # phantom studies describe phantom runs only
         studies = json.loads(studies_path.read_text(encoding="utf-8"))
         metrics["heldout_studies"] = metrics_summary(
             studies, split="test studies", data=studies.get("data", "")
@@ -140,6 +148,8 @@ def export_run(
         "description": {
             "phantom": "Demo model for ICH triage research; trained on synthetic phantoms, not validated on patients.",
             "rsna": "ICH triage research model trained on RSNA data; not a medical device.",
+            "phe-sich": "ICH triage research model trained on PHE-SICH-CT-IDS slices only (spontaneous "
+            "intracerebral hemorrhage); research use only, not a medical device.",
             "real": f"ICH triage research model trained on {_n_train_patients(run)} patients of one public data set "
             "of spontaneous intracerebral hemorrhage (PHE-SICH-CT-IDS), with the other subtypes learned from "
             "synthetic lesions; research use only, not for diagnosis; not a medical device.",
@@ -152,7 +162,8 @@ def export_run(
             "batch_size": config.batch_size,
             "learning_rate": config.lr,
             "seed": config.seed,
-            "train_size": config.train_size if config.data == "phantom" else run["data"].get("train"),
+            "train_size": config.train_size if config.data == "phantom" else run["data"].get("train_slices"),
+            "train_data": run["data"].get("train"),
             "train_positive_rate": run["data"].get("train_positive_rate"),
             "timings_s": run.get("timings_s"),
             "strategy": run.get("strategy"),
@@ -162,6 +173,12 @@ def export_run(
             ),
         },
     }
+    prior = run.get("prior_correction")
+    if prior:  # balanced sampling: the app shifts each logit back to the prevalence (model.json "reading")
+        from ich_viewer.inference.reading import ReadingConfig
+
+        extra["reading"] = ReadingConfig(logit_offset=tuple(prior["logit_offset"])).to_json()
+        extra["training"]["prior_correction"] = prior
     return write_model_folder(
         model,
         out,

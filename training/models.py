@@ -13,7 +13,7 @@ from ich_viewer.core.labels import LABELS, RSNA_LOSS_WEIGHTS
 from ich_viewer.core.windowing import ModelInput
 from ich_viewer.inference.architectures import build_model
 
-__all__ = ["AnyAUC", "WeightedBCE", "compile_model", "create_model"]
+__all__ = ["AnyAUC", "WeightedBCE", "compile_model", "create_model", "load_backbone_weights"]
 
 _EPS = 1e-7
 
@@ -106,3 +106,68 @@ def create_model(
         keras.utils.set_random_seed(int(seed))
     model = build_model(architecture, model_input, dropout=dropout, training_form=True)
     return compile_model(model, learning_rate=learning_rate, partial_labels=partial_labels)
+
+
+def load_backbone_weights(model: Any, architecture: str, path: str) -> dict[str, int]:
+    """Load pretrained backbone weights from a local file into ``model`` (no download ever happens).
+
+    ``path`` is a weights file of the ``keras.applications`` backbone (e.g. the ImageNet
+    ``efficientnetb0_notop.h5`` or ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5`` a user fetched,
+    or a Keras 3 ``.weights.h5``). The reference backbone is built with 3 input channels, the file is loaded
+    into it by Keras, and its layers are copied into ``model`` by name. The stem convolution of a model with
+    another number of input channels (context slices, other windows) gets the kernel averaged over the 3
+    input channels and repeated, scaled by 3 / channels, so that its response to a uniform input is kept.
+
+    Returns
+    -------
+    dict
+        ``{"layers": copied, "adapted": stem layers adapted, "skipped": layers of the file without a
+        matching layer}``.
+
+    Raises
+    ------
+    ValueError
+        For an architecture without a ``keras.applications`` backbone, or a file that is not such weights.
+    """
+    from ich_viewer.inference.architectures import BACKBONES
+
+    if architecture not in BACKBONES:
+        raise ValueError(
+            f"--weights needs a keras.applications backbone ({', '.join(BACKBONES)}), not {architecture}"
+        )
+    if not __import__("os").path.isfile(path):
+        raise FileNotFoundError(f"--weights: no such file: {path}")
+    size = int(model.input_shape[1])
+    ref = getattr(keras.applications, BACKBONES[architecture])(
+        include_top=False, weights=None, input_shape=(size, size, 3)
+    )
+    try:
+        ref.load_weights(path)
+    except Exception as exc:  # a file of another model, or not a weights file
+        raise ValueError(
+            f"--weights {path} does not hold {BACKBONES[architecture]} weights ({type(exc).__name__})"
+        ) from None
+    names = {layer.name for layer in model.layers}
+    copied = adapted = skipped = 0
+    for layer in ref.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        if layer.name not in names:
+            skipped += 1
+            continue
+        target = model.get_layer(layer.name)
+        mine = target.get_weights()
+        if [w.shape for w in mine] == [w.shape for w in weights]:
+            target.set_weights(weights)
+            copied += 1
+        elif len(mine) == len(weights) and mine[0].ndim == 4 and mine[0].shape[:2] == weights[0].shape[:2]:
+            channels = mine[0].shape[2]
+            kernel = weights[0].mean(axis=2, keepdims=True) * (3.0 / channels)
+            target.set_weights([np.repeat(kernel, channels, axis=2).astype(mine[0].dtype), *weights[1:]])
+            adapted += 1
+        else:
+            skipped += 1
+    if copied == 0:
+        raise ValueError(f"--weights {path}: no layer matches the {architecture} model")
+    return {"layers": copied, "adapted": adapted, "skipped": skipped}

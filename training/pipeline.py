@@ -8,8 +8,11 @@ model input of slice ``i`` (float32 ``(size, size, channels)``, made by
 
 Training streams are endless: stratum indices are shuffled and drawn with fixed weights
 (``tf.data.Dataset.sample_from_datasets``), then decoded, batched and augmented. Evaluation streams are the
-slices in order, decoded once and cached. Every random step is seeded, so that all workers of a
-multi-worker run see the same index stream and ``AutoShardPolicy.DATA`` gives each a disjoint share.
+slices in order, decoded once per pass (never cached in memory: a validation split of the full RSNA set would
+need tens of GiB). Every random step is seeded, so that all input pipelines of a distributed run see the same
+index stream; with a ``tf.distribute.InputContext`` (``strategy.distribute_datasets_from_function``) each
+pipeline keeps only its share of the *indices*, before anything is decoded, so N workers decode 1/N each.
+Streams from a prepared cache (:mod:`training.cache`) shard its files instead.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "make_eval_dataset",
     "make_train_dataset",
     "predict_source",
+    "shard_of",
     "stratum_weights",
 ]
 
@@ -202,11 +206,22 @@ def _loader(source: SliceSource) -> Any:
     return load_lazy
 
 
-def _with_sharding(ds: tf.data.Dataset) -> tf.data.Dataset:
+def _with_sharding(ds: tf.data.Dataset, policy: Any = None) -> tf.data.Dataset:
+    """Deterministic order, and the auto-shard policy a strategy applies when it distributes ``ds`` itself
+    (``DATA`` by default; ``OFF`` for streams already sharded by their input context)."""
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA if policy is None else policy
+    )
     options.deterministic = True
     return ds.with_options(options)
+
+
+def shard_of(input_context: Any) -> tuple[int, int]:
+    """``(number of input pipelines, this pipeline's index)`` of a ``tf.distribute.InputContext`` (or None)."""
+    if input_context is None:
+        return 1, 0
+    return int(input_context.num_input_pipelines), int(input_context.input_pipeline_id)
 
 
 def stratum_weights(strata: np.ndarray, negative_fraction: float | None) -> dict[int, float]:
@@ -230,6 +245,7 @@ def make_train_dataset(
     seed: int = 0,
     weights: Mapping[int, float] | None = None,
     augment: Augment | None = None,
+    input_context: Any = None,
 ) -> tf.data.Dataset:
     """Endless, class-balanced, augmented training batches.
 
@@ -238,13 +254,17 @@ def make_train_dataset(
     source : SliceSource or InMemorySlices
         The training slices.
     batch_size : int
-        Global batch size (a distribution strategy splits it over replicas).
+        Batch size of this stream: the global batch without ``input_context`` (a strategy then splits it
+        over replicas), else the per-replica batch.
     seed : int
         Seeds shuffling and stratum sampling (the same on every worker).
     weights : mapping of stratum -> weight, optional
         Sampling weights (default :func:`stratum_weights` with equal weights).
     augment : Augment, optional
         Augmentation applied per batch; None for none.
+    input_context : tf.distribute.InputContext, optional
+        When given, this pipeline keeps every ``num_input_pipelines``-th index of the common seeded stream
+        (starting at ``input_pipeline_id``) before decoding: the pipelines decode disjoint shares.
 
     Returns
     -------
@@ -270,28 +290,35 @@ def make_train_dataset(
     indices = tf.data.Dataset.sample_from_datasets(
         streams, weights=[weights[k] / total for k in keys], seed=seed, stop_on_empty_dataset=False
     )
+    n_pipelines, pipeline = shard_of(input_context)
+    if n_pipelines > 1:  # shard the indices, before any decode
+        indices = indices.shard(n_pipelines, pipeline)
     ds = indices.map(_loader(source), num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True)
     if augment is not None:
         model_input = source.model_input
         ds = ds.map(lambda x, y: augment(x, y, model_input), num_parallel_calls=AUTOTUNE)
-    return _with_sharding(ds.prefetch(AUTOTUNE))
+    policy = None if input_context is None else tf.data.experimental.AutoShardPolicy.OFF
+    return _with_sharding(ds.prefetch(AUTOTUNE), policy)
 
 
-def make_eval_dataset(source: SliceSource, *, batch_size: int, cache: bool = True) -> tf.data.Dataset:
-    """The slices of ``source`` in order, decoded in parallel (cached after the first pass), batched.
+def make_eval_dataset(source: SliceSource, *, batch_size: int, input_context: Any = None) -> tf.data.Dataset:
+    """The slices of ``source`` in order, decoded in parallel on every pass (no in-memory cache), batched.
+
+    With ``input_context`` the pipeline keeps its share of the indices before decoding.
 
     Returns
     -------
     tf.data.Dataset
         ``(x float32 (batch, size, size, channels), y float32 (batch, 6))``, finite, no augmentation.
     """
-    ds = tf.data.Dataset.range(len(source)).map(
-        _loader(source), num_parallel_calls=AUTOTUNE, deterministic=True
-    )
-    if cache and not isinstance(source, InMemorySlices):
-        ds = ds.cache()
-    return _with_sharding(ds.batch(batch_size).prefetch(AUTOTUNE))
+    indices = tf.data.Dataset.range(len(source))
+    n_pipelines, pipeline = shard_of(input_context)
+    if n_pipelines > 1:
+        indices = indices.shard(n_pipelines, pipeline)
+    ds = indices.map(_loader(source), num_parallel_calls=AUTOTUNE, deterministic=True)
+    policy = None if input_context is None else tf.data.experimental.AutoShardPolicy.OFF
+    return _with_sharding(ds.batch(batch_size).prefetch(AUTOTUNE), policy)
 
 
 def predict_source(model: Any, source: SliceSource, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -300,12 +327,13 @@ def predict_source(model: Any, source: SliceSource, *, batch_size: int = 32) -> 
     Returns
     -------
     (y_true, y_prob) : tuple of numpy.ndarray
-        uint8 ``(n, 6)`` labels and float32 ``(n, 6)`` probabilities.
+        int8 ``(n, 6)`` labels (-1: unknown, e.g. a slice that could not be decoded) and float32 ``(n, 6)``
+        probabilities.
     """
     ys, probs = [], []
-    for x, y in make_eval_dataset(source, batch_size=batch_size, cache=False):
+    for x, y in make_eval_dataset(source, batch_size=batch_size):
         probs.append(np.asarray(model(x, training=False), dtype=np.float32))
-        ys.append(y.numpy().astype(np.uint8))
+        ys.append(y.numpy().astype(np.int8))
     if not probs:
-        return np.zeros((0, len(LABELS)), np.uint8), np.zeros((0, len(LABELS)), np.float32)
+        return np.zeros((0, len(LABELS)), np.int8), np.zeros((0, len(LABELS)), np.float32)
     return np.concatenate(ys), np.concatenate(probs)

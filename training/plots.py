@@ -12,7 +12,15 @@ import numpy as np
 
 from ich_viewer.core.labels import LABELS
 
-__all__ = ["plot_confusion", "plot_gradcam_examples", "plot_history", "plot_roc", "read_history"]
+__all__ = [
+    "plot_confusion",
+    "plot_gradcam_examples",
+    "plot_history",
+    "plot_pr",
+    "plot_reliability",
+    "plot_roc",
+    "read_history",
+]
 
 
 def _pyplot() -> Any:
@@ -45,6 +53,77 @@ def plot_roc(y_true: np.ndarray, y_prob: np.ndarray, path: str | Path, title: st
     ax.set_xlim(-0.01, 1.0)
     ax.set_ylim(0.0, 1.01)
     ax.legend(loc="lower right", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_pr(
+    y_true: np.ndarray, y_prob: np.ndarray, path: str | Path, title: str = "Precision-recall"
+) -> Path:
+    """Write one PNG with the precision-recall curve of every label (average precision in the legend)."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 6), dpi=110)
+    for k, name in enumerate(LABELS):
+        keep = np.asarray(y_true)[:, k] >= 0
+        y, p = np.asarray(y_true)[keep, k], np.asarray(y_prob)[keep, k]
+        if y.size == 0 or y.min() == y.max():
+            continue
+        precision, recall, _ = precision_recall_curve(y, p)
+        ap = average_precision_score(y, p)
+        ax.plot(
+            recall,
+            precision,
+            lw=2 if k == 0 else 1.3,
+            label=f"{name} (AP {ap:.3f}, prevalence {y.mean():.3f})",
+        )
+    ax.set_xlabel("recall (sensitivity)")
+    ax.set_ylabel("precision (positive predictive value)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_reliability(
+    y_true: np.ndarray, y_prob: np.ndarray, path: str | Path, title: str = "Reliability", bins: int = 10
+) -> Path:
+    """Write one PNG with the reliability diagram of every label: observed rate against mean predicted
+    probability in ``bins`` equal-width bins (ECE and Brier in the legend, as
+    :func:`training.product_eval.calibration_figures` computes them)."""
+    from training.product_eval import calibration_figures
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 6), dpi=110)
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+    edges = np.linspace(0, 1, bins + 1)
+    for k, name in enumerate(LABELS):
+        keep = np.asarray(y_true)[:, k] >= 0
+        y = np.asarray(y_true)[keep, k].astype(np.float64)
+        p = np.asarray(y_prob)[keep, k].astype(np.float64)
+        if y.size == 0 or y.max() == 0:
+            continue
+        which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+        xs = [p[which == b].mean() for b in range(bins) if (which == b).any()]
+        ys = [y[which == b].mean() for b in range(bins) if (which == b).any()]
+        cal = calibration_figures(y, p, bins)
+        ax.plot(xs, ys, marker="o", lw=2 if k == 0 else 1.2,
+                label=f"{name} (ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f})")  # fmt: skip
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

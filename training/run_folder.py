@@ -100,15 +100,28 @@ class TrainConfig:
     # start from the weights of an earlier run's best checkpoint (same architecture and input)
     init_from: str | None = None
     verbose: int | None = None
+    # a prepared cache (python -m training prepare): the data, its splits and the model input
+    cache: str | None = None
+    # pretrained backbone weights from a local file (efficientnet_b0, resnet50)
+    weights: str | None = None
+    mixed_precision: bool = False
+    # the learning rate grows with the number of replicas: "linear", "sqrt" or "none"
+    lr_scaling: str = "linear"
+    # split the CPU into this many logical devices under MirroredStrategy (tests of distribution)
+    cpu_replicas: int = 0
 
     def __post_init__(self) -> None:
-        if self.data not in ("phantom", "rsna", "real"):
+        if self.data not in ("phantom", "rsna", "real", "phe-sich"):
             raise ValueError(f"--data must be phantom, rsna or real, got {self.data!r}")
+        if self.data == "phe-sich" and not self.cache:
+            raise ValueError("--data phe-sich trains from a prepared cache only (--cache CACHE)")
+        if self.lr_scaling not in ("linear", "sqrt", "none"):
+            raise ValueError(f"--lr-scaling must be linear, sqrt or none, got {self.lr_scaling!r}")
         if self.data == "real" and not self.phe_sich:
             raise ValueError("--data real needs --phe-sich DIR (the PHE-SICH-CT-IDS folder)")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"--architecture must be one of {', '.join(ARCHITECTURES)}")
-        if self.data == "rsna" and not (self.rsna_index or (self.rsna_csv and self.rsna_dir)):
+        if self.data == "rsna" and not (self.cache or self.rsna_index or (self.rsna_csv and self.rsna_dir)):
             raise ValueError("--data rsna needs --rsna-csv and --rsna-dir (or --rsna-index)")
         for name in ("epochs", "batch_size", "train_size", "val_size", "test_size"):
             if getattr(self, name) < 1:
@@ -119,7 +132,12 @@ class TrainConfig:
     @property
     def model_input(self) -> ModelInput:
         """The preprocessing of the run: ``image_size`` and ``context_slices``; for real data the shared
-        HU / brain-window domain of :data:`~ich_viewer.core.windowing.BRAIN_DOMAIN_INPUT`."""
+        HU / brain-window domain of :data:`~ich_viewer.core.windowing.BRAIN_DOMAIN_INPUT`; with a cache, the
+        cache's own (what its records hold)."""
+        if self.cache:
+            from training.cache import Cache
+
+            return Cache.open(self.cache).model_input
         if self.data == "real":
             return dataclasses.replace(
                 BRAIN_DOMAIN_INPUT, size=self.image_size, context_slices=self.context_slices

@@ -4,9 +4,21 @@
 ``best.keras`` (lowest validation loss), ``log.csv``, ``tensorboard/``, and, with the best weights,
 ``thresholds.json`` chosen on the validation split and the validation report ``val/``.
 
-The same command runs on one device, under ``MirroredStrategy`` when several GPUs are visible, and under
-``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set (the chief writes the run folder; every worker
-reads the same seeded index stream, sharded per worker with ``AutoShardPolicy.DATA``).
+The same command runs on one device, under ``MirroredStrategy`` when several GPUs are visible (or
+``--cpu-replicas N`` logical CPUs), and under ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set
+(Kubeflow TFJob, hand-made clusters) or the job runs under SLURM with several tasks
+(``SlurmClusterResolver``). The chief writes the run folder; every other worker writes only its scratch
+folder (:func:`~training.run_folder.worker_dir`). The input is built per input pipeline by
+``strategy.distribute_datasets_from_function``: each pipeline decodes (or, from a cache, reads the files of)
+its own share only. ``--batch-size`` is per replica: the global batch is ``batch_size * replicas``, and the
+learning rate grows with it (``--lr-scaling``, linear by default, after the warm-up).
+
+Preemption: ``BackupAndRestore`` keeps the state of the last finished epoch in ``RUN/backup`` (each worker in
+its scratch folder); ``train --resume`` continues from it. ``train`` refuses a non-empty run folder unless
+``--resume`` or ``--overwrite``.
+
+Multi-worker runs need two fixes of Keras internals (:func:`_patch_multiworker_build`); they are tested
+against the pinned Keras version :data:`TESTED_KERAS` and refused on another one.
 """
 
 from __future__ import annotations
@@ -34,20 +46,57 @@ from training.run_folder import (
     write_thresholds,
 )
 
-__all__ = ["choose_strategy", "run_training", "task_info"]
+__all__ = [
+    "TESTED_KERAS",
+    "RunFolderError",
+    "check_run_folder",
+    "choose_strategy",
+    "run_training",
+    "scaled_learning_rate",
+    "task_info",
+]
+
+#: The Keras versions whose private trainer internals :func:`_patch_multiworker_build` replaces (tested by
+#: tests/training/test_distribution.py and the two-worker test); multi-worker runs refuse other versions.
+TESTED_KERAS = ("3.15.",)
+
+BACKUP_DIR = "backup"
+LAST_WEIGHTS = "last.weights.h5"
 
 
-def choose_strategy() -> tuple[Any, str]:
+class RunFolderError(ValueError):
+    """The run folder cannot be used as asked (not empty, not a run folder, a resume that does not fit)."""
+
+
+def _in_slurm_job() -> bool:
+    return bool(os.environ.get("SLURM_JOB_ID")) and int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1
+
+
+def choose_strategy(cpu_replicas: int = 0) -> tuple[Any, str]:
     """The tf.distribute strategy for this process and a description.
 
-    ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set, ``MirroredStrategy`` when several GPUs are
-    visible, else the default (one device) strategy.
+    ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set, or under SLURM with several tasks (the cluster
+    from ``SlurmClusterResolver``: one task per node or per GPU, ports from ``SLURM_STEP_RESV_PORTS`` or
+    8888); ``MirroredStrategy`` when several GPUs are visible, or over ``cpu_replicas`` logical CPU devices;
+    else the default (one device) strategy.
     """
     import tensorflow as tf
 
     if os.environ.get("TF_CONFIG"):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return strategy, f"MultiWorkerMirroredStrategy ({strategy.num_replicas_in_sync} replicas)"
+    if _in_slurm_job():
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        return strategy, f"MultiWorkerMirroredStrategy ({strategy.num_replicas_in_sync} replicas, SLURM)"
+    if cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(cpu_replicas)]
+        )
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return strategy, f"MirroredStrategy ({strategy.num_replicas_in_sync} replicas, logical CPUs)"
     gpus = tf.config.list_physical_devices("GPU")
     if len(gpus) > 1:
         strategy = tf.distribute.MirroredStrategy()
@@ -56,8 +105,11 @@ def choose_strategy() -> tuple[Any, str]:
 
 
 def task_info() -> tuple[str, int, bool]:
-    """``(task type, index, is_chief)`` from ``TF_CONFIG`` (a lone process is its own chief)."""
+    """``(task type, index, is_chief)`` from ``TF_CONFIG`` or SLURM (a lone process is its own chief)."""
     raw = os.environ.get("TF_CONFIG")
+    if not raw and _in_slurm_job():
+        index = int(os.environ.get("SLURM_PROCID", "0"))
+        return "worker", index, index == 0
     if not raw:
         return "local", 0, True
     cfg = json.loads(raw)
@@ -68,8 +120,61 @@ def task_info() -> tuple[str, int, bool]:
     return kind, index, is_chief
 
 
-def _callbacks(config: TrainConfig, out: Path, is_chief: bool, total_epochs: int) -> list[Any]:
+def scaled_learning_rate(lr: float, replicas: int, rule: str) -> float:
+    """The peak learning rate for ``replicas`` replicas (global batch ``replicas`` times the per-replica one):
+    ``linear`` (Goyal et al., 2017), ``sqrt`` (often better for Adam) or ``none``."""
+    factor = {"linear": float(replicas), "sqrt": float(replicas) ** 0.5, "none": 1.0}[rule]
+    return float(lr) * factor
+
+
+def check_run_folder(folder: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse a non-empty run folder unless ``resume`` (keep it) or ``overwrite`` (empty it first).
+
+    Scratch folders of other workers (``.worker-*``) do not count. ``overwrite`` empties only a folder that
+    is a run folder (has ``run.json``) or a worker scratch folder, never some other folder.
+    """
+    import shutil
+
+    if resume and overwrite:
+        raise RunFolderError("--resume and --overwrite exclude each other")
+    if not folder.exists():
+        if resume:
+            raise RunFolderError(f"--resume: {folder} does not exist")
+        return
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".worker-")]
+    if not entries:
+        return
+    if resume:
+        return
+    if not overwrite:
+        raise RunFolderError(
+            f"{folder} is not empty: pass --resume to continue that run or --overwrite to replace it"
+        )
+    if not (folder / "run.json").is_file() and not folder.name.startswith(".worker-"):
+        raise RunFolderError(f"--overwrite: {folder} is not a run folder (no run.json); refusing to empty it")
+    for p in entries:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def _best_logged_val_loss(log: Path) -> float | None:
+    import csv
+
+    if not log.is_file():
+        return None
+    with open(log, newline="") as fh:
+        values = [float(r["val_loss"]) for r in csv.DictReader(fh) if r.get("val_loss")]
+    return min(values) if values else None
+
+
+def _callbacks(
+    config: TrainConfig, out: Path, is_chief: bool, total_epochs: int, *, resume: bool = False
+) -> list[Any]:
     callbacks: list[Any] = [
+        # first: the backup of an epoch is on disk before anything else reacts to the epoch's end
+        keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR), save_freq="epoch", double_checkpoint=True),
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1
         ),
@@ -78,9 +183,13 @@ def _callbacks(config: TrainConfig, out: Path, is_chief: bool, total_epochs: int
     if is_chief:
         callbacks += [
             keras.callbacks.ModelCheckpoint(
-                str(out / BEST_FILE), monitor="val_loss", save_best_only=True, verbose=0
+                str(out / BEST_FILE),
+                monitor="val_loss",
+                save_best_only=True,
+                verbose=0,
+                initial_value_threshold=_best_logged_val_loss(out / LOG_FILE) if resume else None,
             ),
-            keras.callbacks.CSVLogger(str(out / LOG_FILE)),
+            keras.callbacks.CSVLogger(str(out / LOG_FILE), append=resume),
         ]
         try:
             import tensorboard  # noqa: F401
@@ -154,13 +263,28 @@ def _patch_multiworker_build(model: Any, strategy: Any) -> None:
     tf_trainer.reduce_per_replica = reduce_per_replica
 
 
-def run_training(config: TrainConfig) -> Path:
-    """Train a model as configured; return the run folder (see the module docstring)."""
+def _check_keras_for_multiworker() -> None:
+    if not keras.__version__.startswith(TESTED_KERAS):
+        raise RuntimeError(
+            f"multi-worker training replaces Keras internals tested with Keras {' / '.join(TESTED_KERAS)}x only; "
+            f"this is Keras {keras.__version__}: install a tested version (pip install 'keras=={TESTED_KERAS[0]}*')"
+        )
+
+
+def run_training(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train a model as configured; return the run folder (see the module docstring).
+
+    Raises
+    ------
+    RunFolderError
+        If the run folder is not empty and neither ``resume`` nor ``overwrite`` is given, or a resumed run
+        has another configuration.
+    """
     import tensorflow as tf
 
     from training.evaluate import write_report
     from training.metrics import choose_thresholds, format_table
-    from training.models import create_model
+    from training.models import create_model, load_backbone_weights
     from training.pipeline import (
         Augment,
         make_eval_dataset,
@@ -171,16 +295,86 @@ def run_training(config: TrainConfig) -> Path:
     from training.sources import load_sources
 
     t_start = time.monotonic()
-    strategy, strategy_name = choose_strategy()
     kind, index, is_chief = task_info()
     out = Path(config.out)
     if not is_chief:  # non-chief workers write their scratch files elsewhere
         out = worker_dir(out, kind, index)
+    check_run_folder(out, resume=resume, overwrite=overwrite)
+    if resume and is_chief and (out / "run.json").is_file():
+        from training.run_folder import read_config
+
+        before = read_config(out).to_json()
+        now = config.to_json()
+        differ = sorted(
+            k for k in now if k not in ("verbose", "epochs", "patience") and before.get(k) != now[k]
+        )
+        if differ:
+            raise RunFolderError(f"--resume: the run in {out} has other settings ({', '.join(differ)})")
+    strategy, strategy_name = choose_strategy(config.cpu_replicas)
+    multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if multiworker:
+        _check_keras_for_multiworker()
+    replicas = int(strategy.num_replicas_in_sync)
+    global_batch = config.batch_size * replicas
+    peak_lr = scaled_learning_rate(config.lr, replicas, config.lr_scaling)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    print(f"training {config.architecture} on {config.data} data, strategy {strategy_name}", flush=True)
+    precision = "float32"
+    if config.mixed_precision:
+        if tf.config.list_physical_devices("GPU"):
+            keras.mixed_precision.set_global_policy("mixed_float16")
+            precision = "mixed_float16"
+        else:
+            print("note: --mixed-precision needs a GPU; training in float32", flush=True)
+    print(
+        f"training {config.architecture} on {config.data} data, strategy {strategy_name}, global batch "
+        f"{global_batch} ({config.batch_size} per replica), peak learning rate {peak_lr:g}, {precision}",
+        flush=True,
+    )
 
-    if config.data == "real":
+    cache = None
+    if config.cache:
+        from training.cache import Cache, make_cache_eval_dataset, make_cache_train_dataset
+
+        cache = Cache.open(config.cache)
+        if cache.data != config.data:
+            raise ValueError(f"--data {config.data} but the cache {config.cache} holds {cache.data} data")
+        t_data = time.monotonic() - t_start
+        train_entry, val_entry = cache.split("train"), cache.split("val")
+        fraction = config.neg_fraction
+        weights = {0: fraction, 1: 1.0 - fraction}
+        steps = config.steps_per_epoch or max(1, min(train_entry["n"], 200_000) // global_batch)
+        augment = Augment() if config.augment else None
+
+        def train_fn(ctx: Any) -> Any:
+            return make_cache_train_dataset(
+                cache,
+                batch_size=ctx.get_per_replica_batch_size(global_batch),
+                seed=config.seed,
+                weights=weights,
+                augment=augment,
+                input_context=ctx,
+            )
+
+        def val_fn(ctx: Any) -> Any:
+            return make_cache_eval_dataset(
+                cache, "val", batch_size=ctx.get_per_replica_batch_size(global_batch), input_context=ctx
+            )
+
+        train_ds = strategy.distribute_datasets_from_function(train_fn)
+        val_ds = strategy.distribute_datasets_from_function(val_fn)
+        rate, prevalence = cache.train_label_rate(weights)
+        data_info = {
+            "cache": str(Path(config.cache).resolve()),
+            "train": f"{cache.data} cache: {train_entry['n']} slices of {train_entry['patients']} patients "
+            f"({train_entry['positives']} with ICH)",
+            "val": f"{cache.data} cache: {val_entry['n']} slices of {val_entry['patients']} patients",
+            "train_slices": train_entry["n"],
+            "train_positive_rate": [round(float(v), 4) for v in rate],
+            "train_prevalence": [round(float(v), 4) for v in prevalence],
+        }
+        train_src = val_src = None
+    elif config.data == "real":
         from training.realdata import (
             RealAugment,
             default_group_weights,
@@ -192,55 +386,97 @@ def run_training(config: TrainConfig) -> Path:
         train_bank, val_bank, data_info = real_banks(config)
         t_data = time.monotonic() - t_start
         group_weights = default_group_weights(config.phantom_share)
-        steps = config.steps_per_epoch or max(1, len(train_bank) // config.batch_size)
+        steps = config.steps_per_epoch or max(1, len(train_bank) // global_batch)
         train_ds = make_real_train_dataset(
             train_bank,
-            batch_size=config.batch_size,
+            batch_size=global_batch,
             weights=group_weights,
             seed=config.seed,
             model_input=config.model_input,
             augment=RealAugment() if config.augment else None,
         )
-        val_ds = make_real_eval_dataset(
-            val_bank, batch_size=config.batch_size, model_input=config.model_input
-        )
+        val_ds = make_real_eval_dataset(val_bank, batch_size=global_batch, model_input=config.model_input)
         data_info["group_weights"] = group_weights
         data_info["train_positive_rate"] = [
             round(float(v), 4) for v in train_bank.positive_rate(group_weights)
         ]
-        weights: dict[int, float] = {}
+        weights = {}
         train_src = val_src = None
     else:
-        sources = load_sources(config, ("train", "val"))
+        sources = load_sources(config, ("train", "val"), write_cache=is_chief)
         t_data = time.monotonic() - t_start
         train_src, val_src = sources["train"], sources["val"]
         weights = stratum_weights(np.asarray(train_src.strata), config.neg_fraction)
-        steps = config.steps_per_epoch or max(1, min(len(train_src), 200_000) // config.batch_size)
+        steps = config.steps_per_epoch or max(1, min(len(train_src), 200_000) // global_batch)
         augment = Augment() if config.augment else None
-        train_ds = make_train_dataset(
-            train_src, batch_size=config.batch_size, seed=config.seed, weights=weights, augment=augment
-        )
-        val_ds = make_eval_dataset(val_src, batch_size=config.batch_size)
-        data_info = {"train": train_src.description, "val": val_src.description}
+
+        def train_fn(ctx: Any) -> Any:
+            return make_train_dataset(
+                train_src,
+                batch_size=ctx.get_per_replica_batch_size(global_batch),
+                seed=config.seed,
+                weights=weights,
+                augment=augment,
+                input_context=ctx,
+            )
+
+        def val_fn(ctx: Any) -> Any:
+            return make_eval_dataset(
+                val_src, batch_size=ctx.get_per_replica_batch_size(global_batch), input_context=ctx
+            )
+
+        train_ds = strategy.distribute_datasets_from_function(train_fn)
+        val_ds = strategy.distribute_datasets_from_function(val_fn)
+        data_info = {
+            "train": train_src.description,
+            "val": val_src.description,
+            "train_slices": len(train_src),
+        }
+        if config.data == "rsna":
+            strata = np.asarray(train_src.strata)
+            labels = np.asarray(train_src.labels, np.float64)
+            prevalence = labels.mean(axis=0)
+            total = sum(weights.values())
+            rate = sum(
+                (weights[k] / total) * labels[strata == k].mean(axis=0)
+                for k in weights
+                if (strata == k).any()
+            )
+            data_info["train_positive_rate"] = [round(float(v), 4) for v in rate]
+            data_info["train_prevalence"] = [round(float(v), 4) for v in prevalence]
 
     run_info: dict[str, Any] = {
         "config": config.to_json(),
         "model_input": config.model_input.to_json(),
         "gradcam_layer": gradcam_layer_name(config.architecture),
         "strategy": strategy_name,
+        "replicas": replicas,
+        "global_batch_size": global_batch,
+        "peak_learning_rate": peak_lr,
+        "precision": precision,
         "data": data_info,
         "stratum_weights": {str(k): v for k, v in weights.items()},
         "steps_per_epoch": steps,
     }
-    if is_chief:
+    if data_info.get("train_prevalence") and data_info.get("train_positive_rate"):
+        from training.evaluate import prior_offset
+
+        run_info["prior_correction"] = {
+            "train_rate": data_info["train_positive_rate"],
+            "prevalence": data_info["train_prevalence"],
+            "logit_offset": [round(v, 6) for v in prior_offset(data_info["train_positive_rate"],
+                                                                data_info["train_prevalence"])],
+        }  # fmt: skip
+    if is_chief and not (resume and (out / "run.json").is_file()):
         write_run(out, run_info)
 
     with strategy.scope():
+        warmup = min(steps, 200)
         schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=config.lr * 0.1,
-            decay_steps=max(1, config.epochs * steps - min(steps, 200)),
-            warmup_target=config.lr,
-            warmup_steps=min(steps, 200),
+            initial_learning_rate=peak_lr * 0.1,
+            decay_steps=max(1, config.epochs * steps - warmup),
+            warmup_target=peak_lr,
+            warmup_steps=warmup,
             alpha=0.02,
         )
         model = create_model(
@@ -248,15 +484,19 @@ def run_training(config: TrainConfig) -> Path:
             config.model_input,
             learning_rate=schedule,
             dropout=config.dropout,
-            partial_labels=config.data == "real",
+            partial_labels=config.data in ("real", "phe-sich"),
         )
+        if config.weights:
+            loaded = load_backbone_weights(model, config.architecture, config.weights)
+            run_info["pretrained"] = {"file": str(config.weights), **loaded}
+            print(f"backbone weights from {config.weights}: {loaded}", flush=True)
         if config.init_from:
             init = Path(config.init_from) / BEST_FILE
             if not init.is_file():
                 raise FileNotFoundError(f"--init-from {config.init_from}: no {BEST_FILE} there")
             model.load_weights(init)
             print(f"weights initialised from {init}", flush=True)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if multiworker:
         _patch_multiworker_build(model, strategy)
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     t_fit = time.monotonic()
@@ -265,30 +505,48 @@ def run_training(config: TrainConfig) -> Path:
         epochs=config.epochs,
         steps_per_epoch=steps,
         validation_data=val_ds,
-        callbacks=_callbacks(config, out, is_chief, config.epochs),
+        callbacks=_callbacks(config, out, is_chief, config.epochs, resume=resume),
         verbose=verbose,
         shuffle=False,  # the stream is shuffled and class-balanced by the pipeline
     )
     fit_s = time.monotonic() - t_fit
+    model.save_weights(out / LAST_WEIGHTS)  # every worker: the weights after the last step (equal on all)
     if not is_chief:
         return out
 
     # Thresholds on the validation split, with the best weights (restored by EarlyStopping, also on disk).
     best = load_run_model(out)
-    if val_src is None:  # real data: the validation bank
+    if cache is not None:
+        from training.cache import predict_cache
+
+        _, y_val, p_val = predict_cache(best, cache, "val", batch_size=max(config.batch_size, 32))
+    elif val_src is None:  # real data: the validation bank
         y_val = val_bank.y
-        p_val = np.concatenate([np.asarray(best(x, training=False)) for x, _ in val_ds])
+        p_val = np.concatenate(
+            [np.asarray(best(x, training=False)) for x, _ in
+             make_real_eval_dataset(val_bank, batch_size=global_batch, model_input=config.model_input)]
+        )  # fmt: skip
     else:
         y_val, p_val = predict_source(best, val_src, batch_size=max(config.batch_size, 32))
+    if run_info.get("prior_correction"):
+        from training.evaluate import apply_prior
+
+        p_val = apply_prior(p_val, run_info["prior_correction"]["logit_offset"])
     thresholds = choose_thresholds(y_val, p_val, config.min_sensitivity)
     write_thresholds(out, thresholds)
     val_metrics = write_report(
         out / VAL_REPORT_DIR, y_val, p_val, thresholds, history_csv=out / LOG_FILE, title="validation"
     )
+    if resume and (out / "run.json").is_file():
+        from training.run_folder import read_run
+
+        previous = read_run(out)
+        run_info["resumed_from_epoch"] = previous.get("epochs_run")
+    losses = history.history.get("val_loss", [])
     run_info.update(
         {
             "epochs_run": len(history.history.get("loss", [])),
-            "best_val_loss": float(np.min(history.history["val_loss"])),
+            "best_val_loss": float(np.min(losses)) if losses else _best_logged_val_loss(out / LOG_FILE),
             "thresholds": thresholds,
             "val_metrics": val_metrics,
             "timings_s": {
@@ -299,6 +557,11 @@ def run_training(config: TrainConfig) -> Path:
             "tensorflow_version": tf.__version__,
         }
     )
+    if resume:
+        import csv
+
+        with open(out / LOG_FILE, newline="") as fh:
+            run_info["epochs_run"] = sum(1 for _ in csv.DictReader(fh))
     write_run(out, run_info)
     print("validation (thresholds chosen here):\n" + format_table(val_metrics), flush=True)
     print(f"run folder: {out} (fit {fit_s:.0f} s, total {time.monotonic() - t_start:.0f} s)", flush=True)

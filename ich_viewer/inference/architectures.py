@@ -25,6 +25,7 @@ from ich_viewer.inference.tf_runtime import import_keras
 
 __all__ = [
     "ARCHITECTURES",
+    "BACKBONES",
     "DEFAULT_ARCHITECTURE",
     "build_model",
     "gradcam_layer_name",
@@ -33,12 +34,15 @@ __all__ = [
 ]
 
 #: The architectures :func:`build_model` knows, default first.
-ARCHITECTURES: tuple[str, ...] = ("ich_cnn", "efficientnet_b0")
+ARCHITECTURES: tuple[str, ...] = ("ich_cnn", "efficientnet_b0", "resnet50")
 
 #: The architecture of the bundled demo model.
 DEFAULT_ARCHITECTURE = "ich_cnn"
 
-_GRADCAM_LAYERS = {"ich_cnn": "last_conv", "efficientnet_b0": "top_conv"}
+_GRADCAM_LAYERS = {"ich_cnn": "last_conv", "efficientnet_b0": "top_conv", "resnet50": "conv5_block3_3_conv"}
+
+#: The ``keras.applications`` backbone of each pretrained-style architecture (for ``--weights`` files).
+BACKBONES = {"efficientnet_b0": "EfficientNetB0", "resnet50": "ResNet50"}
 
 #: Filters of the ``ich_cnn`` conv layers, per block; a 2x2 max-pool follows every block but the last (with
 #: stride 1 after block 3 in the inference form, see :func:`build_model`). ``last_conv`` works at 1/4 of the
@@ -89,8 +93,10 @@ def build_model(
     Parameters
     ----------
     architecture : str
-        ``"ich_cnn"`` (the small custom CNN of the bundled model) or ``"efficientnet_b0"``
-        (``keras.applications.EfficientNetB0``, ``weights=None``, flattened into one functional graph).
+        ``"ich_cnn"`` (the small custom CNN of the bundled model), ``"efficientnet_b0"``
+        (``keras.applications.EfficientNetB0``) or ``"resnet50"`` (``keras.applications.ResNet50``), both
+        ``weights=None`` and flattened into one functional graph, so that layer names are those of
+        ``keras.applications`` (pretrained weights load by name, see ``training.models.load_backbone_weights``).
     model_input : ModelInput, optional
         The preprocessing the model is fed with; its :attr:`~ModelInput.shape` ``(size, size, channels)`` is
         the input shape (default ``ModelInput()``: 256x256x3). ``ich_cnn`` needs ``size`` divisible by 8.
@@ -144,6 +150,15 @@ def build_model(
                 x = layers.MaxPooling2D(2, name=f"block{b + 1}_pool")(x)
         outputs = _head(x, dropout, "avg+max")
         return keras.Model(inputs, outputs, name="ich_cnn")
+
+    if architecture == "resnet50":
+        # ResNet50 (He et al., 2016) as keras.applications builds it; its ImageNet weights expect "caffe" input,
+        # 0..255 minus the channel means (103.9, 116.8, 123.7): one mean for every channel here (CT windows
+        # are no colour channels), so the input is 255 * x - 115.
+        scaled = layers.Rescaling(255.0, offset=-115.0, name="to_caffe")(inputs)
+        base = keras.applications.ResNet50(include_top=False, weights=None, input_tensor=scaled)
+        outputs = _head(base.output, dropout, "avg")
+        return keras.Model(inputs, outputs, name="resnet50")
 
     # EfficientNetB0 expects 0..255 input and rescales by 1/255 itself; ModelInput gives 0..1.
     scaled = layers.Rescaling(255.0, name="to_255")(inputs)

@@ -138,7 +138,7 @@ class TestSource:
         np.testing.assert_array_equal(x[..., 0:3], x[..., 3:6])  # clamped at the first slice
         assert not np.array_equal(x[..., 6:9], x[..., 3:6])
 
-    def test_an_undecodable_file_becomes_an_empty_negative(self, index, tmp_path) -> None:
+    def test_an_undecodable_positive_becomes_unknown_never_a_negative(self, index, tmp_path) -> None:
         broken = tmp_path / "broken.dcm"
         broken.write_bytes(b"garbage")
         s = index.slices[0]
@@ -146,8 +146,11 @@ class TestSource:
             slices=(type(s)(**{**s.__dict__, "path": str(broken), "labels": (1, 1, 0, 0, 0, 0)}),),
             series_paths={},
         )
-        x, y = RsnaSlices(bad, [0], ModelInput(size=8)).load(0)
-        assert not x.any() and not y.any()
+        src = RsnaSlices(bad, [0], ModelInput(size=8))
+        x, y = src.load(0)
+        assert not x.any()
+        assert (y == -1).all()  # unknown: out of the loss and of every figure
+        assert src.failed == {str(broken)}
 
     def test_sources(self, fixture, tmp_path) -> None:
         cache = tmp_path / "index.json"

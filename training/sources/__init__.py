@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 __all__ = ["load_sources"]
 
 
-def load_sources(config: TrainConfig, splits: tuple[str, ...] = ("train", "val")) -> dict[str, Any]:
+def load_sources(
+    config: TrainConfig, splits: tuple[str, ...] = ("train", "val"), *, write_cache: bool = True
+) -> dict[str, Any]:
     """Build the slice sources of the requested splits (generating phantom sets, or indexing RSNA).
 
     Parameters
@@ -28,6 +30,8 @@ def load_sources(config: TrainConfig, splits: tuple[str, ...] = ("train", "val")
         The run's data options (``data``, sizes, seed, RSNA paths, ``endless``, ``workers``).
     splits : tuple of str
         Some of ``"train"``, ``"val"``, ``"test"``.
+    write_cache : bool
+        Whether this process may write the RSNA index cache (only the chief of a multi-worker run does).
 
     Returns
     -------
@@ -36,6 +40,8 @@ def load_sources(config: TrainConfig, splits: tuple[str, ...] = ("train", "val")
         :class:`~training.sources.phantom.PhantomSlices` (endless phantom training) or
         :class:`~training.sources.rsna.RsnaSlices`.
     """
+    if config.cache:
+        raise ValueError("a cached run reads its splits with training.cache, not as slice sources")
     model_input = config.model_input
     if config.data == "rsna":
         from training.sources.rsna import describe_index, rsna_sources
@@ -47,6 +53,8 @@ def load_sources(config: TrainConfig, splits: tuple[str, ...] = ("train", "val")
             seed=config.seed,
             fractions=config.split,
             index_cache=config.rsna_index,
+            workers=config.workers,
+            write_cache=write_cache,
         )
         print(f"RSNA: {describe_index(index, sources)}", flush=True)
         return {name: sources[name] for name in splits}

@@ -28,7 +28,7 @@ import numpy as np
 
 from ich_viewer.core.labels import LABELS
 from ich_viewer.core.windowing import ModelInput
-from ich_viewer.errors import DicomReadError, IchViewerError
+from ich_viewer.errors import DicomReadError
 
 __all__ = [
     "RsnaDataError",
@@ -155,12 +155,19 @@ class RsnaIndex:
         Files left out, counted by reason (``"not readable"``, ``"truncated pixel data"``, ``"no label"``).
     labels_without_file : int
         Labelled images of the CSV that were not found in the folder.
+    csv_counts : dict of str to int
+        What :func:`read_rsna_csv` counted: ``rows``, ``images``, ``incomplete``, ``bad_rows``, ``conflicts``.
+    unreadable_labelled : dict of str to int
+        Skipped files whose name is a labelled SOP UID (RSNA names files ``<sop>.dcm``), by ``positive`` /
+        ``negative`` (``any``): an unreadable positive is reported, never silently a negative.
     """
 
     slices: tuple[RsnaSlice, ...]
     series_paths: dict[str, tuple[str, ...]]
     skipped: dict[str, int] = field(default_factory=dict)
     labels_without_file: int = 0
+    csv_counts: dict[str, int] = field(default_factory=dict)
+    unreadable_labelled: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_skipped(self) -> int:
@@ -178,8 +185,15 @@ class RsnaIndex:
             "series_paths": {k: list(v) for k, v in self.series_paths.items()},
             "skipped": self.skipped,
             "labels_without_file": self.labels_without_file,
+            "csv_counts": self.csv_counts,
+            "unreadable_labelled": self.unreadable_labelled,
         }
-        Path(path).write_text(json.dumps(obj), encoding="utf-8")
+        import os
+
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(obj), encoding="utf-8")
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path) -> RsnaIndex:
@@ -190,6 +204,8 @@ class RsnaIndex:
             series_paths={k: tuple(v) for k, v in obj["series_paths"].items()},
             skipped=dict(obj.get("skipped", {})),
             labels_without_file=int(obj.get("labels_without_file", 0)),
+            csv_counts={k: int(v) for k, v in obj.get("csv_counts", {}).items()},
+            unreadable_labelled={k: int(v) for k, v in obj.get("unreadable_labelled", {}).items()},
         )
 
 
@@ -199,6 +215,9 @@ def build_index(
     *,
     verify_pixels: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    workers: int = 1,
+    scan_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RsnaIndex:
     """Scan the DICOM folder (headers only), order every series, and join its slices with the label CSV.
 
@@ -212,31 +231,167 @@ def build_index(
         Also decode every file (slow); by default the scanner's header checks (which catch truncated
         uncompressed pixel data) decide.
     should_stop : callable, optional
-        Passed to the scanner to cancel it.
+        Polled between chunks of files to cancel the scan.
+    workers : int
+        Header-reading processes (:func:`scan_headers`).
+    scan_dir : str or Path, optional
+        Where finished chunks of the header scan are kept, so that an interrupted scan resumes.
+    progress : callable, optional
+        ``progress(files done, files in all)`` after every chunk.
 
     Raises
     ------
     RsnaDataError
         If the folder does not exist or no labelled readable slice is found.
     """
-    from ich_viewer.dicom.pixels import decode_slice
-    from ich_viewer.dicom.series import scan
+    from ich_viewer.dicom.series import group_headers
 
-    labels, _ = read_rsna_csv(csv_path)
+    labels, csv_counts = read_rsna_csv(csv_path)
     dicom_dir = Path(dicom_dir)
     if not dicom_dir.is_dir():
         raise RsnaDataError(f"RSNA DICOM folder not found: {dicom_dir}")
-    try:
-        result = scan(dicom_dir, should_stop=should_stop)
-    except IchViewerError as exc:
-        raise RsnaDataError(str(exc)) from None
+    headers, skipped_items = scan_headers(
+        dicom_dir, workers=workers, scan_dir=scan_dir, progress=progress, should_stop=should_stop
+    )
+    series, more = group_headers(headers)
+    return index_from_series(
+        labels, series, [*skipped_items, *more], csv_counts=csv_counts, verify_pixels=verify_pixels,
+        where=f"{dicom_dir} for {csv_path}",
+    )  # fmt: skip
+
+
+#: Files per chunk of the header scan (the unit of parallel work and of resuming).
+SCAN_CHUNK = 2000
+
+
+def _scan_chunk(files: Sequence[str]) -> tuple[list, list]:
+    """Headers of ``files`` (:func:`~ich_viewer.dicom.header.read_image_header`) and the skipped ones."""
+    from ich_viewer.dicom.header import read_image_header
+    from ich_viewer.dicom.records import Skipped
+
+    headers, skipped = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # RSNA's "ID_..." UIDs are not valid DICOM UIDs
+        for file in files:
+            try:
+                headers.append(read_image_header(file, metadata=False))
+            except DicomReadError as exc:
+                skipped.append(Skipped(file, str(exc)))
+            except Exception as exc:  # never let one odd file stop a scan
+                skipped.append(Skipped(file, f"unreadable ({type(exc).__name__})"))
+    return headers, skipped
+
+
+def scan_headers(
+    dicom_dir: str | Path,
+    *,
+    workers: int = 1,
+    scan_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    chunk: int = SCAN_CHUNK,
+) -> tuple[list, list]:
+    """Read every file's header under ``dicom_dir`` in ``workers`` processes, in chunks of ``chunk`` files.
+
+    The files are listed (:func:`~ich_viewer.dicom.series.list_files`, a stable order) and cut into chunks;
+    with ``scan_dir`` every finished chunk is pickled there (written to a temporary name, then renamed, so a
+    chunk file is either whole or absent) and a later call with the same folder reads it instead of
+    scanning again: an interrupted scan resumes where it stopped.
+
+    Returns
+    -------
+    (headers, skipped) : tuple of lists
+        :class:`~ich_viewer.dicom.header.ImageHeader` of every readable image file, and
+        :class:`~ich_viewer.dicom.series.Skipped` for the others, in file order.
+    """
+    import hashlib
+    import os
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from ich_viewer.dicom.series import list_files
+    from ich_viewer.errors import CancelledError
+
+    files, skipped0 = list_files(dicom_dir)
+    chunks = [files[i : i + chunk] for i in range(0, len(files), chunk)]
+    folder = Path(scan_dir) if scan_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def chunk_path(k: int) -> Path | None:
+        if folder is None:
+            return None
+        digest = hashlib.sha1("\n".join(chunks[k]).encode()).hexdigest()[:10]  # a changed folder rescans
+        return folder / f"chunk-{k:05d}-{digest}.pkl"
+
+    results: dict[int, tuple[list, list]] = {}
+    todo = []
+    for k in range(len(chunks)):
+        path = chunk_path(k)
+        if path is not None and path.is_file():
+            results[k] = pickle.loads(path.read_bytes())
+        else:
+            todo.append(k)
+    done = sum(len(chunks[k]) for k in results)
+    if progress is not None:
+        progress(done, len(files))
+
+    def finish(k: int, value: tuple[list, list]) -> None:
+        nonlocal done
+        results[k] = value
+        path = chunk_path(k)
+        if path is not None:
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            os.replace(tmp, path)
+        done += len(chunks[k])
+        if progress is not None:
+            progress(done, len(files))
+        if should_stop is not None and should_stop():
+            raise CancelledError("scan cancelled")
+
+    if workers <= 1 or len(todo) <= 1:
+        for k in todo:
+            finish(k, _scan_chunk(chunks[k]))
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_scan_chunk, chunks[k]): k for k in todo}
+            from concurrent.futures import as_completed
+
+            for fut in as_completed(futures):
+                finish(futures[fut], fut.result())
+    headers: list = []
+    skipped: list = list(skipped0)
+    for k in range(len(chunks)):
+        headers += results[k][0]
+        skipped += results[k][1]
+    return headers, skipped
+
+
+def index_from_series(
+    labels: Mapping[str, np.ndarray],
+    series: Sequence,
+    skipped_items: Sequence,
+    *,
+    csv_counts: Mapping[str, int] | None = None,
+    verify_pixels: bool = False,
+    where: str = "",
+) -> RsnaIndex:
+    """Join the ordered series of a scan (:class:`~ich_viewer.dicom.series.SeriesInfo`) with the labels."""
+    from ich_viewer.dicom.pixels import decode_slice
+
     skipped: Counter = Counter()
-    for item in result.skipped:  # the scanner's reasons, e.g. "truncated pixel data: 10 of 512 bytes"
+    unreadable: Counter = Counter()
+    for item in skipped_items:  # the scanner's reasons, e.g. "truncated pixel data: 10 of 512 bytes"
         skipped[item.reason.split(":")[0].split(" (")[0]] += 1
+        lab = labels.get(Path(item.path).stem)
+        if lab is not None:
+            unreadable["positive" if lab[0] == 1 else "negative"] += 1
     slices: list[RsnaSlice] = []
     series_paths: dict[str, tuple[str, ...]] = {}
     seen: set[str] = set()
-    for info in result.series:
+    for info in series:
         readable: list[tuple[str, str]] = []
         for s in info.slices:
             if verify_pixels:
@@ -265,12 +420,14 @@ def build_index(
                 )
             )
     if not slices:
-        raise RsnaDataError(f"no labelled, readable DICOM slice found in {dicom_dir} for {csv_path}")
+        raise RsnaDataError(f"no labelled, readable DICOM slice found in {where}")
     return RsnaIndex(
         slices=tuple(slices),
         series_paths=series_paths,
         skipped={k: int(v) for k, v in skipped.items() if v},
         labels_without_file=len(set(labels) - seen),
+        csv_counts={k: int(v) for k, v in (csv_counts or {}).items()},
+        unreadable_labelled=dict(unreadable),
     )
 
 
@@ -331,8 +488,9 @@ class RsnaSlices:
 
     ``load(i)`` decodes the file (and its neighbours when ``model_input.context_slices > 0``) into HU
     with the viewer's rules and returns ``ModelInput`` output. A file that fails to decode at this point
-    (``DicomReadError``) is logged once and given as an empty (air) slice with no hemorrhage, so a long run
-    never dies on one file.
+    (``DicomReadError``) is logged once and given as an empty (air) slice whose labels are all -1 (unknown:
+    left out of the loss and of every figure), so a long run never dies on one file and an undecodable
+    positive never counts as a negative. :attr:`failed` lists such files.
     Strata: 0 = no hemorrhage, 1 = any hemorrhage.
     """
 
@@ -355,6 +513,11 @@ class RsnaSlices:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    @property
+    def failed(self) -> frozenset[str]:
+        """Files that could not be decoded so far."""
+        return frozenset(self._failed)
 
     def _hu(self, path: str, shape: tuple[int, int] | None) -> np.ndarray:
         try:
@@ -382,7 +545,7 @@ class RsnaSlices:
                 hu = centre if j == k else self._hu(paths[j], centre.shape)
                 vol.append(hu if hu.shape == centre.shape else np.full(centre.shape, _AIR, np.float32))
             x = self.model_input(np.stack(vol), indices=[c])[0]
-        y = np.zeros(len(LABELS), np.float32) if broken else np.asarray(s.labels, dtype=np.float32)
+        y = np.full(len(LABELS), -1.0, np.float32) if broken else np.asarray(s.labels, dtype=np.float32)
         return x, y
 
 
@@ -395,13 +558,18 @@ def rsna_sources(
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     index_cache: str | Path | None = None,
     verify_pixels: bool = False,
+    workers: int = 1,
+    write_cache: bool = True,
 ) -> tuple[dict[str, RsnaSlices], RsnaIndex]:
-    """Index (or read the cached index), split by patient and wrap each split as an :class:`RsnaSlices`."""
+    """Index (or read the cached index), split by patient and wrap each split as an :class:`RsnaSlices`.
+
+    The index cache is written atomically (temporary name, then rename), and only when ``write_cache``
+    (in a multi-worker run only the chief writes it)."""
     if index_cache is not None and Path(index_cache).is_file():
         index = RsnaIndex.load(index_cache)
     else:
-        index = build_index(csv_path, dicom_dir, verify_pixels=verify_pixels)
-        if index_cache is not None:
+        index = build_index(csv_path, dicom_dir, verify_pixels=verify_pixels, workers=workers)
+        if index_cache is not None and write_cache:
             index.save(index_cache)
     splits = split_by_patient(index, fractions, seed)
     return {name: RsnaSlices(index, idx, model_input) for name, idx in splits.items()}, index
