@@ -26,6 +26,7 @@ Qt-free; TensorFlow only through :mod:`ich_viewer.inference` when heatmaps are c
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +215,29 @@ def _read_header(path: str) -> Dataset:
         raise ResultsError(f"cannot read the source image {Path(path).name}: {type(exc).__name__}") from None
 
 
+#: Type 2 attributes of the patient and study modules that highdicom copies from the source (empty if absent).
+_TYPE2_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "AccessionNumber",
+    "StudyID",
+)
+
+
+def _completed(ds: Dataset) -> Dataset:
+    """A copy of a source header with the type 2 patient/study attributes present (empty where missing)."""
+    out = copy.deepcopy(ds)
+    for keyword in _TYPE2_KEYWORDS:
+        if keyword not in out:
+            setattr(out, keyword, "")
+    return out
+
+
 def _source_headers(series: Series, indices: Sequence[int]) -> dict[int, Dataset]:
     return {i: _read_header(series.info.slices[i].path) for i in indices}
 
@@ -335,7 +359,7 @@ def _build_sr(report: Mapping[str, Any], series: Series, headers: Mapping[int, D
             hd.sr.TextContentItem(name=codes.DCM.Comment, value=text[:1024],
                                   relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
         )
-    first = headers[top[0]] if top else _read_header(series.info.slices[0].path)
+    first = headers[top[0]] if top else _completed(_read_header(series.info.slices[0].path))
     sr = hd.sr.ComprehensiveSR(
         evidence=[headers[i] for i in top] or [first],
         content=root,
@@ -445,6 +469,7 @@ def build_results(
     missing = [i for i in top if i not in heads]
     if missing:
         heads.update(_source_headers(series, missing))
+    heads = {i: _completed(ds) for i, ds in heads.items()}
     heatmaps = heatmaps or {}
     sr = _build_sr(report, series, heads)
     sc_series = hd.UID()

@@ -40,12 +40,16 @@ __all__ = [
     "ScanDone",
     "ScanPreview",
     "StudyLoaded",
+    "ai_results_job",
+    "anonymise_job",
     "background_pool",
     "gradcam_job",
     "load_engine_job",
     "load_series_job",
     "load_study_job",
     "loading_pool",
+    "pacs_find_job",
+    "pacs_retrieve_job",
     "predict_job",
     "thumbnails_job",
     "wait_for_pools",
@@ -249,6 +253,15 @@ class JobRunner(QObject):
         worker, token = entry
         token.cancel()
         worker.quit()
+        return True
+
+    def cancel(self, name: str) -> bool:
+        """Ask job ``name`` to stop through its token only; unlike :meth:`abort` its callbacks still arrive (the
+        job's ``CancelledError`` through ``errored``, then ``finished``). True if one was running."""
+        entry = self._workers.get(name)
+        if entry is None:
+            return False
+        entry[1].cancel()
         return True
 
     def abort_all(self) -> None:
@@ -573,3 +586,118 @@ def gradcam_job(
             yield result
     finally:
         gen.close()
+
+
+# -- PACS jobs (ich_viewer.pacs): network and export work with progress ------------------------------------------
+
+
+def _threaded(call: Callable[[Callable[[int, int], None]], Any], token: CancelToken) -> Generator[Any, None, Any]:
+    """Run ``call(progress)`` (a blocking function reporting ``progress(done, total)``) in a helper thread; yield
+    each ``(done, total)`` as it comes and return ``call``'s value (or raise its exception). The call must poll
+    ``token`` itself (its ``cancel``/``should_stop`` argument); closing this generator cancels the token."""
+    import queue
+
+    events: queue.Queue = queue.Queue()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = call(lambda done, total: events.put((int(done), int(total))))
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            events.put(None)
+
+    thread = threading.Thread(target=work, name="ich-viewer-pacs", daemon=True)
+    thread.start()
+    try:
+        while (item := events.get()) is not None:
+            yield item
+    finally:
+        if thread.is_alive():
+            token.cancel()
+            thread.join(timeout=10)
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def pacs_find_job(server: Any, filters: dict, ae_title: str, *, token: CancelToken) -> Generator[str, None, list]:
+    """C-FIND / QIDO-RS for studies: ``filters`` are the keyword arguments of ``find_studies``."""
+    from ich_viewer.pacs import client
+
+    yield f"Searching {server}…"
+    return client.find_studies(server, ae_title=ae_title, **filters)
+
+
+def pacs_retrieve_job(
+    server: Any, study_uid: str, dest: str, ae_title: str, *, token: CancelToken
+) -> Generator[tuple[int, int], None, dict]:
+    """Retrieve one study into ``dest`` (C-GET/C-MOVE/WADO-RS); yields ``(done, total)`` per instance, returns
+    ``{"study_uid", "folder", "n_instances"}``; raises CancelledError once cancelled."""
+    from ich_viewer.pacs import client
+
+    return (
+        yield from _threaded(
+            lambda progress: client.get_study(
+                server, study_uid, dest, ae_title=ae_title, progress=progress, cancel=token.is_set
+            ),
+            token,
+        )
+    )
+
+
+def ai_results_job(
+    report: dict,
+    series: Series,
+    gradcam: Any,
+    folder: str | None,
+    servers: Sequence[Any],
+    ae_title: str,
+    *,
+    token: CancelToken,
+) -> Generator[str, None, dict]:
+    """Build the AI results as DICOM (Grad-CAM of the top slices, SR, Secondary Captures), write them into
+    ``folder`` and/or send them to ``servers``; yields status lines, returns ``{"folder", "sent", "n"}``."""
+    from ich_viewer.pacs.results import build_results, save_results, send_results
+
+    heatmaps: dict[int, np.ndarray] = {}
+    top = [int(i) for i in report["study"]["top_slices"]]
+    if gradcam is not None and top:
+        yield "Computing the Grad-CAM of the top slices…"
+        gen = gradcam.iter_results(series, top, "any")
+        try:
+            while not token.is_set():
+                try:
+                    result = _locked_next(gen)
+                except StopIteration:
+                    break
+                heatmaps[result.index] = result.heatmap
+        finally:
+            gen.close()
+    if token.is_set():
+        raise CancelledError("AI results cancelled")
+    yield "Building the DICOM results…"
+    results = build_results(report, series, heatmaps)
+    written = save_results(results, folder) if folder else []
+    sent = []
+    for server in servers:
+        yield f"Sending the AI results to {server}…"
+        sent.append((str(server), send_results(results, server, ae_title=ae_title)))
+    return {"folder": folder, "files": [str(p) for p in written], "sent": sent, "n": len(results.datasets)}
+
+
+def anonymise_job(
+    paths: Sequence[str], dest: str, study_root: str | None, *, token: CancelToken
+) -> Generator[tuple[int, int], None, Any]:
+    """Anonymised export of ``paths`` into ``dest``; yields ``(done, total)``, returns the AnonymisedExport."""
+    from ich_viewer.dicom.anonymise import export_anonymised
+
+    return (
+        yield from _threaded(
+            lambda progress: export_anonymised(
+                paths, dest, study_root=study_root, should_stop=token.is_set, progress=progress
+            ),
+            token,
+        )
+    )
