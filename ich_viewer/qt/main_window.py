@@ -144,7 +144,7 @@ class MainWindow(QMainWindow):
         # PACS: Open from PACS, the listener's worklist, results as DICOM, anonymised export (ich_viewer.qt.pacs)
         self.pacs = PacsController(self)
         self.worklist_dock = self._dock(
-            "Worklist", "worklist_dock", self.pacs.worklist, 320, Qt.DockWidgetArea.RightDockWidgetArea
+            "Worklist", "worklist_dock", self.pacs.worklist, 400, Qt.DockWidgetArea.RightDockWidgetArea
         )
         self.worklist_dock.hide()
         self.pacs.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))

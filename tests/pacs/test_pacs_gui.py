@@ -161,7 +161,7 @@ def test_worklist_dock_shows_flagged_first_refreshes_and_opens(qtbot, tmp_path):
     panel.timer.setInterval(100)
     win.worklist_dock.show()
     qtbot.waitUntil(lambda: panel.table.rowCount() == 3, timeout=5000)
-    column = [[panel.table.item(r, c).text() for c in (0, 2, 4, 5)] for r in range(3)]
+    column = [[panel.table.item(r, c).text() for c in (0, 5, 2, 3)] for r in range(3)]  # mark, ID, triage, any
     assert column == [
         [FLAG_MARK, "HIGH", "Flagged for review", "93.0%"],
         [FLAG_MARK, "MID", "Flagged for review", "70.0%"],
@@ -174,7 +174,7 @@ def test_worklist_dock_shows_flagged_first_refreshes_and_opens(qtbot, tmp_path):
     writer = WorklistStore(tmp_path / "store")
     _receive(writer, tmp_path, "NEW", "NEW^PAT", time.time())
     qtbot.waitUntil(lambda: panel.table.rowCount() == 4, timeout=5000)
-    assert panel.table.item(2, 4).text() == "Queued"  # waiting studies come after the flagged ones
+    assert panel.table.item(2, 2).text() == "Queued"  # waiting studies come after the flagged ones
 
     # a double-click opens the study from the store
     with qtbot.waitSignal(win.series_loaded, timeout=TIMEOUT_MS) as loaded:

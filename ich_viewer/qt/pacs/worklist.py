@@ -29,7 +29,8 @@ __all__ = ["FLAG_MARK", "REFRESH_MS", "WORKLIST_COLUMNS", "WorklistPanel", "stat
 REFRESH_MS = 2000
 #: The mark of a flagged study (first column).
 FLAG_MARK = "⚑"
-WORKLIST_COLUMNS = ("", "Patient", "Patient ID", "Received", "AI triage", "any", "Study date", "Description")
+WORKLIST_COLUMNS = ("", "Patient", "AI triage", "any", "Received (UTC)", "Patient ID", "Study date", "Description")
+_TRIAGE_COLUMN = 2
 _FLAGGED_BG = QColor(120, 30, 30)
 
 
@@ -149,10 +150,10 @@ class WorklistPanel(QWidget):
             cells = (
                 FLAG_MARK if e.get("flagged") else "",
                 str(e.get("patient_name") or "").replace("^", " ").strip(),
-                str(e.get("patient_id") or ""),
-                str(e.get("received") or "").replace("T", " ").rstrip("Z"),
                 status_text(e),
                 "" if any_p is None else f"{100 * float(any_p):.1f}%",
+                str(e.get("received") or "").replace("T", " ").rstrip("Z"),
+                str(e.get("patient_id") or ""),
                 f"{date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 else date,
                 str(e.get("description") or ""),
             )
@@ -162,7 +163,7 @@ class WorklistPanel(QWidget):
                     item.setBackground(QBrush(_FLAGGED_BG))
                     item.setForeground(QBrush(QColor("white")))
                     item.setFont(bold)
-                if c == 4 and e.get("warnings"):
+                if c == _TRIAGE_COLUMN and e.get("warnings"):
                     item.setToolTip("\n".join(e["warnings"]))
                 self.table.setItem(r, c, item)
             if keep_uid and e.get("study_uid") == keep_uid:
