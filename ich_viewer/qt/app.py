@@ -255,6 +255,9 @@ def run_app(args: argparse.Namespace) -> int:
     window.show()
 
     path = getattr(args, "path", None)
+    if trace != "exit":
+        # TensorFlow and the model load in the background once the window (and a study's first image) shows
+        window.ai.enable_preload(now=not (path or getattr(args, "demo", False)))
     if getattr(args, "demo", False):
         QTimer.singleShot(0, lambda: window.open_demo(seed=getattr(args, "seed", None)))
     elif path:

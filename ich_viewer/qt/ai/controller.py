@@ -50,7 +50,10 @@ from ich_viewer.qt.settings import Preferences
 from ich_viewer.qt.study_controller import StudyController, series_file_stem
 from ich_viewer.qt.workers import gradcam_job, load_engine_job, predict_job
 
-__all__ = ["AiController", "AiHost"]
+__all__ = ["PRELOAD_IDLE_MS", "AiController", "AiHost"]
+
+#: Milliseconds after start-up before an empty window starts loading the model (:meth:`AiController.preload`).
+PRELOAD_IDLE_MS = 500
 
 
 class AiHost(Protocol):
@@ -119,6 +122,7 @@ class AiController(QObject):
         self.heatmaps: dict[tuple[str, str, int, str], np.ndarray] = {}
         self.heatmap_visible = False
         self.heatmap_label = "any"
+        self._preload_enabled = False
         self._lut = heatmap_lut()
         self._bg_key: tuple[str, str, str] | None = None
         self._build_widgets(parent)
@@ -197,6 +201,40 @@ class AiController(QObject):
     def _on_auto_toggled(self, checked: bool) -> None:
         self.host.prefs.auto_ai = bool(checked)
         self.host.prefs.save(self.host.settings)
+
+    # ============================================================================================== preloading
+    def enable_preload(self, *, now: bool = False) -> None:
+        """Import TensorFlow and load the model ahead of the first verdict, in a low-priority job: as soon as
+        the first image of a study is on screen (the window and that image come first), or, with ``now``,
+        :data:`PRELOAD_IDLE_MS` after start-up (an empty window waiting for a study)."""
+        if self._preload_enabled:
+            return
+        self._preload_enabled = True
+        self.study.preview.connect(self._on_first_image)
+        self.study.slice_decoded.connect(self._on_first_image)
+        if now:
+            QTimer.singleShot(PRELOAD_IDLE_MS, self.preload)
+
+    def _on_first_image(self, *_args: object) -> None:
+        if self.engine is None:
+            self.preload()
+
+    def preload(self) -> bool:
+        """Start loading the model now (when the AI is on and runs automatically, and no model is loaded or
+        loading); True if that started. A later :meth:`run` waits for it instead of loading again."""
+        if not (self.enabled and self.host.prefs.auto_ai) or self.engine is not None:
+            return False
+        if self.study.jobs.is_running("engine"):
+            return False
+        self.study.jobs.start(
+            "engine",
+            load_engine_job,
+            self.model_dir(),
+            returned=self._on_engine_loaded,
+            errored=self._on_ai_errored,
+            finished=self._hide_progress,
+        )
+        return True
 
     # ============================================================================================== running
     def _on_study_series_started(self, _info: object) -> None:
