@@ -42,6 +42,7 @@ import numpy as np
 __all__ = [
     "CSV_COLUMNS",
     "KINDS",
+    "KIND_NAMES",
     "Measurement",
     "MeasurementStore",
     "RoiStats",

@@ -1,0 +1,451 @@
+"""The reading tools of the axial slice view: the measurement tools (Tools menu), their list, undo/redo and
+persistence, and the DICOM tag browser.
+
+- The measurements of a study live in a :class:`~ich_viewer.core.measurements.MeasurementStore` in the app's
+  data folder (``QStandardPaths.AppDataLocation``/measurements, or ``$ICH_VIEWER_DATA_DIR``/measurements),
+  keyed by Study Instance UID, never in the study folder; they come back when the study is opened again.
+- A measurement belongs to one slice (series, SOP Instance UID, display index) and is shown only there.
+- HU statistics are of the slice's own pixels (not of a thick slab that the view may show).
+- Pixel ↔ view coordinates go through the slice view's image item (its transform scales pixels to mm).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QPointF, QStandardPaths, Signal
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from ich_viewer.core.measurements import KIND_NAMES, Measurement, MeasurementStore, compute_values
+from ich_viewer.dicom.tags import read_tag_rows
+from ich_viewer.errors import IchViewerError
+from ich_viewer.qt import actions, dialogs
+from ich_viewer.qt.study_controller import StudyController, series_file_stem
+from ich_viewer.qt.tools.drawing import Drawer
+from ich_viewer.qt.tools.items import DrawCanvas, MeasurementItem
+from ich_viewer.qt.tools.panel import MeasurementPanel
+from ich_viewer.qt.tools.tag_browser import TagBrowser
+
+__all__ = ["DATA_DIR_ENV", "TOOLS", "ToolsController", "measurements_dir"]
+
+#: The tools, in menu order ("pointer" = no tool: the mouse reads and windows).
+TOOLS = ("pointer", "length", "angle", "ellipse", "freehand", "probe", "midline")
+DATA_DIR_ENV = "ICH_VIEWER_DATA_DIR"
+
+
+def measurements_dir() -> Path:
+    """``<app data>/measurements``: ``$ICH_VIEWER_DATA_DIR`` if set, else ``QStandardPaths.AppDataLocation``."""
+    root = os.environ.get(DATA_DIR_ENV) or QStandardPaths.writableLocation(
+        QStandardPaths.StandardLocation.AppDataLocation
+    )
+    return Path(root or Path.home() / ".ich-viewer") / "measurements"
+
+
+def _same_points(a, b) -> bool:
+    """True when two point lists agree to 1e-6 pixel."""
+    return len(a) == len(b) and all(
+        math.isclose(p[0], q[0], abs_tol=1e-6) and math.isclose(p[1], q[1], abs_tol=1e-6)
+        for p, q in zip(a, b, strict=True)
+    )
+
+
+def _inside(path: Path, folders: tuple[str, ...]) -> bool:
+    resolved = path.resolve()
+    for folder in folders:
+        root = Path(folder).resolve()
+        root = root if root.is_dir() else root.parent
+        if resolved == root or root in resolved.parents:
+            return True
+    return False
+
+
+class ToolsController(QObject):
+    """Measurement tools, their list and store, and the tag browser, for one slice view.
+
+    ``view`` is the axial :class:`~ich_viewer.qt.views.slice_view.SliceView` (its ``viewbox``, ``image_item``).
+
+    Signals
+    -------
+    panel_wanted()
+        The measurements list should be shown (a measurement was made, or a study with some was opened).
+    status(str, int)
+        A status-bar message and how long to show it (ms).
+    """
+
+    panel_wanted = Signal()
+    status = Signal(str, int)
+
+    def __init__(self, study: StudyController, view, window: QWidget) -> None:
+        super().__init__(window)
+        self.study = study
+        self.view = view
+        self.window = window
+        self.folder = measurements_dir()
+        self.stores: dict[str, MeasurementStore] = {}
+        self.store: MeasurementStore | None = None
+        self.tool = "pointer"
+        self.drawer: Drawer | None = None
+        self.items: dict[str, MeasurementItem] = {}
+        self.selected_id: str | None = None
+        self.preview: MeasurementItem | None = None
+        self._syncing = False
+        self.panel = MeasurementPanel(window)
+        self.panel.chosen.connect(self.go_to)
+        self.panel.delete_requested.connect(self.delete)
+        self.panel.export_requested.connect(self._on_export_requested)
+        self.tag_browser: TagBrowser | None = None
+        self.canvas = DrawCanvas(self._on_canvas)
+        view.viewbox.addItem(self.canvas)
+        self.acts = actions.build_actions("tools", self, window)
+        self.tool_group = QActionGroup(self)
+        self.tool_group.setExclusive(True)
+        for tool in TOOLS:
+            act = self.acts[f"tool_{tool}"]
+            act.setCheckable(True)
+            act.setData(tool)
+            self.tool_group.addAction(act)
+        self.acts["tool_pointer"].setChecked(True)
+        study.series_started.connect(self._on_series_started)
+        study.series_loaded.connect(lambda _s: self.refresh())
+        study.index_changed.connect(lambda _i: self.refresh())
+        self._update_actions()
+
+    # ============================================================================================ the store
+    def _on_series_started(self, info) -> None:
+        self.cancel_drawing()
+        self.select(None)
+        uid = info.study_uid or f"no-study-uid-{info.series_uid}"
+        if uid not in self.stores:
+            store = MeasurementStore(self.folder, uid)
+            if _inside(self.folder, self.study.paths):
+                store.autosave = False  # never write into the study folder
+                self.status.emit(
+                    "Measurements are not saved: the app's data folder is inside the study", 8000
+                )
+            if store.load_error:
+                self.status.emit(store.load_error, 10000)
+            store.listeners.append(self._on_store_changed)
+            self.stores[uid] = store
+        self.store = self.stores[uid]
+        if len(self.store):
+            self.panel_wanted.emit()
+        self.refresh()
+
+    def _on_store_changed(self) -> None:
+        self.refresh()
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        store = self.store
+        self.acts["undo"].setEnabled(store is not None and store.can_undo())
+        self.acts["redo"].setEnabled(store is not None and store.can_redo())
+        for key in ("export_measurements_csv", "export_measurements_json"):
+            self.acts[key].setEnabled(store is not None and len(store) > 0)
+
+    # ============================================================================================ geometry
+    def slice_key(self) -> tuple[str, str, int] | None:
+        """``(series_uid, sop_uid, index)`` of the slice on screen, or None."""
+        info = self.study.info
+        index = self.study.index
+        if info is None or not (0 <= index < info.n_slices):
+            return None
+        return info.series_uid, info.slices[index].sop_uid, index
+
+    def spacing(self) -> tuple[float, float]:
+        """``(row, column)`` pixel spacing in mm of the series on screen (1 mm where unknown)."""
+        info = self.study.info
+        if info is None:
+            return 1.0, 1.0
+        _, row_mm, col_mm = info.spacing_mm
+        return float(row_mm or 1.0), float(col_mm or 1.0)
+
+    def to_view(self, x: float, y: float) -> QPointF:
+        """Image pixel coordinates → view coordinates (through the image item's transform)."""
+        return self.view.image_item.mapToParent(QPointF(x, y))
+
+    def to_pixel(self, p: QPointF) -> tuple[float, float]:
+        """View coordinates → image pixel coordinates."""
+        q = self.view.image_item.mapFromParent(p)
+        return float(q.x()), float(q.y())
+
+    def _pixel_size(self) -> tuple[float, float]:
+        o = self.to_view(0, 0)
+        d = self.to_view(1, 1) - o
+        return abs(d.x()) or 1.0, abs(d.y()) or 1.0
+
+    def values_for(self, kind: str, points) -> dict[str, float]:
+        """The values of a measurement on the slice on screen."""
+        return compute_values(kind, points, self.spacing(), self.study.current_slice())
+
+    # ============================================================================================ tools
+    def set_tool(self, tool: str) -> None:
+        """Choose a tool (:data:`TOOLS`); "pointer" = none."""
+        if tool not in TOOLS:
+            return
+        self.cancel_drawing()
+        self.tool = tool
+        self.acts[f"tool_{tool}"].setChecked(True)
+        drawing = tool != "pointer"
+        self.canvas.setVisible(drawing)
+        if drawing:
+            self.drawer = Drawer(tool)
+            self.panel_wanted.emit()
+            self.status.emit(f"{KIND_NAMES[tool]}: {_HINTS[tool]}", 6000)
+        else:
+            self.drawer = None
+
+    def cancel_drawing(self) -> None:
+        """Drop a measurement under way."""
+        if self.drawer is not None:
+            self.drawer.cancel()
+        self._show_preview()
+
+    def _on_canvas(self, event: str, view_pos: QPointF) -> None:
+        drawer = self.drawer
+        if drawer is None or self.slice_key() is None or self.study.current_slice() is None:
+            return
+        p = self.to_pixel(view_pos)
+        done = None
+        if event == "start":
+            drawer.drag_start(p)
+        elif event == "move":
+            drawer.drag_move(p)
+        elif event == "finish":
+            done = drawer.drag_end(p)
+        elif event == "click":
+            done = drawer.click(p)
+        elif event == "hover":
+            if not drawer.active:
+                return
+            drawer.hover(p)
+        if done is not None:
+            self._show_preview()
+            self.add(self.tool, done)
+        else:
+            self._show_preview()
+
+    def _show_preview(self) -> None:
+        pts = self.drawer.preview() if self.drawer is not None else []
+        if len(pts) < 2 and not (pts and self.tool == "probe"):
+            if self.preview is not None:
+                self.view.viewbox.removeItem(self.preview)
+                self.preview = None
+            return
+        view_pts = [self.to_view(x, y) for x, y in pts]
+        if self.preview is None or len(self.preview.handles) != len(view_pts):
+            if self.preview is not None:
+                self.view.viewbox.removeItem(self.preview)
+            self.preview = MeasurementItem(self.tool, view_pts, pixel_size=self._pixel_size(), preview=True)
+            self.view.viewbox.addItem(self.preview)
+        else:
+            self.preview.set_view_points(view_pts)
+        kind = self.tool
+        if len(pts) == (2 if kind in ("length", "ellipse") else 3 if kind in ("angle", "midline") else 0):
+            self.preview.set_text(Measurement(kind, pts, "", "", 0, self.values_for(kind, pts)).text())
+        else:
+            self.preview.set_text("")
+
+    # ============================================================================================ changes
+    def add(self, kind: str, points) -> Measurement | None:
+        """Add a measurement of ``kind`` with ``points`` (image pixel coordinates) on the slice on screen."""
+        key = self.slice_key()
+        if key is None or self.store is None:
+            return None
+        m = Measurement(kind, tuple(points), *key, values=self.values_for(kind, points))
+        self.selected_id = m.id
+        self.store.add(m)
+        self.select(m.id)
+        self.panel_wanted.emit()
+        return m
+
+    def delete(self, measurement_id: str) -> None:
+        """Delete a measurement (undoable)."""
+        if self.store is not None and self.store.remove(measurement_id) is not None:
+            if self.selected_id == measurement_id:
+                self.selected_id = None
+            self.status.emit("Measurement deleted (Ctrl+Z to undo)", 4000)
+
+    def delete_selected(self) -> None:
+        """Del: delete the selected measurement."""
+        if self.selected_id is not None:
+            self.delete(self.selected_id)
+
+    def undo(self) -> None:
+        """Undo the last change of the measurements; go to its slice if it is elsewhere."""
+        self._undo_or_redo(True)
+
+    def redo(self) -> None:
+        """Redo the last undone change."""
+        self._undo_or_redo(False)
+
+    def _undo_or_redo(self, undo: bool) -> None:
+        if self.store is None:
+            return
+        before = {m.id: m for m in self.store}
+        done = self.store.undo() if undo else self.store.redo()
+        if not done:
+            self.status.emit("Nothing to undo" if undo else "Nothing to redo", 3000)
+            return
+        after = {m.id: m for m in self.store}
+        changed = [
+            after.get(i) or before.get(i) for i in set(before) | set(after) if before.get(i) != after.get(i)
+        ]
+        key = self.slice_key()
+        for m in changed:
+            if m is not None and key is not None and m.series_uid == key[0] and not m.on_slice(*key):
+                self.study.set_index(m.index, user=True)
+                break
+
+    def _on_item_moved(self, item: MeasurementItem, finished: bool) -> None:
+        if self._syncing or self.store is None:
+            return
+        m = self.store.get(item.measurement_id)
+        if m is None:
+            return
+        points = [self.to_pixel(p) for p in item.view_points()]
+        values = self.values_for(m.kind, points)
+        if not finished:
+            item.set_text(Measurement(m.kind, points, "", "", 0, values).text())
+            return
+        if _same_points(points, m.points):
+            return
+        self.store.replace(m.moved(points, values))
+
+    # ============================================================================================ showing
+    def refresh(self) -> None:
+        """Show the measurements of the slice on screen (and only those), and the list."""
+        key = self.slice_key()
+        wanted = {m.id: m for m in self.store.for_slice(*key)} if (self.store is not None and key) else {}
+        self._syncing = True
+        try:
+            for mid in list(self.items):
+                if mid not in wanted:
+                    self.view.viewbox.removeItem(self.items.pop(mid))
+            for mid, m in wanted.items():
+                view_pts = [self.to_view(x, y) for x, y in m.points]
+                item = self.items.get(mid)
+                if item is None:
+                    item = MeasurementItem(
+                        m.kind, view_pts, pixel_size=self._pixel_size(), measurement_id=mid
+                    )
+                    item.sigRegionChanged.connect(lambda it: self._on_item_moved(it, False))
+                    item.sigRegionChangeFinished.connect(lambda it: self._on_item_moved(it, True))
+                    item.sigRegionChangeStarted.connect(lambda it: self.select(it.measurement_id))
+                    item.sigClicked.connect(lambda it, _ev: self.select(it.measurement_id))
+                    self.view.viewbox.addItem(item)
+                    self.items[mid] = item
+                else:
+                    current = [self.to_pixel(p) for p in item.view_points()]
+                    if not _same_points(current, m.points):
+                        item.set_view_points(view_pts)
+                item.set_text(m.text())
+                item.set_selected(mid == self.selected_id)
+        finally:
+            self._syncing = False
+        if self.selected_id is not None and (self.store is None or self.store.get(self.selected_id) is None):
+            self.selected_id = None
+        self.panel.set_measurements(self.store.items() if self.store is not None else [], key)
+        self.panel.select(self.selected_id)
+        self._update_actions()
+
+    def select(self, measurement_id: str | None) -> None:
+        """Select a measurement (handles shown, highlighted, selected in the list)."""
+        self.selected_id = measurement_id
+        for mid, item in self.items.items():
+            item.set_selected(mid == measurement_id)
+        self.panel.select(measurement_id)
+
+    def go_to(self, measurement_id: str) -> None:
+        """Select a measurement and show its slice (a measurement of another series: a status message)."""
+        m = self.store.get(measurement_id) if self.store is not None else None
+        if m is None:
+            return
+        self.selected_id = m.id
+        info = self.study.info
+        if info is None or info.series_uid != m.series_uid:
+            self.status.emit("That measurement is on another series: open it from the series list", 5000)
+        elif m.index != self.study.index:
+            self.study.set_index(m.index, user=True)
+        self.select(m.id)
+
+    # ============================================================================================ export
+    def export(self, path: str | Path, kind: str) -> None:
+        """Write the study's measurements to ``path`` as ``"csv"`` or ``"json"``."""
+        if self.store is None:
+            raise IchViewerError("no study is open")
+        (self.store.export_csv if kind == "csv" else self.store.export_json)(path)
+
+    def _on_export_requested(self, kind: str) -> None:
+        if self.store is None or not len(self.store):
+            self.status.emit("No measurements to export", 3000)
+            return
+        name = f"measurements-{series_file_stem(self.study.info)}.{kind}"
+        documents = QStandardPaths.StandardLocation.DocumentsLocation
+        path = dialogs.ask_save_path(
+            self.window,
+            f"Export measurements as {kind.upper()}",
+            documents,
+            name,
+            f"{kind.upper()} (*.{kind})",
+        )
+        if not path:
+            return
+        path = path if path.lower().endswith(f".{kind}") else f"{path}.{kind}"
+        try:
+            self.export(path, kind)
+        except OSError as exc:
+            QMessageBox.warning(self.window, "Export measurements", f"Could not write {path}: {exc}")
+            return
+        self.status.emit(f"Saved {path}", 5000)
+
+    def export_csv_dialog(self) -> None:
+        """Tools ▸ Export Measurements as CSV…"""
+        self._on_export_requested("csv")
+
+    def export_json_dialog(self) -> None:
+        """Tools ▸ Export Measurements as JSON…"""
+        self._on_export_requested("json")
+
+    # ============================================================================================ tags
+    def show_tags(self) -> None:
+        """Open (or raise) the tag browser on the slice on screen; it follows the slice while open."""
+        if self.tag_browser is None:
+            self.tag_browser = TagBrowser(self.window)
+            self.study.index_changed.connect(lambda _i: self._refresh_tags())
+            self.study.series_started.connect(lambda _i: self._refresh_tags())
+        self._refresh_tags(force=True)
+        self.tag_browser.show()
+        self.tag_browser.raise_()
+
+    def _refresh_tags(self, force: bool = False) -> None:
+        browser = self.tag_browser
+        if browser is None or not (force or browser.isVisible()):
+            return
+        info, index = self.study.info, self.study.index
+        if info is None or not (0 <= index < info.n_slices):
+            browser.show_message("No image is open.")
+            return
+        sl = info.slices[index]
+        title = f"{info.description or '(no description)'} · Im {index + 1}/{info.n_slices} · {sl.path}"
+        try:
+            browser.set_rows(read_tag_rows(sl.path), title)
+        except IchViewerError as exc:
+            browser.show_message(str(exc))
+
+
+_HINTS = {
+    "length": "drag from one end to the other",
+    "angle": "drag the first arm to the vertex, then click the end of the second arm",
+    "ellipse": "drag from corner to corner",
+    "freehand": "drag along the outline",
+    "probe": "click a point (mean HU of 3×3 pixels)",
+    "midline": "drag along the midline, then click the displaced structure (septum pellucidum)",
+}
+
+
+def tool_actions(acts: dict[str, QAction]) -> list[QAction]:
+    """The tool actions of ``acts`` in menu order."""
+    return [acts[f"tool_{t}"] for t in TOOLS]
