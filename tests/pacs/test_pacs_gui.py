@@ -239,3 +239,28 @@ def test_exports_without_a_study_are_a_message(qtbot):
     assert not win.pacs.export_results("/tmp/never")
     assert not win.pacs.export_anonymised("/tmp/never")
     assert len(failures) == 2
+
+
+def test_listener_in_the_app_fills_the_worklist_dock(qtbot, tmp_path, tiny_model):
+    from ich_viewer.pacs import client
+    from ich_viewer.pacs.servers import parse_server
+    from tests.pacs.orthanc import free_port
+
+    win = _window(qtbot, model_dir=tiny_model)
+    port = free_port()
+    win.pacs.set_prefs(PacsPreferences(port=port, store=str(tmp_path / "store")))
+    win.worklist_dock.show()
+    win.acts["pacs_listener"].setChecked(True)  # Settings ▸ Run the Listener in the App
+    assert win.pacs.listener is not None and win.pacs.listener.port == port
+    datasets = ct_study(6, size=64, patient_id="RECV-1", patient_name="RECEIVED^ONE")
+    assert client.store(parse_server(f"dimse:ICHVIEWER@127.0.0.1:{port}"), datasets) == 6
+    panel = win.pacs.worklist
+    panel.timer.setInterval(200)
+    # idle 10 s, then triaged with the window's model
+    qtbot.waitUntil(
+        lambda: panel.table.rowCount() == 1 and panel.table.item(0, 2).text() in ("Not flagged", "Flagged for review"),
+        timeout=TIMEOUT_MS,
+    )
+    assert panel.table.item(0, 5).text() == "RECV-1"
+    win.acts["pacs_listener"].setChecked(False)
+    assert win.pacs.listener is None

@@ -128,6 +128,7 @@ class PacsController(QObject):
         self.dialog: OpenFromPacsDialog | None = None
         self.worklist = WorklistPanel(self.prefs.store_folder(), window)
         self.worklist.open_requested.connect(self._open_folder)
+        self.listener: Any = None  # the in-app listener (Settings ▸ Run the Listener in the App)
         self.acts = actions.build_actions("pacs", self, window)
         self.quiet = False  # tests: errors go to ``failed`` only, no message boxes
 
@@ -300,9 +301,56 @@ class PacsController(QObject):
         if folder:
             self.export_anonymised(folder)
 
+    # ------------------------------------------------------------------------------------- in-app listener
+    def set_listener_running(self, running: bool) -> bool:
+        """Settings ▸ Run the Listener in the App: a C-STORE SCP on our AE title and port (127.0.0.1) that
+        stores into the worklist store and triages with the window's model, as ``ich-viewer listen`` does.
+        Returns whether it runs."""
+        from ich_viewer.pacs.listener import Listener, ListenerConfig
+
+        if not running:
+            if self.listener is not None:
+                self.listener.stop(timeout=10)
+                self.listener = None
+                self.status.emit("Listener stopped", 5000)
+            self._sync_listener_action()
+            return False
+        if self.listener is not None:
+            return True
+        model = self.window.ai.model_dir()
+        config = ListenerConfig(
+            store=Path(self.prefs.store_folder()),
+            ae_title=self.prefs.ae_title,
+            port=self.prefs.port,
+            model_dir=Path(model) if model else None,
+        )
+        try:
+            self.listener = Listener(config).start()
+        except (IchViewerError, OSError) as exc:
+            self.listener = None
+            self._warn("Listener", str(exc) if isinstance(exc, IchViewerError) else f"cannot listen: {exc}")
+            self._sync_listener_action()
+            return False
+        self.worklist.set_store_folder(self.prefs.store_folder())
+        self.status.emit(
+            f"Listening as {self.prefs.ae_title} on 127.0.0.1:{self.listener.port} (worklist dock)", 8000
+        )
+        self._sync_listener_action()
+        return True
+
+    def _sync_listener_action(self) -> None:
+        action = self.acts.get("pacs_listener")
+        if action is not None and action.isChecked() != (self.listener is not None):
+            action.blockSignals(True)
+            action.setChecked(self.listener is not None)
+            action.blockSignals(False)
+
     def shutdown(self) -> None:
-        """Abort the PACS jobs (window closing)."""
+        """Abort the PACS jobs and stop the in-app listener (window closing)."""
         if self.dialog is not None:
             self.dialog.jobs.abort_all()
         self.jobs.abort_all()
         self.worklist.timer.stop()
+        if self.listener is not None:
+            self.listener.stop(timeout=10)
+            self.listener = None
