@@ -339,9 +339,11 @@ def cache_figures(
     studies: np.ndarray,
     *,
     ci: bool = True,
+    ci_labels: tuple[str, ...] = LABELS,
 ) -> dict[str, Any]:
     """Slice- and study-level figures: ROC-AUC, average precision, sensitivity / specificity at the thresholds,
-    ECE and Brier, and patient-bootstrap 95 % intervals (:func:`training.product_eval._label_figures`).
+    ECE and Brier, and patient-bootstrap 95 % intervals (:func:`training.product_eval._label_figures`; 400
+    resamples of whole patients, for the labels in ``ci_labels``).
 
     A study's label and score are the maxima over its slices (as the app flags a study).
     """
@@ -356,8 +358,9 @@ def cache_figures(
     out["n_studies"] = len(ys)
     for k, label in enumerate(LABELS):
         thr = float(thresholds.get(label, 0.5))
-        out["slice"][label] = _label_figures(y[:, k].astype(np.int64), p[:, k], patients, thr, ci=ci)
-        out["study"][label] = _label_figures(ys[:, k], ps[:, k], gs, thr, ci=ci and len(ys) >= 10)
+        with_ci = ci and label in ci_labels
+        out["slice"][label] = _label_figures(y[:, k].astype(np.int64), p[:, k], patients, thr, ci=with_ci)
+        out["study"][label] = _label_figures(ys[:, k], ps[:, k], gs, thr, ci=with_ci and len(ys) >= 10)
     return out
 
 
