@@ -31,7 +31,7 @@ Everything here is pure numpy/scipy, no Qt.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -169,7 +169,8 @@ class MprVolume:
     Attributes
     ----------
     data : numpy.ndarray
-        ``(nz, ny, nx)``; the source dtype when nothing was interpolated, else float32 (HU).
+        ``(nz, ny, nx)`` in HU: the source dtype for a stack along the patient axes (integer HU rounded where
+        a missing slice was interpolated), float32 where it was resampled (tilt, oblique).
     origin : numpy.ndarray
         float64 ``(3,)``: patient coordinates (mm, LPS) of ``data[0, 0, 0]``.
     spacing : tuple of 3 floats
@@ -187,6 +188,14 @@ class MprVolume:
     _regular_index: np.ndarray  # (M,): source slice index (fractional) of each regular stack slice
     _source_shape: tuple[int, int, int]
     _fill: float
+    _by_column: np.ndarray | None = None  # data.transpose(0, 2, 1) contiguous: fast sagittal slabs
+
+    def with_sagittal_copy(self) -> MprVolume:
+        """The same volume plus a column-major copy of ``data`` (as much memory again), so that sagittal planes
+        and slabs are contiguous cuts (about 10× faster than the strided ones on a 512×512×238 grid)."""
+        if self._by_column is not None:
+            return self
+        return replace(self, _by_column=np.ascontiguousarray(self.data.transpose(0, 2, 1)))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -285,10 +294,13 @@ class MprVolume:
         n = self.slab_count(plane, thickness_mm)
         lo = max(0, index - (n - 1) // 2)
         hi = min(count, index + n // 2 + 1)
+        data = self.data
+        if plane == "sagittal" and self._by_column is not None:
+            data, axis = self._by_column, 1
         if hi - lo == 1:
-            cut = np.take(self.data, index, axis=axis)
+            cut = np.take(data, index, axis=axis)
         else:
-            slab = self.data[(slice(None),) * axis + (slice(lo, hi),)]
+            slab = data[(slice(None),) * axis + (slice(lo, hi),)]
             cut = slab_reduce(slab, axis, mode)
         return cut if plane == "axial" else cut[::-1]
 
@@ -320,7 +332,10 @@ def _regularize(volume: np.ndarray, regular_index: np.ndarray, *, order: int = 1
         return volume
     if order == 0:
         return volume[np.clip(np.rint(regular_index).astype(np.intp), 0, n - 1)]
-    out = np.empty((len(regular_index), *volume.shape[1:]), dtype=np.float32)
+    # integer HU stay integer (interpolated slices rounded: at most 0.5 HU off), so that a series with one
+    # missing slice costs a copy, not a float32 volume of twice the memory
+    integer = np.issubdtype(volume.dtype, np.integer)
+    out = np.empty((len(regular_index), *volume.shape[1:]), dtype=volume.dtype if integer else np.float32)
     for m, f in enumerate(regular_index):
         lo = min(max(int(np.floor(f)), 0), n - 1)
         hi = min(lo + 1, n - 1)
@@ -330,8 +345,8 @@ def _regularize(volume: np.ndarray, regular_index: np.ndarray, *, order: int = 1
         elif w > 1 - 1e-6:
             out[m] = volume[hi]
         else:
-            np.multiply(volume[lo], 1.0 - w, out=out[m], dtype=np.float32, casting="unsafe")
-            out[m] += w * volume[hi].astype(np.float32)
+            mixed = volume[lo].astype(np.float32) * (1.0 - w) + volume[hi].astype(np.float32) * w
+            out[m] = np.rint(mixed) if integer else mixed
     return out
 
 
@@ -424,7 +439,7 @@ def _apply_affine(
         view = np.transpose(regular, [a for a, _ in perm])
         view = view[tuple(slice(None, None, s) for _, s in perm)]
         data = np.ascontiguousarray(view)
-        return data, regular.dtype != dtype
+        return data, False
     out_dtype = np.float32 if order > 0 else dtype
     planar = _planar_axes(matrix, offset, regular.shape, out_shape)
     if planar is not None:

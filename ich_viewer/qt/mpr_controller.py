@@ -31,7 +31,14 @@ from ich_viewer.errors import CancelledError, IchViewerError
 from ich_viewer.qt.study_controller import StudyController
 from ich_viewer.qt.workers import CancelToken, StudyLoaded, load_series_job, load_study_job
 
-__all__ = ["SLAB_NAMES", "SLAB_STEPS_MM", "CompareController", "MprController", "reformat_job"]
+__all__ = [
+    "SLAB_NAMES",
+    "SLAB_STEPS_MM",
+    "CompareController",
+    "MprController",
+    "reformat_job",
+    "sagittal_copy_job",
+]
 
 #: Menu / overlay names of the slab modes ("thin" = no slab).
 SLAB_NAMES = {"thin": "Thin", "avg": "Average", "mip": "MIP", "minip": "MinIP"}
@@ -48,6 +55,14 @@ def reformat_job(
     if token.is_set():
         raise CancelledError("reformatting cancelled")
     return reformat(volume, stack_geometry(info))
+
+
+def sagittal_copy_job(mpr: MprVolume, *, token: CancelToken) -> Generator[str, None, MprVolume]:
+    """:meth:`MprVolume.with_sagittal_copy` in the background, once the panes already show the volume."""
+    yield "Preparing fast sagittal slabs…"
+    if token.is_set():
+        raise CancelledError("cancelled")
+    return mpr.with_sagittal_copy()
 
 
 class MprController(QObject):
@@ -99,6 +114,7 @@ class MprController(QObject):
 
     def _on_series_started(self, _info: SeriesInfo) -> None:
         self.study.jobs.abort("mpr")
+        self.study.jobs.abort("mpr-copy")
         self.mpr = None
         self._built_for = None
         self.volume_changed.emit(None)
@@ -130,6 +146,13 @@ class MprController(QObject):
         self.point = self._clamp(np.rint(mpr.source_to_grid((self.study.index, rows / 2, cols / 2))))
         self.volume_changed.emit(mpr)
         self.point_changed.emit(self.point.copy())
+        self.study.jobs.start(
+            "mpr-copy", sagittal_copy_job, mpr, returned=lambda fast, m=mpr: self._on_copy_ready(m, fast)
+        )
+
+    def _on_copy_ready(self, before: MprVolume, fast: MprVolume) -> None:
+        if self.mpr is before:  # same volume, same planes: only faster sagittal cuts
+            self.mpr = fast
 
     def _on_build_failed(self, exc: BaseException) -> None:
         if isinstance(exc, CancelledError):

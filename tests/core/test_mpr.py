@@ -264,8 +264,10 @@ def test_thick_slab_against_numpy(mode: str, reduce) -> None:
     axial = mpr.plane("axial", 12, 5.0, mode)
     np.testing.assert_allclose(axial, reduce(data[8:18].astype(np.float64), axis=0), rtol=1e-5)
     # 4 mm on 0.8 mm columns: 5 sagittal planes i - 2 .. i + 2, superior at the top
-    sagittal = mpr.plane("sagittal", 10, 4.0, mode)
-    np.testing.assert_allclose(sagittal, reduce(data[::-1, :, 8:13].astype(np.float64), axis=2), rtol=1e-5)
+    for volume in (mpr, mpr.with_sagittal_copy()):  # strided, and from the column-major copy
+        sagittal = volume.plane("sagittal", 10, 4.0, mode)
+        np.testing.assert_allclose(sagittal, reduce(data[::-1, :, 8:13].astype(np.float64), axis=2), rtol=1e-5)
+        np.testing.assert_array_equal(volume.plane("sagittal", 3), data[::-1, :, 3])
     coronal = mpr.plane("coronal", 0, 4.0, mode)  # clipped at the edge: rows 0 .. 2
     np.testing.assert_allclose(coronal, reduce(data[::-1, 0:3, :].astype(np.float64), axis=1), rtol=1e-5)
     assert mpr.plane("axial", 12, 0.0, mode).dtype == np.int16  # thin plane: the data as is
