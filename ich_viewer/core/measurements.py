@@ -55,6 +55,7 @@ __all__ = [
     "polygon_mask",
     "probe",
     "roi_stats",
+    "short_text",
     "store_file_name",
     "summary_text",
 ]
@@ -264,6 +265,14 @@ def _num(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value:.{digits}f}"
+
+
+def short_text(kind: str, values: Mapping[str, float]) -> str:
+    """One short line for lists: an ROI as ``41.2 ± 3.1 HU, 118 mm²``, the others as :func:`summary_text`."""
+    if kind in ("ellipse", "freehand"):
+        v = values
+        return f"{_num(v.get('mean_hu'))} ± {_num(v.get('sd_hu'))} HU, {_num(v.get('area_mm2'), 0)} mm²"
+    return summary_text(kind, values)
 
 
 def summary_text(kind: str, values: Mapping[str, float], *, multiline: bool = True) -> str:

@@ -22,6 +22,7 @@ from ich_viewer.core.measurements import (
     midline_shift,
     polygon_mask,
     probe,
+    short_text,
     store_file_name,
     summary_text,
 )
@@ -173,6 +174,9 @@ class TestRecords:
             {"mean_hu": 41.2, "sd_hu": 3.14, "min_hu": 30, "max_hu": 52, "area_mm2": 118.4, "pixels": 473},
         )
         assert text == "mean 41.2 HU  SD 3.1\nmin 30  max 52\n118.4 mm²  (473 px)"
+        roi = {"mean_hu": 41.2, "sd_hu": 3.14, "area_mm2": 118.4}
+        assert short_text("freehand", roi) == "41.2 ± 3.1 HU, 118 mm²"
+        assert short_text("length", {"length_mm": 52.345}) == "52.3 mm"
 
 
 class TestStore:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import math
 
@@ -78,12 +79,16 @@ def drag(win: MainWindow, path: list[tuple[float, float]], steps: int = 6) -> No
     left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
     points = [at(win, x, y) for x, y in path]
     QApplication.sendEvent(widget, _event(widget, QMouseEvent.Type.MouseButtonPress, points[0], left, left))
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         for i in range(1, steps + 1):
             QTest.qWait(15)
-            QApplication.sendEvent(widget, _event(widget, QMouseEvent.Type.MouseMove, a + (b - a) * (i / steps), none, left))
+            QApplication.sendEvent(
+                widget, _event(widget, QMouseEvent.Type.MouseMove, a + (b - a) * (i / steps), none, left)
+            )
     QTest.qWait(15)
-    QApplication.sendEvent(widget, _event(widget, QMouseEvent.Type.MouseButtonRelease, points[-1], left, none))
+    QApplication.sendEvent(
+        widget, _event(widget, QMouseEvent.Type.MouseButtonRelease, points[-1], left, none)
+    )
     QTest.qWait(15)
 
 
@@ -104,16 +109,22 @@ def only(win: MainWindow):
 
 
 def shown_ids(win: MainWindow) -> set[str]:
-    return {i.measurement_id for i in win.slice_view.viewbox.addedItems if hasattr(i, "measurement_id") and not i.preview}
+    return {
+        i.measurement_id
+        for i in win.slice_view.viewbox.addedItems
+        if hasattr(i, "measurement_id") and not i.preview
+    }
 
 
 def tree_digest(folder) -> dict:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 class TestDrawing:
     def test_length_is_drawn_with_the_mouse_in_mm(self, qtbot, window, study):
-        folder, hu = study
+        folder, _hu = study
         open_and_wait(qtbot, window, folder)
         key(window, Qt.Key.Key_L)
         assert window.tools.tool == "length" and window.acts["tool_length"].isChecked()
@@ -122,14 +133,24 @@ class TestDrawing:
         assert m.kind == "length" and m.index == window.study.index
         assert m.sop_uid == window.study.info.slices[window.study.index].sop_uid
         (x0, y0), (x1, y1) = m.points
-        assert (x0, y0) == pytest.approx((10.0, 20.0), abs=0.15) and (x1, y1) == pytest.approx((40.0, 20.0), abs=0.15)
+        assert (x0, y0) == pytest.approx((10.0, 20.0), abs=0.15) and (x1, y1) == pytest.approx(
+            (40.0, 20.0), abs=0.15
+        )
         assert m.values["length_mm"] == pytest.approx(math.hypot((x1 - x0) * COL_MM, (y1 - y0) * ROW_MM))
         assert m.values["length_mm"] == pytest.approx(15.0, abs=0.1)
         assert shown_ids(window) == {m.id}
         item = window.tools.items[m.id]
         assert item.label.toPlainText() == f"{m.values['length_mm']:.1f} mm"
+        # the label sits just right of the line's right end (in view mm)
+        label_at = item.mapToParent(item.label.pos())
+        end = window.tools.to_view(*m.points[1])
+        assert 0 < label_at.x() - end.x() < 4 and abs(label_at.y() - end.y()) < 1
         assert window.measure_dock.isVisible()
-        assert window.tools.panel.row_texts(m.id)[1:] == ["Length", str(m.index + 1), f"{m.values['length_mm']:.1f} mm"]
+        assert window.tools.panel.row_texts(m.id)[1:] == [
+            "Length",
+            str(m.index + 1),
+            f"{m.values['length_mm']:.1f} mm",
+        ]
 
     def test_vertical_length_uses_row_spacing(self, qtbot, window, study):
         open_and_wait(qtbot, window, study[0])
@@ -150,8 +171,15 @@ class TestDrawing:
         assert m.values["sd_hu"] == pytest.approx(pixels.std())
         assert (m.values["min_hu"], m.values["max_hu"]) == (pixels.min(), pixels.max())
         (x0, y0), (x1, y1) = m.points
-        assert m.values["area_mm2"] == pytest.approx(math.pi * (x1 - x0) / 2 * COL_MM * (y1 - y0) / 2 * ROW_MM)
+        assert m.values["area_mm2"] == pytest.approx(
+            math.pi * (x1 - x0) / 2 * COL_MM * (y1 - y0) / 2 * ROW_MM
+        )
         assert "mean" in window.tools.items[m.id].label.toPlainText()
+        row = window.tools.panel.row_texts(m.id)
+        assert (
+            row[1] == "Ellipse ROI"
+            and row[3] == f"{pixels.mean():.1f} ± {pixels.std():.1f} HU, {m.values['area_mm2']:.0f} mm²"
+        )
 
     def test_freehand_roi_follows_the_drag(self, qtbot, window, study):
         folder, hu = study
@@ -196,7 +224,9 @@ class TestDrawing:
         QApplication.sendEvent(widget, _event(widget, QMouseEvent.Type.MouseButtonPress, a, mid, mid))
         for i in range(1, 6):
             QTest.qWait(15)
-            QApplication.sendEvent(widget, _event(widget, QMouseEvent.Type.MouseMove, a + (b - a) * (i / 5), none, mid))
+            QApplication.sendEvent(
+                widget, _event(widget, QMouseEvent.Type.MouseMove, a + (b - a) * (i / 5), none, mid)
+            )
         QApplication.sendEvent(widget, _event(widget, QMouseEvent.Type.MouseButtonRelease, b, mid, none))
         assert window.slice_view.viewbox.viewRange() != before
         assert len(window.tools.store) == 0

@@ -83,6 +83,7 @@ class MeasurementItem(pg.ROI):
         self.label.setZValue(2)
         self.set_selected(False)
         self.sigRegionChanged.connect(self._on_region_changed)
+        self._on_region_changed()
 
     # ------------------------------------------------------------------------------------------- points
     def view_points(self) -> list[QPointF]:
@@ -102,6 +103,10 @@ class MeasurementItem(pg.ROI):
         finally:
             self.blockSignals(False)
         self._on_region_changed()
+
+    def label_anchor(self) -> QPointF:
+        """Where the label is placed, in the parent's (view) coordinates."""
+        return self.mapToParent(self._label_anchor(self._local()))
 
     def set_text(self, text: str) -> None:
         """The label's text (empty hides it)."""

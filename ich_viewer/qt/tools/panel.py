@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ich_viewer.core.measurements import KIND_NAMES, Measurement
+from ich_viewer.core.measurements import KIND_NAMES, Measurement, short_text
 
 __all__ = ["MeasurementPanel"]
 
@@ -53,9 +53,10 @@ class MeasurementPanel(QWidget):
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._on_context_menu)
         self.tree.itemSelectionChanged.connect(self._on_selection_changed)
-        self.tree.setColumnWidth(0, 28)
-        self.tree.setColumnWidth(1, 96)
-        self.tree.setColumnWidth(2, 36)
+        self.tree.setColumnWidth(0, 24)
+        self.tree.setColumnWidth(1, 92)
+        self.tree.setColumnWidth(2, 30)
+
         layout.addWidget(self.tree, 1)
         buttons = QHBoxLayout()
         self.delete_button = QPushButton("Delete", self)
@@ -91,7 +92,7 @@ class MeasurementPanel(QWidget):
             for n, m in enumerate(measurements, start=1):
                 row = self._rows[m.id]
                 for col, text in enumerate(
-                    (str(n), KIND_NAMES[m.kind], str(m.index + 1), m.text(multiline=False))
+                    (str(n), KIND_NAMES[m.kind], str(m.index + 1), short_text(m.kind, m.values))
                 ):
                     row.setText(col, text)
                 row.setToolTip(3, m.text())
