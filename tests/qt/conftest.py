@@ -17,9 +17,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path_factory, monkeypatch) -> Path:
-    """Every test gets its own preferences file (never the user's profile)."""
+    """Every test gets its own preferences file and data folder (never the user's profile)."""
     path = tmp_path_factory.mktemp("settings") / "ich-viewer.ini"
     monkeypatch.setenv("ICH_VIEWER_SETTINGS", str(path))
+    # the app's data folder (saved measurements) too
+    monkeypatch.setenv("ICH_VIEWER_DATA_DIR", str(path.parent / "appdata"))
     return path
 
 

@@ -332,6 +332,20 @@ class TestPersistence:
         finally:
             again.jobs.shutdown(5000)
 
+    def test_nothing_is_saved_when_the_data_folder_is_inside_the_study(self, qtbot, study, monkeypatch):
+        folder, _ = study
+        monkeypatch.setenv("ICH_VIEWER_DATA_DIR", str(folder / "appdata"))
+        win = make_window(qtbot)
+        try:
+            open_and_wait(qtbot, win, folder)
+            assert win.tools.store.autosave is False
+            win.tools.set_tool("length")
+            drag(win, [(10.0, 20.0), (40.0, 20.0)])
+            assert len(win.tools.store) == 1
+            assert not (folder / "appdata").exists()
+        finally:
+            win.jobs.shutdown(5000)
+
     def test_export_csv_and_json_from_the_list(self, qtbot, window, study, tmp_path, monkeypatch):
         open_and_wait(qtbot, window, study[0])
         window.tools.set_tool("length")
