@@ -48,7 +48,7 @@ def find_orthanc() -> tuple[str | None, str | None, str]:
     if not plugin:
         hits = sorted(p for g in _PLUGIN_GLOBS for p in glob.glob(g))
         plugin = hits[0] if hits else None
-    if exe is None:
+    if exe is None or not os.access(exe, os.X_OK):
         return None, plugin, "Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)"
     if plugin is None:
         return exe, None, "the Orthanc DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)"
