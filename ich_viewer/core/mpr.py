@@ -46,6 +46,7 @@ __all__ = [
     "SLAB_RANGE_MM",
     "MprVolume",
     "StackGeometry",
+    "mask_outline",
     "nearest_index",
     "plane_edge_letters",
     "reformat",
@@ -149,6 +150,15 @@ def plane_edge_letters(plane: str) -> tuple[str, str, str, str]:
         direction_letters(-down),
         direction_letters(down),
     )
+
+
+def mask_outline(mask: np.ndarray) -> np.ndarray:
+    """bool ``(rows, cols)``: the pixels of a 2-D mask that touch a pixel outside it (4-neighbourhood; the image
+    border counts as outside), i.e. the outline to draw of a segmentation cut."""
+    inside = np.asarray(mask).astype(bool)
+    padded = np.pad(inside, 1, constant_values=False)
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return inside & ~interior
 
 
 def slab_reduce(stack: np.ndarray, axis: int, mode: str) -> np.ndarray:

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
-from ich_viewer.core.mpr import MprVolume, StackGeometry, plane_edge_letters, reformat, stack_geometry
+from ich_viewer.core.mpr import (
+    MprVolume,
+    StackGeometry,
+    mask_outline,
+    plane_edge_letters,
+    reformat,
+    stack_geometry,
+)
 from ich_viewer.dicom.series import load_series, scan
 from tests.dicom.dicom_factory import write_series
 
@@ -266,9 +273,19 @@ def test_thick_slab_against_numpy(mode: str, reduce) -> None:
     # 4 mm on 0.8 mm columns: 5 sagittal planes i - 2 .. i + 2, superior at the top
     for volume in (mpr, mpr.with_sagittal_copy()):  # strided, and from the column-major copy
         sagittal = volume.plane("sagittal", 10, 4.0, mode)
-        np.testing.assert_allclose(sagittal, reduce(data[::-1, :, 8:13].astype(np.float64), axis=2), rtol=1e-5)
+        np.testing.assert_allclose(
+            sagittal, reduce(data[::-1, :, 8:13].astype(np.float64), axis=2), rtol=1e-5
+        )
         np.testing.assert_array_equal(volume.plane("sagittal", 3), data[::-1, :, 3])
     coronal = mpr.plane("coronal", 0, 4.0, mode)  # clipped at the edge: rows 0 .. 2
     np.testing.assert_allclose(coronal, reduce(data[::-1, 0:3, :].astype(np.float64), axis=1), rtol=1e-5)
     assert mpr.plane("axial", 12, 0.0, mode).dtype == np.int16  # thin plane: the data as is
     np.testing.assert_array_equal(mpr.plane("axial", 12, 0.0, mode), data[12])
+
+
+def test_mask_outline_is_the_edge_of_the_mask() -> None:
+    mask = np.zeros((6, 7), dtype=np.uint8)
+    mask[1:5, 0:4] = 1
+    expected = mask.astype(bool).copy()
+    expected[2:4, 1:3] = False  # interior; the column at the image border stays an edge
+    np.testing.assert_array_equal(mask_outline(mask), expected)

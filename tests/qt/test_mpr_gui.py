@@ -92,9 +92,13 @@ def test_layout_switching_by_action(qtbot, window, ct_study):
     ]
     # 2x2: the AI curves move into the fourth pane, and back under the image afterwards
     window.acts["layout_grid"].trigger()
-    assert viewer.grid.indexOf(window.ai.panel) >= 0
+    assert viewer.grid.indexOf(viewer.fourth_pane) >= 0 and window.ai.panel.parent() is viewer.fourth_pane
+    assert viewer.fourth_pane.placeholder.isVisible()  # no AI result: a note instead of empty curves
+    window.ai.panel.show()
+    assert not viewer.fourth_pane.placeholder.isVisible()
+    window.ai.panel.hide()
     window.acts["layout_axial"].trigger()
-    assert viewer.grid.indexOf(window.ai.panel) < 0 and window.splitter.indexOf(window.ai.panel) == 1
+    assert window.splitter.indexOf(window.ai.panel) == 1
     assert not viewer.coronal.isVisible() and window.slice_view.isVisible()
     # the keyboard help lists the layout keys (generated from the action table)
     from ich_viewer.qt.actions import shortcut_help_text
@@ -277,3 +281,26 @@ def test_layout_mpr_screenshot_from_the_command_line(ct_study, tmp_path, isolate
         assert max(image.pixelColor(x, y).lightness() for x in xs) > 200, third
     bad = run_cli(str(folder), "--layout", "sideways", "--no-ai", settings=isolated_settings)
     assert bad.returncode == 1 and "invalid choice" in bad.stderr
+
+
+def test_segmentation_outline_in_the_reformatted_panes(qtbot, window, ct_study):
+    folder, hu = ct_study(n_slices=12)
+    open_and_wait(qtbot, window, folder)
+    window.viewer.set_layout("mpr")
+    mpr_ready(qtbot, window)
+    j, i = window.viewer.mpr.plane_index("coronal"), window.viewer.mpr.plane_index("sagittal")
+    mask = np.zeros(hu.shape, dtype=np.uint8)
+    mask[3:8, j - 4 : j + 5, i - 6 : i + 7] = 1  # a box through the crosshair
+    window.viewer.set_mask(mask, "#00ff00")
+    coronal = window.viewer.coronal
+    assert coronal.outline_item.isVisible()
+    drawn = coronal.outline_item.image[..., 1] == 255
+    expected = np.zeros((12, 64), dtype=bool)
+    box = np.s_[12 - 8 : 12 - 3, i - 6 : i + 7]  # superior at the top
+    expected[box] = True
+    expected[12 - 7 : 12 - 4, i - 5 : i + 6] = False  # only the edge of the box
+    np.testing.assert_array_equal(drawn, expected)
+    window.viewer.mpr.step_plane("coronal", 10)  # out of the box: nothing to draw
+    assert not coronal.outline_item.isVisible()
+    window.viewer.set_mask(None)
+    assert not window.viewer.sagittal.outline_item.isVisible()

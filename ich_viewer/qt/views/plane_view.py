@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QTransform
 
-from ich_viewer.core.mpr import MprVolume, plane_edge_letters
+from ich_viewer.core.mpr import MprVolume, mask_outline, plane_edge_letters
 from ich_viewer.dicom.records import SeriesInfo
 from ich_viewer.qt.views.slice_view import CursorReadout, SliceView, _ReadingViewBox, format_name
 
@@ -84,6 +84,10 @@ class PlaneView(SliceView):
         horizontal = "axial" if plane != "axial" else "coronal"
         vertical = next(p for p in other if p != horizontal)
         self.h_line, self.v_line = crosshair_lines(self, horizontal, vertical)
+        self.outline_item = pg.ImageItem(axisOrder="row-major")
+        self.outline_item.setZValue(15)
+        self.outline_item.setVisible(False)
+        self.add_overlay_item(self.outline_item)
         self.viewbox.point_picked.connect(self._on_point_picked)
 
     # ------------------------------------------------------------------------------------------- content
@@ -102,6 +106,7 @@ class PlaneView(SliceView):
             return
         row_mm, col_mm = mpr.plane_spacing(self.plane)
         self.image_item.setTransform(QTransform.fromScale(col_mm, row_mm))
+        self.outline_item.setTransform(QTransform.fromScale(col_mm, row_mm))
         for key, text in zip(("left", "right", "top", "bottom"), plane_edge_letters(self.plane), strict=True):
             self._edge[key].setText(text)
         self.show_message("")
@@ -111,6 +116,18 @@ class PlaneView(SliceView):
         """Show plane ``index`` (``image`` as returned by :meth:`MprVolume.plane`)."""
         self.slab_text = slab_text
         self.set_slice(index, image)
+
+    def set_outline(self, mask_plane: np.ndarray | None, color: str = "#ff5050") -> None:
+        """Draw the outline of a segmentation cut (bool/uint8 of the plane's shape; None hides it)."""
+        if mask_plane is None or not np.any(mask_plane):
+            self.outline_item.setVisible(False)
+            return
+        edge = mask_outline(mask_plane)
+        rgba = np.zeros((*edge.shape, 4), dtype=np.uint8)
+        qcolor = pg.mkColor(color)
+        rgba[edge] = (qcolor.red(), qcolor.green(), qcolor.blue(), 255)
+        self.outline_item.setImage(rgba, autoLevels=False)
+        self.outline_item.setVisible(True)
 
     def set_crosshair(self, kji: np.ndarray) -> None:
         """Draw the crosshair at grid index ``(k, j, i)``."""

@@ -530,8 +530,12 @@ class SliceView(pg.GraphicsView):
             + ("  inverted" if self.inverted else ""),
             f"Zoom {self.zoom_factor() * 100:.0f}%",
         ]
-        self._corner["tl"].setText("\n".join(x for x in tl if x))
-        self._corner["tr"].setText("\n".join(x for x in tr if x))
+        # the top corners share the width: in a narrow pane (MPR, compare) long lines are elided, not overlapped
+        half = max(80, self.viewport().width() // 2 - 16)
+        metrics = self._corner["tl"].fontMetrics()
+        elide = Qt.TextElideMode.ElideRight
+        self._corner["tl"].setText("\n".join(metrics.elidedText(x, elide, half) for x in tl if x))
+        self._corner["tr"].setText("\n".join(metrics.elidedText(x, elide, half) for x in tr if x))
         self._corner["bl"].setText("\n".join(x for x in bl if x))
         self._corner["br"].setText(self.extra_text)
         self._place_overlays()
@@ -576,4 +580,4 @@ class SliceView(pg.GraphicsView):
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
         if hasattr(self, "_message"):
-            self._place_overlays()
+            self._refresh_overlays()

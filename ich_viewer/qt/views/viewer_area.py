@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QInputDialog, QWidget
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import QGridLayout, QInputDialog, QLabel, QVBoxLayout, QWidget
 
 from ich_viewer.core.mpr import MprVolume
 from ich_viewer.core.windowing import Window
@@ -32,6 +32,44 @@ __all__ = ["LAYOUTS", "LAYOUT_NAMES", "ViewerArea"]
 LAYOUTS = ("axial", "mpr", "grid", "compare")
 LAYOUT_NAMES = {"axial": "Axial", "mpr": "MPR 1×3", "grid": "MPR 2×2", "compare": "Compare"}
 _NO_SECOND = "No second series: View ▸ Layout ▸ Compare With Series…, or File ▸ Open Study Beside…"
+
+
+class _FourthPane(QWidget):
+    """The 2×2 layout's fourth cell holding the AI curves, with a note while they are hidden (no result)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.box = QVBoxLayout(self)
+        self.box.setContentsMargins(0, 0, 0, 0)
+        self.placeholder = QLabel("AI curves appear here once the model has run (Run AI, Ctrl+R)", self)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setStyleSheet("color: #9aa4ad; background: black;")
+        self.box.addWidget(self.placeholder)
+        self.panel: QWidget | None = None
+
+    def hold(self, panel: QWidget) -> None:
+        """Show ``panel`` here (reparented)."""
+        self.panel = panel
+        self.box.addWidget(panel)
+        panel.installEventFilter(self)
+        self._sync()
+
+    def release(self) -> None:
+        """Stop watching the panel (its owner puts it back)."""
+        if self.panel is not None:
+            self.panel.removeEventFilter(self)
+            self.box.removeWidget(self.panel)
+        self.panel = None
+        self._sync()
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() in (QEvent.Type.Show, QEvent.Type.Hide):
+            self._sync()
+        return False
+
+    def _sync(self) -> None:
+        self.placeholder.setVisible(self.panel is None or self.panel.isHidden())
 
 
 class ViewerArea(QWidget):
@@ -65,8 +103,13 @@ class ViewerArea(QWidget):
             "compare": self.compare_view,
         }
         self._ai_panel: QWidget | None = None
+        self.fourth_pane = _FourthPane(self)
+        self.fourth_pane.hide()
         self._restore_ai_panel: Callable[[], None] | None = None
         self._shown_planes: dict[str, tuple[int, str]] = {}
+        self._mask: np.ndarray | None = None  # (slices, rows, cols) of the series, display order
+        self._mask_grid: np.ndarray | None = None
+        self._mask_color = "#ff5050"
         self.layout_name = "axial"
         self.grid = QGridLayout(self)
         self.grid.setContentsMargins(0, 0, 0, 0)
@@ -113,7 +156,8 @@ class ViewerArea(QWidget):
             item = self.grid.takeAt(0)
             if item.widget() is not None:
                 item.widget().hide()
-        if leaving_grid and self._ai_panel is not None and self._restore_ai_panel is not None:
+        if leaving_grid and self.fourth_pane.panel is not None and self._restore_ai_panel is not None:
+            self.fourth_pane.release()
             self._restore_ai_panel()
         self.layout_name = name
         for row in range(2):
@@ -124,10 +168,16 @@ class ViewerArea(QWidget):
         if name == "mpr":
             cells += [(self.coronal, 0, 1), (self.sagittal, 0, 2)]
         elif name == "grid":
-            fourth = self.compare_view if self.compare.series is not None else self._ai_panel
             cells += [(self.coronal, 0, 1), (self.sagittal, 1, 0)]
-            if fourth is not None:
-                cells.append((fourth, 1, 1))
+            if self.compare.series is not None:
+                if self.fourth_pane.panel is not None and self._restore_ai_panel is not None:
+                    self.fourth_pane.release()
+                    self._restore_ai_panel()
+                cells.append((self.compare_view, 1, 1))
+            else:
+                if self._ai_panel is not None and self.fourth_pane.panel is None:
+                    self.fourth_pane.hold(self._ai_panel)
+                cells.append((self.fourth_pane, 1, 1))
         elif name == "compare":
             cells.append((self.compare_view, 0, 1))
         for widget, row, column in cells:
@@ -187,6 +237,28 @@ class ViewerArea(QWidget):
             view.set_inverted(inverted)
 
     # ============================================================================================ MPR
+    def set_mask(self, mask: np.ndarray | None, color: str = "#ff5050") -> None:
+        """Outline a segmentation in the reformatted panes (e.g. the hematoma): uint8/bool ``(slices, rows,
+        cols)`` of the series on screen in display order, as ``volume --mask-out`` writes it; None removes it.
+        (The axial view's own outline is drawn by its owner with :meth:`SliceView.add_overlay_item`.)"""
+        self._mask = None if mask is None else np.asarray(mask)
+        self._mask_color = color
+        self._mask_grid = None
+        self._update_outlines()
+
+    def _update_outlines(self) -> None:
+        mpr = self.mpr.mpr
+        if self._mask is None or mpr is None or self._mask.shape != mpr._source_shape:
+            for view in (self.coronal, self.sagittal):
+                view.set_outline(None)
+            return
+        if self._mask_grid is None:
+            self._mask_grid = MprVolume.resample(mpr, self._mask.astype(np.uint8), order=0)
+        for view in (self.coronal, self.sagittal):
+            axis = {"coronal": 1, "sagittal": 2}[view.plane]
+            cut = np.take(self._mask_grid, self.mpr.plane_index(view.plane), axis=axis)[::-1]
+            view.set_outline(cut, self._mask_color)
+
     def _on_study_window_changed(self, window: Window) -> None:
         for view in (self.coronal, self.sagittal, self.compare_view):
             view.set_window(window.center, window.width, window.name)
@@ -197,6 +269,9 @@ class ViewerArea(QWidget):
 
     def _on_mpr_volume_changed(self, mpr: MprVolume | None) -> None:
         self._shown_planes.clear()
+        self._mask_grid = None
+        if mpr is None:
+            self._mask = None
         info = self.study.info
         for view in (self.coronal, self.sagittal):
             view.set_volume(mpr, info)
@@ -234,6 +309,8 @@ class ViewerArea(QWidget):
             if image is not None:
                 view.set_plane(index, image, self.mpr.slab_text())
                 self._shown_planes[view.plane] = (index, slab)
+        if self._mask is not None:
+            self._update_outlines()
 
     def _axial_slab_provider(self):
         return None if self.mpr.slab_mode == "thin" else self.mpr.axial_slab
