@@ -21,11 +21,12 @@ How a stack becomes the grid (:func:`reformat`):
    regular stack at the median step; the slice origins are interpolated with it, so a gantry tilt (origins
    sheared relative to the normal) is kept exactly.
 2. The regular stack is an affine image of its index grid; that affine (shear included) maps the patient grid
-   back into it and the volume is resampled trilinearly (:func:`scipy.ndimage.affine_transform`). When the
+   back into it and the volume is resampled trilinearly: plane by plane with :func:`cv2.warpAffine` where one
+   axis maps onto itself (a tilt about one axis, an in-plane rotation), else voxel by voxel. When the
    mapping is a pure axis permutation/flip (ordinary axial, coronal or sagittal acquisitions without tilt) the
    grid is a transposed view of the stack and nothing is interpolated.
 
-Everything here is pure numpy/scipy, no Qt.
+Everything here is numpy and OpenCV, no Qt (and no SciPy: the frozen build leaves it out).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from ich_viewer.core.geometry import direction_letters
 
@@ -454,18 +454,47 @@ def _apply_affine(
     planar = _planar_axes(matrix, offset, regular.shape, out_shape)
     if planar is not None:
         return _warp_planes(regular, matrix, offset, out_shape, planar, order, fill, out_dtype), True
-    data = ndimage.affine_transform(
-        regular,
-        matrix,
-        offset=offset,
-        output_shape=out_shape,
-        order=order,
-        mode="constant",
-        cval=float(fill),
-        output=out_dtype,
-        prefilter=False,
-    )
-    return data, True
+    return _affine_by_voxel(regular, matrix, offset, out_shape, order, fill, out_dtype), True
+
+
+def _affine_by_voxel(
+    regular: np.ndarray,
+    matrix: np.ndarray,
+    offset: np.ndarray,
+    out_shape: tuple[int, int, int],
+    order: int,
+    fill: float,
+    out_dtype,
+) -> np.ndarray:
+    """Trilinear (or nearest, ``order`` 0) resampling ``in = matrix @ out + offset``, one output plane at a time
+    (memory stays a few planes); points outside the input get ``fill``."""
+    nz, ny, nx = out_shape
+    dims = np.asarray(regular.shape)
+    flat = regular.reshape(-1)
+    strides = np.array([dims[1] * dims[2], dims[2], 1])
+    jj, ii = (a.ravel().astype(np.float64) for a in np.mgrid[0:ny, 0:nx])
+    plane_part = matrix[:, 1:2] * jj + matrix[:, 2:3] * ii + offset[:, None]  # (3, ny*nx)
+    out = np.empty(out_shape, dtype=out_dtype)
+    tolerance = 1e-3
+    for k in range(nz):
+        coords = plane_part + matrix[:, 0:1] * k
+        inside = np.all((coords >= -tolerance) & (coords <= (dims - 1)[:, None] + tolerance), axis=0)
+        coords = np.clip(coords, 0, (dims - 1)[:, None])
+        if order == 0:
+            index = np.rint(coords).astype(np.int64)
+            values = flat[strides @ index].astype(np.float32)
+        else:
+            base = np.minimum(np.floor(coords).astype(np.int64), np.maximum(dims - 2, 0)[:, None])
+            frac = coords - base
+            values = np.zeros(coords.shape[1], dtype=np.float32)
+            for corner in range(8):
+                step = np.array([(corner >> 2) & 1, (corner >> 1) & 1, corner & 1])[:, None]
+                index = np.minimum(base + step, (dims - 1)[:, None])
+                weight = np.prod(np.where(step == 1, frac, 1.0 - frac), axis=0)
+                values += (weight * flat[strides @ index]).astype(np.float32)
+        values[~inside] = fill
+        out[k] = (np.rint(values) if order == 0 else values).reshape(ny, nx)
+    return out
 
 
 def reformat(
