@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ich_viewer.commands import _common, inspect, listen, pacs, phantom, predict, worklist
+from ich_viewer.commands import _common, inspect, listen, pacs, phantom, predict, volume, worklist
 from ich_viewer.commands._common import (
     EXIT_INTERNAL,
     EXIT_NOTHING_USABLE,
@@ -34,6 +34,7 @@ COMMANDS: dict[str, ModuleType] = {
     "pacs": pacs,
     "listen": listen,
     "worklist": worklist,
+    "volume": volume,
 }
 
 __all__ = [

@@ -1,0 +1,176 @@
+"""Hematoma segmentation (ich_viewer.core.segmentation) on synthetic volumes with exact truth: region grow,
+leak control at the skull, ABC/2 of an ellipsoid, brush/eraser, outlines."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ich_viewer.core.segmentation import (
+    GrowParams,
+    SeedError,
+    Segmentation,
+    grow_region,
+    measure,
+    outline_polygons,
+    paint_disc,
+    report,
+)
+from ich_viewer.schemas import validate
+
+SPACING = (5.0, 0.5, 0.5)
+N, SIZE = 16, 160
+SKULL_IN, SKULL_OUT, SCALP_OUT = 62.0, 68.0, 74.0  # radii in pixels
+
+
+def _grid():
+    z, y, x = np.mgrid[0:N, 0:SIZE, 0:SIZE].astype(np.float64)
+    c = (SIZE - 1) / 2.0
+    return z, y, x, np.hypot(y - c, x - c)
+
+
+def _ellipsoid(center, semi_mm, spacing=SPACING, shape=(N, SIZE, SIZE)) -> np.ndarray:
+    """bool mask of the voxels whose centres lie in the ellipsoid (centre in voxel indices, semi-axes mm)."""
+    z, y, x = np.mgrid[0 : shape[0], 0 : shape[1], 0 : shape[2]].astype(np.float64)
+    dz, dy, dx = spacing
+    cz, cy, cx = center
+    az, ay, ax = semi_mm
+    return ((z - cz) * dz / az) ** 2 + ((y - cy) * dy / ay) ** 2 + ((x - cx) * dx / ax) ** 2 <= 1.0
+
+
+def head(clot: np.ndarray, clot_hu: float = 65.0, noise: float = 5.0, seed: int = 0, gap: bool = False):
+    """A noisy 'head': brain 35 HU, skull 1200 HU, scalp 55 HU (inside the blood range, the leak target), air
+    outside, and ``clot`` at ``clot_hu``; ``gap`` cuts a 1 mm suture through the skull next to the clot."""
+    _, y, x, r = _grid()
+    hu = np.full((N, SIZE, SIZE), -1000.0)
+    hu[r < SCALP_OUT] = 55.0
+    hu[r < SKULL_OUT] = 1200.0
+    hu[r < SKULL_IN] = 35.0
+    if gap:
+        c = (SIZE - 1) / 2.0
+        suture = (np.abs(y - c) <= 1.0) & (x > c) & (r >= SKULL_IN - 1) & (r < SKULL_OUT + 1)
+        hu[suture] = 55.0
+    hu[clot] = clot_hu
+    rng = np.random.default_rng(seed)
+    hu = hu + rng.normal(0.0, noise, hu.shape)
+    return hu.astype(np.float32)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(bool), b.astype(bool)
+    return 2.0 * (a & b).sum() / (a.sum() + b.sum())
+
+
+def test_grow_recovers_an_intraparenchymal_ellipsoid():
+    truth = _ellipsoid((8, 70, 90), (22.0, 12.0, 9.0))
+    hu = head(truth)
+    mask = grow_region(hu, SPACING, (8, 70, 90))
+    assert mask.dtype == np.uint8 and mask.shape == hu.shape
+    assert dice(mask, truth) >= 0.95
+    f = measure(mask, hu, SPACING)
+    true_ml = truth.sum() * np.prod(SPACING) / 1000.0
+    assert f.volume_ml == pytest.approx(true_ml, rel=0.05)
+    assert f.mean_hu == pytest.approx(65.0, abs=2.0)
+    assert f.slices == (
+        int(np.flatnonzero(truth.any(axis=(1, 2)))[0]),
+        int(np.flatnonzero(truth.any(axis=(1, 2)))[-1]),
+    )
+
+
+def test_seed_in_brain_or_outside_the_volume_is_refused():
+    truth = _ellipsoid((8, 70, 90), (15.0, 8.0, 8.0))
+    hu = head(truth)
+    with pytest.raises(SeedError, match="outside the blood range 45 to 100 HU"):
+        grow_region(hu, SPACING, (8, 80, 40))  # brain, 35 HU
+    with pytest.raises(SeedError, match="outside the volume"):
+        grow_region(hu, SPACING, (N, 70, 90))
+    with pytest.raises(SeedError, match="outside the blood range"):
+        grow_region(hu, SPACING, (8, 70, 90), GrowParams(hu_range=(70.0, 100.0)))
+
+
+@pytest.mark.parametrize("gap", [False, True], ids=["closed skull", "suture"])
+def test_clot_against_the_skull_does_not_leak_into_bone_or_scalp(gap):
+    # an extra-axial lens against the inner table on the right, where the scalp (55 HU) is in the blood range
+    c = (SIZE - 1) / 2.0
+    _, _, _, r = _grid()
+    lens = _ellipsoid((8, c, c + SKULL_IN - 4), (18.0, 14.0, 4.0)) & (r < SKULL_IN)
+    hu = head(lens, gap=gap)
+    mask = grow_region(hu, SPACING, (8, round(c), round(c + SKULL_IN - 4)))
+    assert not (mask.astype(bool) & (r >= SKULL_IN + 1)).any(), "the grow left the cranial cavity"
+    assert dice(mask, lens) >= 0.85
+    # without leak control (no skull compartment, no bone, no neck cut) the same seed runs through the suture
+    # into the scalp
+    if gap:
+        no_control = GrowParams(skull_gap_mm=0.0, bone_rim=False, bone_hu=1e6, neck_mm=0.0)
+        leaky = grow_region(hu, SPACING, (8, round(c), round(c + SKULL_IN - 4)), no_control)
+        assert (leaky.astype(bool) & (r >= SKULL_OUT)).sum() > 1000
+
+
+def test_abc2_of_an_ellipsoid_is_close_to_its_volume():
+    spacing = (2.0, 0.5, 0.5)
+    semi = (16.0, 20.0, 12.0)  # z, y, x in mm
+    truth = _ellipsoid((20, 80, 80), semi, spacing, (40, 160, 160))
+    hu = np.where(truth, 65.0, 30.0).astype(np.float32)
+    f = measure(truth.astype(np.uint8), hu, spacing)
+    ellipsoid_ml = 4.0 / 3.0 * math.pi * np.prod(semi) / 1000.0
+    assert f.volume_ml == pytest.approx(ellipsoid_ml, rel=0.03)
+    assert f.a_mm == pytest.approx(2 * semi[1], abs=1.0)  # the largest diameter: along y
+    assert f.b_mm == pytest.approx(2 * semi[2], abs=1.0)
+    assert f.c_mm == pytest.approx(2 * semi[0], abs=spacing[0])
+    assert f.abc2_ml == pytest.approx(ellipsoid_ml, rel=0.10)
+    assert f.largest_slice == 20
+    assert f.c_weighted_mm < f.c_mm  # Kothari's weighting drops the small polar slices
+
+
+def test_brush_and_eraser_change_the_volume_by_the_painted_voxels():
+    truth = _ellipsoid((8, 70, 90), (15.0, 8.0, 8.0))
+    hu = head(truth)
+    seg = Segmentation.grow(hu, SPACING, (8, 70, 90))
+    before = seg.figures()
+    version = seg.version
+    voxel_ml = np.prod(SPACING) / 1000.0
+    added = seg.paint(8, 70, 125, radius_mm=3.0)  # outside the clot: all new
+    assert added == int((np.hypot(*np.mgrid[-6:7, -6:7]) * 0.5 <= 3.0).sum())
+    after = seg.figures()
+    assert seg.version == version + 1
+    assert after.voxels == before.voxels + added
+    assert after.volume_ml == pytest.approx(before.volume_ml + added * voxel_ml)
+    removed = seg.paint(8, 70, 90, radius_mm=2.0, erase=True)  # inside the clot
+    assert removed > 0
+    assert seg.figures().voxels == after.voxels - removed
+    assert seg.paint(8, 70, 90, radius_mm=2.0, erase=True) == 0  # nothing left to erase there
+    seg.clear()
+    assert seg.figures().empty
+
+
+def test_paint_disc_is_round_in_mm_on_non_square_pixels():
+    mask = np.zeros((1, 40, 40), np.uint8)
+    changed = paint_disc(mask, 0, 20, 20, radius_mm=4.0, spacing=(1.0, 1.0, 0.5))
+    rows, cols = np.nonzero(mask[0])
+    assert changed == rows.size
+    assert rows.max() - rows.min() == 8 and cols.max() - cols.min() == 16
+    assert paint_disc(mask, 3, 20, 20, 4.0, (1.0, 1.0, 0.5)) == 0  # no such slice
+
+
+def test_outline_runs_through_the_boundary_pixels():
+    m = np.zeros((10, 10), np.uint8)
+    m[2:5, 3:7] = 1
+    (poly,) = outline_polygons(m)
+    x, y = poly[:, 0], poly[:, 1]
+    # through the centres of the boundary pixels
+    assert (x.min(), x.max(), y.min(), y.max()) == (3.5, 6.5, 2.5, 4.5)
+    assert np.array_equal(poly[0], poly[-1])
+    assert outline_polygons(np.zeros((4, 4), np.uint8)) == []
+
+
+def test_report_matches_the_contract():
+    truth = _ellipsoid((8, 70, 90), (15.0, 8.0, 8.0))
+    hu = head(truth)
+    seg = Segmentation.grow(hu, SPACING, (8, 70, 90))
+    doc = report(seg.figures(), "1.2.3", (8, 70, 90), (45, 100))
+    validate("volume", doc)
+    assert doc["voxels"] == int(seg.mask.sum())
+    with pytest.raises(ValueError):
+        report(Segmentation.empty(hu, SPACING).figures(), "1.2.3", (8, 70, 90), (45, 100))
