@@ -176,8 +176,9 @@ def _check_volume(hu: np.ndarray, spacing: Sequence[float]) -> tuple[float, floa
 
 
 def _smooth(slice_hu: np.ndarray, size: int) -> np.ndarray:
-    """float32 median of one slice (cv2 supports 3 and 5 on float32)."""
-    img = np.ascontiguousarray(slice_hu, dtype=np.float32)
+    """Median of one slice (int16 stays int16, anything else becomes float32; cv2 does 3 and 5 on both)."""
+    dtype = np.int16 if slice_hu.dtype == np.int16 else np.float32
+    img = np.ascontiguousarray(slice_hu, dtype=dtype)
     if size <= 1:
         return img
     return cv2.medianBlur(img, 5 if size >= 5 else 3)
@@ -199,7 +200,8 @@ class _SliceCache:
         self.params = params
         pixel_mm = math.sqrt(spacing[1] * spacing[2])
         self.near_bone_kernel = _disc(1)
-        self.gap_kernel = _disc(_px(params.skull_gap_mm / 2.0, pixel_mm))
+        self.coarse = max(1, round(1.0 / pixel_mm))  # the cavity is found on pixels of about 1 mm
+        self.gap_kernel = _disc(_px(params.skull_gap_mm / 2.0, pixel_mm * self.coarse))
         # the opening's disc: the largest whole number of pixels within the neck's radius (none on coarse pixels)
         self.open_radius = math.floor(params.neck_mm / 2.0 / pixel_mm + 1e-6)
         self.open_kernel = _disc(self.open_radius)
@@ -207,22 +209,51 @@ class _SliceCache:
         self.rim_steps = _px(params.rim_mm, pixel_mm)
         self.bone_ref_kernel = _disc(_px(2.0, pixel_mm))
         self._full: dict[int, np.ndarray] = {}
+        self._bone: dict[int, np.ndarray] = {}
         self._cavity: dict[int, np.ndarray | None] = {}
         self._labels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.compartment: bool | None = None  # True: the seed is in the cranial cavity, False: outside it
 
+    def bone(self, z: int) -> np.ndarray:
+        """uint8 ``(rows, cols)``: 1 where raw HU is above ``bone_hu``."""
+        if z not in self._bone:
+            self._bone[z] = (np.asarray(self.hu[z]) > self.params.bone_hu).astype(np.uint8)
+        return self._bone[z]
+
     def cavity(self, z: int) -> np.ndarray | None:
-        """bool ``(rows, cols)``: what the closed skull encloses on slice ``z``; None where it encloses nothing."""
+        """bool ``(rows, cols)``: what the closed skull encloses on slice ``z``; None where it encloses nothing.
+
+        Computed on pixels of about 1 mm (bone max-pooled), then brought back to full resolution up to the bone.
+        """
         if z not in self._cavity:
-            bone = (np.asarray(self.hu[z]) > self.params.bone_hu).astype(np.uint8)
-            closed = cv2.morphologyEx(bone, cv2.MORPH_CLOSE, self.gap_kernel)
+            bone = self.bone(z)
+            f = self.coarse
+            rows, cols = bone.shape
+            r2, c2 = -(-rows // f), -(-cols // f)
+            padded = np.zeros((r2 * f, c2 * f), np.uint8)
+            padded[:rows, :cols] = bone
+            small = padded.reshape(r2, f, c2, f).max(axis=(1, 3))
+            closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, self.gap_kernel)
             n, labels = cv2.connectedComponents((closed == 0).astype(np.uint8), connectivity=4)
             border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
             inside = np.ones(n, dtype=bool)
             inside[border] = False
             inside[0] = False  # the closed skull itself
-            cav = inside[labels]
-            self._cavity[z] = cav if cav.any() else None
+            cav_small = inside[labels]
+            if not cav_small.any():
+                self._cavity[z] = None
+            else:
+
+                def up(a: np.ndarray) -> np.ndarray:
+                    return np.repeat(np.repeat(a, f, axis=0), f, axis=1)[:rows, :cols]
+
+                cav = up(cav_small)
+                if f > 1:
+                    # the fine pixels of coarse cells that held bone, next to the cavity, are cavity unless bone
+                    # (cells only closed over, such as a suture, are not)
+                    edge = up(small.astype(bool)) & (bone == 0)
+                    cav = cav | (cv2.dilate(cav.astype(np.uint8), _disc(f)).astype(bool) & edge)
+                self._cavity[z] = cav
         return self._cavity[z]
 
     def full(self, z: int) -> np.ndarray:
@@ -231,7 +262,7 @@ class _SliceCache:
             lo, hi = self.params.hu_range
             sm = _smooth(self.hu[z], self.params.median)
             cand = (sm >= lo) & (sm <= hi)
-            cand &= np.asarray(self.hu[z]) <= self.params.bone_hu
+            cand &= self.bone(z) == 0
             cav = self.cavity(z)
             if cav is not None and self.compartment is not None:
                 cand &= cav if self.compartment else ~cav
@@ -242,8 +273,7 @@ class _SliceCache:
         """Components of the opened candidates away from bone: ``(labels int32, stats)`` of
         :func:`cv2.connectedComponentsWithStats` (8-connectivity)."""
         if z not in self._labels:
-            bone = (np.asarray(self.hu[z]) > self.params.bone_hu).astype(np.uint8)
-            near_bone = cv2.dilate(bone, self.near_bone_kernel).astype(bool)
+            near_bone = cv2.dilate(self.bone(z), self.near_bone_kernel).astype(bool)
             core = (self.full(z) & ~near_bone).astype(np.uint8)
             opened = (
                 cv2.morphologyEx(core, cv2.MORPH_OPEN, self.open_kernel) if self.open_radius > 0 else core
@@ -397,26 +427,31 @@ def _add_bone_rim(out: np.ndarray, hu: np.ndarray, cache: _SliceCache, clot_hu: 
     2 mm). Only rings touching the clot are taken, at most ``cache.rim_steps`` pixels deep."""
     hi = cache.params.hu_range[1]
     kernel = _disc(1)
+    margin = cache.rim_steps + cache.bone_ref_kernel.shape[0]
     for z in np.flatnonzero(out.reshape(out.shape[0], -1).any(axis=1)):
-        raw = np.asarray(hu[z], dtype=np.float32)
-        bone = (raw > cache.params.bone_hu).astype(np.uint8)
+        ys, xs = np.nonzero(out[z])
+        box = (
+            slice(max(0, ys.min() - margin), ys.max() + margin + 1),
+            slice(max(0, xs.min() - margin), xs.max() + margin + 1),
+        )
+        bone = cache.bone(z)[box]
         if not bone.any():
             continue
+        raw = np.asarray(hu[z][box], dtype=np.float32)
         bone_ref = cv2.dilate(raw, cache.bone_ref_kernel)
-        mixed = (
-            (raw > hi) & (bone_ref > cache.params.bone_hu) & (bone_ref - raw >= 0.5 * (bone_ref - clot_hu))
-        )
+        mixed = (raw > hi) & (bone_ref > cache.params.bone_hu)
+        mixed &= bone_ref - raw >= 0.5 * (bone_ref - clot_hu)
         mixed &= cv2.dilate(bone, kernel).astype(bool)
         if not mixed.any():
             continue
-        grown = out[z].copy()
+        grown = out[z][box].copy()
         allowed = (mixed | grown.astype(bool)).astype(np.uint8)
         for _ in range(cache.rim_steps):
             nxt = cv2.dilate(grown, kernel) & allowed
             if np.array_equal(nxt, grown):
                 break
             grown = nxt
-        out[z] = grown
+        out[z][box] = grown
 
 
 # ---------------------------------------------------------------------------------------------------- figures

