@@ -86,6 +86,7 @@ _K = QKeySequence.StandardKey
 _AI = "ai"
 _TOOLS = "tools"
 _PACS = "pacs"
+_HEMATOMA = "hematoma"
 
 #: Every action of the window, in menu order.
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -260,6 +261,39 @@ ACTIONS: tuple[ActionSpec, ...] = (
         owner=_TOOLS,
     ),
     ActionSpec("dicom_tags", "DICOM &Tags…", "show_tags", ("Ctrl+T",), "&Tools", True, owner=_TOOLS),
+    # the hematoma volume tool (ich_viewer.qt.hematoma.HematomaController)
+    ActionSpec(
+        "hematoma_grow",
+        "&Hematoma Volume (Click a Clot)",
+        "set_mode",
+        ("V",),
+        "&Tools",
+        True,
+        tip="Click inside a clot: 3-D region grow, volume in mL, ABC/2, mean HU (V)",
+        args=("grow",),
+        owner=_HEMATOMA,
+    ),
+    ActionSpec(
+        "hematoma_brush",
+        "Hematoma &Brush",
+        "set_mode",
+        ("B",),
+        "&Tools",
+        tip="Add to the segmentation (B)",
+        args=("brush",),
+        owner=_HEMATOMA,
+    ),
+    ActionSpec(
+        "hematoma_erase",
+        "Hematoma E&raser",
+        "set_mode",
+        ("Shift+B",),
+        "&Tools",
+        tip="Remove from the segmentation (Shift+B)",
+        args=("erase",),
+        owner=_HEMATOMA,
+    ),
+    ActionSpec("hematoma_clear", "&Clear Hematoma", "clear", (), "&Tools", owner=_HEMATOMA),
     ActionSpec("model_folder", "&Model Folder…", "_on_choose_model_folder", (), "&Settings", True, owner=_AI),
     ActionSpec("bundled_model", "Use &Bundled Demo Model", "use_bundled_model", menu="&Settings", owner=_AI),
     ActionSpec(

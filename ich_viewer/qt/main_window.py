@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QSplitter, 
 from ich_viewer.dicom.records import ScanResult, Series, SeriesInfo
 from ich_viewer.qt import actions, dialogs
 from ich_viewer.qt.ai.controller import AiController
+from ich_viewer.qt.hematoma import HematomaController
 from ich_viewer.qt.pacs.controller import PacsController
 from ich_viewer.qt.panels.series_panel import SeriesPanel
 from ich_viewer.qt.settings import MOUSE_ACTIONS, Preferences, make_settings
@@ -141,6 +142,21 @@ class MainWindow(QMainWindow):
         self.measure_dock.hide()
         self.tools.panel_wanted.connect(self.measure_dock.show)
         self.tools.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        # the hematoma volume tool: outline on the axial view and, through the viewer, in the reformatted panes
+        self.hematoma = HematomaController(self.study, self.slice_view, self)
+        self.hematoma_dock = self._dock(
+            "Hematoma volume",
+            "hematoma_dock",
+            self.hematoma.panel,
+            260,
+            Qt.DockWidgetArea.RightDockWidgetArea,
+        )
+        self.hematoma_dock.hide()
+        self.hematoma.panel_wanted.connect(self.hematoma_dock.show)
+        self.hematoma.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.hematoma.mask_changed.connect(self.viewer.set_mask)
+        self.hematoma.tool_started.connect(lambda: self.tools.set_tool("pointer"))
+        self.tools.tool_group.triggered.connect(lambda _action: self.hematoma.set_mode("off"))
         # PACS: Open from PACS, the listener's worklist, results as DICOM, anonymised export (ich_viewer.qt.pacs)
         self.pacs = PacsController(self)
         self.worklist_dock = self._dock(
@@ -172,6 +188,7 @@ class MainWindow(QMainWindow):
         )
         self.acts.update(self.ai.acts)
         self.acts.update(self.tools.acts)
+        self.acts.update(self.hematoma.acts)
         self.acts.update(self.pacs.acts)
         self.acts["invert"].toggled.connect(self.viewer.set_inverted)
         self.acts["fit"].triggered.connect(self.viewer.fit_panes)
@@ -192,6 +209,7 @@ class MainWindow(QMainWindow):
         self.menus["&View"].addAction(self.series_dock.toggleViewAction())
         self.menus["&View"].addAction(self.ai_dock.toggleViewAction())
         self.menus["&View"].addAction(self.measure_dock.toggleViewAction())
+        self.menus["&View"].addAction(self.hematoma_dock.toggleViewAction())
         self.menus["&View"].addAction(self.worklist_dock.toggleViewAction())
         self.main_toolbar = self.addToolBar("Main")
         self.main_toolbar.setObjectName("main_toolbar")

@@ -44,6 +44,7 @@ __all__ = [
     "anonymise_job",
     "background_pool",
     "gradcam_job",
+    "hematoma_job",
     "load_engine_job",
     "load_series_job",
     "load_study_job",
@@ -701,3 +702,19 @@ def anonymise_job(
             token,
         )
     )
+
+
+def hematoma_job(
+    hu: np.ndarray,
+    spacing: tuple[float, float, float],
+    seed: tuple[int, int, int],
+    hu_range: tuple[float, float],
+    *,
+    token: CancelToken,
+) -> Generator[str, None, Any]:
+    """Segment the clot holding ``seed`` (:meth:`ich_viewer.core.segmentation.Segmentation.grow`); returns the
+    Segmentation. Raises its ``SeedError`` (a one-line reason) for a seed outside blood."""
+    from ich_viewer.core.segmentation import GrowParams, Segmentation
+
+    yield "Segmenting the hematoma…"
+    return Segmentation.grow(hu, spacing, seed, GrowParams(hu_range=hu_range), should_stop=token.is_set)

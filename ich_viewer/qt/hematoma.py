@@ -1,0 +1,314 @@
+"""The Hematoma Volume tool: click inside a clot on the axial view, a 3-D region grow segments it in a worker
+(:func:`ich_viewer.qt.workers.hematoma_job`), its outline is drawn on the axial view (and, through
+:attr:`HematomaController.mask_changed`, in the reformatted panes), and a panel shows the volume, ABC/2, mean HU
+and slice range; the brush and the eraser correct it and the figures follow.
+
+All the computation is :mod:`ich_viewer.core.segmentation` (the same as ``ich-viewer volume``); this module only
+turns mouse events into its calls and its figures into text.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QPointF, Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ich_viewer.core.segmentation import DEFAULT_HU_RANGE, HematomaFigures, Segmentation, outline_polygons
+from ich_viewer.qt import actions
+from ich_viewer.qt.study_controller import StudyController
+from ich_viewer.qt.tools.items import DrawCanvas
+
+__all__ = ["MODES", "HematomaController", "HematomaPanel", "figure_texts"]
+
+#: The tool's modes: off, grow (click a clot), brush (add), eraser (remove).
+MODES = ("off", "grow", "brush", "erase")
+OUTLINE_COLOR = "#ff5050"
+_HINTS = {
+    "grow": "click inside a clot to segment it",
+    "brush": "drag to add to the segmentation",
+    "erase": "drag to remove from the segmentation",
+}
+
+
+def figure_texts(figures: HematomaFigures | None) -> dict[str, str]:
+    """The panel's texts of a segmentation's figures (``volume``, ``abc2``, ``mean_hu``, ``slices``,
+    ``voxels``); dashes when there is none. Volumes to one decimal (the contract rounds to two)."""
+    if figures is None or figures.empty:
+        return dict.fromkeys(("volume", "abc2", "mean_hu", "slices", "voxels"), "–")
+    first, last = figures.slices
+    return {
+        "volume": f"{figures.volume_ml:.1f} mL",
+        "abc2": f"{figures.abc2_ml:.1f} mL  (A {figures.a_mm:.0f} × B {figures.b_mm:.0f} × C {figures.c_mm:.0f} mm)",
+        "mean_hu": f"{figures.mean_hu:.0f} HU",
+        "slices": f"Im {first + 1}–{last + 1}  (index {first}–{last})",
+        "voxels": f"{figures.voxels}",
+    }
+
+
+class HematomaPanel(QWidget):
+    """The figures, the mode buttons, the brush size and the HU range."""
+
+    clear_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("hematoma_panel")
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.labels: dict[str, QLabel] = {}
+        for key, title in (
+            ("volume", "Volume"),
+            ("abc2", "ABC/2"),
+            ("mean_hu", "Mean"),
+            ("slices", "Slices"),
+            ("voxels", "Voxels"),
+        ):
+            label = QLabel("–")
+            label.setObjectName(f"hematoma_{key}")
+            label.setTextInteractionFlags(
+                label.textInteractionFlags() | label.textInteractionFlags().TextSelectableByMouse
+            )
+            form.addRow(title, label)
+            self.labels[key] = label
+        font = self.labels["volume"].font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        self.labels["volume"].setFont(font)
+        layout.addLayout(form)
+        self.mode_row = QHBoxLayout()
+        layout.addLayout(self.mode_row)
+        sizes = QFormLayout()
+        self.brush_mm = QDoubleSpinBox()
+        self.brush_mm.setRange(0.5, 20.0)
+        self.brush_mm.setSingleStep(0.5)
+        self.brush_mm.setValue(3.0)
+        self.brush_mm.setSuffix(" mm")
+        sizes.addRow("Brush radius", self.brush_mm)
+        hu_row = QHBoxLayout()
+        self.hu_lo = QDoubleSpinBox()
+        self.hu_hi = QDoubleSpinBox()
+        for box, value in ((self.hu_lo, DEFAULT_HU_RANGE[0]), (self.hu_hi, DEFAULT_HU_RANGE[1])):
+            box.setRange(-1000.0, 3000.0)
+            box.setDecimals(0)
+            box.setValue(value)
+            hu_row.addWidget(box)
+        sizes.addRow("Blood HU", hu_row)
+        layout.addLayout(sizes)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.clear_requested)
+        layout.addWidget(clear)
+        self.message = QLabel("Tools ▸ Hematoma Volume (V), then click inside a clot.")
+        self.message.setWordWrap(True)
+        self.message.setObjectName("hematoma_message")
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+
+    def add_mode_button(self, action) -> None:
+        """A tool button for a mode action."""
+        button = QToolButton(self)
+        button.setDefaultAction(action)
+        self.mode_row.addWidget(button)
+
+    def show_figures(self, figures: HematomaFigures | None) -> None:
+        for key, text in figure_texts(figures).items():
+            self.labels[key].setText(text)
+
+    def texts(self) -> dict[str, str]:
+        """What the panel shows, by key (for tests and copy)."""
+        return {key: label.text() for key, label in self.labels.items()}
+
+    def hu_range(self) -> tuple[float, float]:
+        return float(self.hu_lo.value()), float(self.hu_hi.value())
+
+
+class HematomaController(QObject):
+    """The tool on the axial ``view`` of ``study``: modes, the segmentation job, edits, the outline, the panel.
+
+    Signals
+    -------
+    mask_changed(object)
+        The segmentation's uint8 ``(slices, rows, cols)`` mask (display order) after a change, or None.
+    figures_changed(object)
+        :class:`~ich_viewer.core.segmentation.HematomaFigures`, or None.
+    tool_started()
+        A mode other than off was chosen (the window switches the measurement tools off).
+    panel_wanted()
+    status(str, int)
+    """
+
+    mask_changed = Signal(object)
+    figures_changed = Signal(object)
+    tool_started = Signal()
+    panel_wanted = Signal()
+    status = Signal(str, int)
+
+    def __init__(self, study: StudyController, view, window: QWidget) -> None:
+        super().__init__(window)
+        self.study = study
+        self.view = view
+        self.mode = "off"
+        self.segmentation: Segmentation | None = None
+        self.series_uid: str | None = None
+        self.seed: tuple[int, int, int] | None = None
+        self.panel = HematomaPanel(window)
+        self.panel.clear_requested.connect(self.clear)
+        self.canvas = DrawCanvas(self._on_canvas)
+        view.viewbox.addItem(self.canvas)
+        self.outline = pg.PlotCurveItem(pen=pg.mkPen(OUTLINE_COLOR, width=2), connect="finite")
+        self.outline.setZValue(30)
+        view.add_overlay_item(self.outline)
+        self.acts = actions.build_actions("hematoma", self, window)
+        for mode in MODES[1:]:
+            self.acts[f"hematoma_{mode}"].setCheckable(True)
+            self.panel.add_mode_button(self.acts[f"hematoma_{mode}"])
+        study.series_started.connect(lambda _info: self.reset())
+        study.index_changed.connect(lambda _i: self.redraw())
+
+    # ============================================================================================ modes
+    def set_mode(self, mode: str) -> None:
+        """Choose a mode of :data:`MODES`; brush and eraser need a segmentation (else: grow)."""
+        if mode not in MODES:
+            return
+        if mode in ("brush", "erase") and self.segmentation is None:
+            if self.study.series is None:
+                mode = "off"
+            else:
+                self.segmentation = Segmentation.empty(
+                    self.study.series.hu, self.study.series.info.spacing_mm
+                )
+                self.series_uid = self.study.series.info.series_uid
+        self.mode = mode
+        for m in MODES[1:]:
+            self.acts[f"hematoma_{m}"].setChecked(m == mode)
+        self.canvas.setVisible(mode != "off")
+        if mode != "off":
+            self.tool_started.emit()
+            self.panel_wanted.emit()
+            self.status.emit(f"Hematoma volume: {_HINTS[mode]}", 6000)
+
+    def reset(self) -> None:
+        """Forget the segmentation (a new series is shown)."""
+        self.study.jobs.abort("hematoma")
+        self.segmentation = None
+        self.seed = None
+        self.series_uid = None
+        self._changed()
+
+    def clear(self) -> None:
+        """Remove the segmentation."""
+        self.reset()
+        self.panel.message.setText("Cleared.")
+
+    # ============================================================================================ grow
+    def grow_at(self, slice_index: int, row: int, column: int) -> bool:
+        """Start the region grow from voxel ``(slice, row, column)``; False when no series is loaded."""
+        series = self.study.series
+        if series is None:
+            self.panel.message.setText("Wait until the series is loaded.")
+            return False
+        from ich_viewer.qt.workers import hematoma_job
+
+        seed = (int(slice_index), int(row), int(column))
+        self.panel.message.setText(f"Segmenting from Im {seed[0] + 1}, row {seed[1]}, column {seed[2]}…")
+        uid = series.info.series_uid
+        self.study.jobs.start(
+            "hematoma",
+            hematoma_job,
+            series.hu,
+            series.info.spacing_mm,
+            seed,
+            self.panel.hu_range(),
+            returned=lambda seg: self._on_grown(seg, uid, seed),
+            errored=self._on_failed,
+        )
+        return True
+
+    def _on_grown(self, seg: Segmentation, series_uid: str, seed: tuple[int, int, int]) -> None:
+        if self.study.series is None or self.study.series.info.series_uid != series_uid:
+            return
+        self.segmentation = seg
+        self.series_uid = series_uid
+        self.seed = seed
+        self.panel.message.setText("Brush (B) adds, eraser (Shift+B) removes; the figures follow.")
+        self._changed()
+        self.status.emit(f"Hematoma: {seg.figures().summary()}", 8000)
+
+    def _on_failed(self, exc: BaseException) -> None:
+        from ich_viewer.errors import IchViewerError
+
+        text = str(exc) if isinstance(exc, IchViewerError) else f"segmentation failed ({type(exc).__name__})"
+        self.panel.message.setText(text)
+        self.status.emit(text, 8000)
+
+    def is_busy(self) -> bool:
+        """True while a region grow runs."""
+        return self.study.jobs.is_running("hematoma")
+
+    # ============================================================================================ edits
+    def paint_at(self, slice_index: int, row: float, column: float, erase: bool = False) -> int:
+        """Brush (or erase) a disc of the panel's radius; returns the voxels changed."""
+        seg = self.segmentation
+        if seg is None:
+            return 0
+        changed = seg.paint(slice_index, row, column, self.panel.brush_mm.value(), erase=erase)
+        if changed:
+            self.redraw()
+        return changed
+
+    def _on_canvas(self, event: str, view_pos: QPointF) -> None:
+        if self.mode == "off" or event == "hover":
+            return
+        voxel = self.view.voxel_at_scene(self.canvas.mapToScene(view_pos))
+        if self.mode == "grow":
+            if event == "click" and voxel is not None:
+                self.grow_at(*voxel)
+            return
+        if voxel is not None and event in ("start", "move", "click"):
+            self.paint_at(*voxel, erase=self.mode == "erase")
+        if event in ("finish", "click"):
+            self._changed()
+
+    # ============================================================================================ drawing
+    def _changed(self) -> None:
+        seg = self.segmentation
+        figures = seg.figures() if seg is not None else None
+        self.panel.show_figures(figures)
+        self.redraw()
+        self.figures_changed.emit(figures)
+        self.mask_changed.emit(seg.mask if seg is not None and not figures.empty else None)
+
+    def outline_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` in view mm of the outline on the slice on screen, polygons separated by NaN."""
+        seg = self.segmentation
+        index = self.study.index
+        info = self.study.info
+        if seg is None or info is None or not 0 <= index < seg.mask.shape[0]:
+            return np.zeros(0), np.zeros(0)
+        _, row_mm, col_mm = info.spacing_mm
+        xs, ys = [], []
+        for poly in outline_polygons(seg.mask[index]):
+            xs += [poly[:, 0] * (col_mm or 1.0), [np.nan]]
+            ys += [poly[:, 1] * (row_mm or 1.0), [np.nan]]
+        if not xs:
+            return np.zeros(0), np.zeros(0)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def redraw(self) -> None:
+        """Redraw the outline on the axial view."""
+        x, y = self.outline_points()
+        if x.size:
+            self.outline.setData(x, y)
+            self.outline.setVisible(True)
+        else:
+            self.outline.setData([], [])
+            self.outline.setVisible(False)
