@@ -122,7 +122,7 @@ def test_brush_adds_and_eraser_removes(qtbot, window, phantom):
 
 
 def test_click_in_brain_says_why(qtbot, window, phantom):
-    folder, (z, r, c) = phantom
+    folder, (z, _, c) = phantom
     open_at(qtbot, window, folder, z)
     grow_by_click(qtbot, window, 64, 127 - c)
     assert "outside the blood range" in window.hematoma.panel.message.text()
