@@ -219,7 +219,8 @@ def calibrate_run(
     workers: int = 1,
     min_sensitivity: float | None = None,
 ) -> dict[str, float]:
-    """Choose the thresholds of a phantom run on *validation studies* (the app flags studies, not slices).
+    """Choose the thresholds of a run on *validation studies* (the app flags studies, not slices): phantom
+    studies for a phantom run, the validation studies of its cache for a cached (RSNA, PHE-SICH) run.
 
     The app flags a study when its maximum slice probability reaches the threshold, so the thresholds are
     chosen (same rule as :func:`~training.metrics.choose_thresholds`) on the study-level scores of ``n_studies`` validation
@@ -231,14 +232,29 @@ def calibrate_run(
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     config = TrainConfig.from_json(run["config"])
-    if config.data != "phantom":
-        raise ValueError("study calibration needs phantom studies; RSNA runs keep their slice thresholds")
     sens = config.min_sensitivity if min_sensitivity is None else min_sensitivity
     model = load_run_model(run_dir)
-    inputs, labels, description = generate_studies(
-        "val", n_studies, config.model_input, size=size, n_slices=n_slices, workers=workers
-    )
-    y, p = study_scores(model, inputs, labels)
+    if config.cache:  # the validation studies of the run's own cache (max over slices, prior-corrected)
+        from training.cache import Cache, predict_cache
+
+        cache = Cache.open(config.cache)
+        rows, y_slices, p_slices = predict_cache(model, cache, "val")
+        offset = (run.get("prior_correction") or {}).get("logit_offset")
+        if offset is not None:
+            p_slices = apply_prior(p_slices, offset)
+        study_of = {int(r["row"]): r["study"] for r in cache.rows("val")}
+        _, y, p = _group_max(np.array([study_of[int(r)] for r in rows]), y_slices, p_slices)
+        description = f"{len(y)} validation studies of the cache {cache.root}"
+    elif config.data != "phantom":
+        raise ValueError(
+            "study calibration of a run needs phantom studies or its cache; prepare a cache "
+            "(python -m training prepare) and train with --cache, or calibrate the exported folder with --phe-sich"
+        )
+    else:
+        inputs, labels, description = generate_studies(
+            "val", n_studies, config.model_input, size=size, n_slices=n_slices, workers=workers
+        )
+        y, p = study_scores(model, inputs, labels)
     thresholds = choose_thresholds(y, p, sens)
     slice_path = run_dir / SLICE_THRESHOLDS_FILE
     if not slice_path.is_file():  # the slice-level thresholds of train, kept as they were written
@@ -310,14 +326,16 @@ def apply_prior(y_prob: np.ndarray, offset: Any) -> np.ndarray:
 def check_data_kind(run_kind: str, asked: str, what: str) -> None:
     """Refuse to evaluate a model on another kind of data than it was trained on (one clear line)."""
     if run_kind != asked:
+        hint = {
+            "phantom": "evaluate it on phantoms (evaluate RUN, evaluate MODEL_FOLDER)",
+            "real": "evaluate it on the product path: evaluate MODEL_FOLDER --phe-sich DIR",
+        }.get(
+            run_kind,
+            "evaluate it on its own data: --cache CACHE (python -m training prepare) or, for a run, its own "
+            "test split (evaluate RUN)",
+        )
         raise ValueError(
-            f"{what} evaluates on {asked} data, but this model was trained on {run_kind} data; "
-            + (
-                "evaluate it on its own data: --cache CACHE (python -m training prepare) or, for a run, its "
-                "own test split (evaluate RUN)"
-                if run_kind != "phantom"
-                else "evaluate it on phantoms (evaluate RUN, evaluate MODEL_FOLDER)"
-            )
+            f"{what} evaluates on {asked} data, but this model was trained on {run_kind} data; {hint}"
         )
 
 

@@ -134,10 +134,11 @@ class TrainConfig:
         """The preprocessing of the run: ``image_size`` and ``context_slices``; for real data the shared
         HU / brain-window domain of :data:`~ich_viewer.core.windowing.BRAIN_DOMAIN_INPUT`; with a cache, the
         cache's own (what its records hold)."""
-        if self.cache:
-            from training.cache import Cache
-
-            return Cache.open(self.cache).model_input
+        if self.cache:  # the cache's manifest (training.cache), read here without importing that module
+            manifest = Path(self.cache) / "manifest.json"
+            if not manifest.is_file():
+                raise FileNotFoundError(f"{self.cache} is not a complete cache (no manifest.json)")
+            return ModelInput.from_json(json.loads(manifest.read_text(encoding="utf-8"))["model_input"])
         if self.data == "real":
             return dataclasses.replace(
                 BRAIN_DOMAIN_INPUT, size=self.image_size, context_slices=self.context_slices

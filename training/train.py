@@ -128,7 +128,9 @@ def scaled_learning_rate(lr: float, replicas: int, rule: str) -> float:
 
 
 def check_run_folder(folder: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse a non-empty run folder unless ``resume`` (keep it) or ``overwrite`` (empty it first).
+    """Refuse a non-empty run folder unless ``resume`` (keep it: continue the run there, or start it when there is
+    none yet, so the same command serves the first start and every restart of a preemptible job) or
+    ``overwrite`` (empty it first).
 
     Scratch folders of other workers (``.worker-*``) do not count. ``overwrite`` empties only a folder that
     is a run folder (has ``run.json``) or a worker scratch folder, never some other folder.
@@ -137,9 +139,7 @@ def check_run_folder(folder: Path, *, resume: bool, overwrite: bool) -> None:
 
     if resume and overwrite:
         raise RunFolderError("--resume and --overwrite exclude each other")
-    if not folder.exists():
-        if resume:
-            raise RunFolderError(f"--resume: {folder} does not exist")
+    if not folder.exists():  # --resume on a folder that does not exist yet starts the run (requeued jobs)
         return
     entries = [p for p in folder.iterdir() if not p.name.startswith(".worker-")]
     if not entries:
@@ -172,13 +172,10 @@ def _best_logged_val_loss(log: Path) -> float | None:
 def _callbacks(
     config: TrainConfig, out: Path, is_chief: bool, total_epochs: int, *, resume: bool = False
 ) -> list[Any]:
+    # order: the state of an epoch is on disk (backup, checkpoint, log) before anything else reacts to its end,
+    # and the progress line comes last, so a worker preempted after that line resumes after that epoch
     callbacks: list[Any] = [
-        # first: the backup of an epoch is on disk before anything else reacts to the epoch's end
-        keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR), save_freq="epoch", double_checkpoint=True),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1
-        ),
-        _EpochTimer(total_epochs),
+        keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR), save_freq="epoch", double_checkpoint=True)
     ]
     if is_chief:
         callbacks += [
@@ -191,6 +188,12 @@ def _callbacks(
             ),
             keras.callbacks.CSVLogger(str(out / LOG_FILE), append=resume),
         ]
+    callbacks.append(
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1
+        )
+    )
+    if is_chief:
         try:
             import tensorboard  # noqa: F401
         except ImportError:
@@ -199,6 +202,7 @@ def _callbacks(
             callbacks.append(
                 keras.callbacks.TensorBoard(log_dir=str(out / TENSORBOARD_DIR), write_graph=False)
             )
+    callbacks.append(_EpochTimer(total_epochs))
     return callbacks
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,3 +67,22 @@ def test_two_local_workers_train_together(tmp_path) -> None:
     assert (out / "best.keras").is_file() and (out / "thresholds.json").is_file()
     assert "Epoch 2/2" in outputs[1]  # the second worker trained in step with the chief
     assert not (out / ".worker-worker-1" / "best.keras").exists()  # only the chief writes the checkpoint
+    # after the same steps both workers hold the same weights (synchronous all-reduce)
+    chief, worker = _weights(out / "last.weights.h5"), _weights(out / ".worker-worker-1" / "last.weights.h5")
+    assert chief.keys() == worker.keys() and len(chief) > 10
+    for name in chief:
+        np.testing.assert_array_equal(chief[name], worker[name], err_msg=name)
+    assert any(np.abs(v).sum() > 0 for v in chief.values())
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["global_batch_size"] == 16  # 8 per replica, 2 replicas
+
+
+def _weights(path: Path) -> dict[str, np.ndarray]:
+    import h5py
+
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as fh:
+        fh.visititems(
+            lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+        )
+    return out
