@@ -188,8 +188,10 @@ def test_oblique_series_matches_simpleitk_reading_of_the_dicom(tmp_path: Path) -
     )
     correlation, max_diff = _compare(mpr.data, reference)
     print(f"\ndouble oblique: correlation with SimpleITK {correlation:.5f}, max |diff| {max_diff:.4f} HU")
-    assert correlation > 0.999
-    assert max_diff < 5.0
+    # two passes of 2-D warps interpolate between slices along the output line, not at one in-plane point as
+    # ITK's trilinear does: a different linear interpolant, within 2 % of the 1000 HU marker
+    assert correlation > 0.9995
+    assert max_diff < 20.0
     _check_marker_planes(mpr)
 
 

@@ -180,7 +180,7 @@ class PlaneView(SliceView):
         view = self.viewbox.mapSceneToView(scene_pos)
         grid = self.grid_at_view(view.x(), view.y())
         source = np.rint(self.mpr.grid_to_source(grid)).astype(int)
-        n, rows, cols = self.mpr._source_shape
+        n, rows, cols = self.mpr.source_shape
         if not (0 <= source[0] < n and 0 <= source[1] < rows and 0 <= source[2] < cols):
             return None
         return int(source[0]), int(source[1]), int(source[2])

@@ -248,7 +248,7 @@ class ViewerArea(QWidget):
 
     def _update_outlines(self) -> None:
         mpr = self.mpr.mpr
-        if self._mask is None or mpr is None or self._mask.shape != mpr._source_shape:
+        if self._mask is None or mpr is None or self._mask.shape != mpr.source_shape:
             for view in (self.coronal, self.sagittal):
                 view.set_outline(None)
             return
