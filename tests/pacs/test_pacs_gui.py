@@ -264,3 +264,28 @@ def test_listener_in_the_app_fills_the_worklist_dock(qtbot, tmp_path, tiny_model
     assert panel.table.item(0, 5).text() == "RECV-1"
     win.acts["pacs_listener"].setChecked(False)
     assert win.pacs.listener is None
+
+
+def test_send_ai_results_from_the_window_to_orthanc(orthanc, qtbot, tmp_path, tiny_model):
+    import requests
+
+    from ich_viewer.pacs.servers import parse_server
+
+    orthanc.clear()
+    study = tmp_path / "study"
+    datasets = ct_study(8, size=64, patient_id="SEND-001")
+    orthanc.upload(write_study(datasets, study))
+    win = _window(qtbot, ai=True, model_dir=tiny_model)
+    win.pacs.set_prefs(PacsPreferences(servers=(orthanc.dicomweb,)))
+    with qtbot.waitSignal(win.ai.prediction_ready, timeout=TIMEOUT_MS):
+        win.open_path(study)
+    qtbot.waitUntil(lambda: not win.jobs.is_running(), timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(win.pacs.results_done, timeout=TIMEOUT_MS) as done:
+        win.pacs.send_results_dialog()  # one configured server: no question asked
+    assert done.args[0]["sent"] == [(str(parse_server(orthanc.dicomweb)), 6)]
+    series = requests.get(
+        f"{orthanc.rest}/dicom-web/studies/{datasets[0].StudyInstanceUID}/series",
+        headers={"Accept": "application/dicom+json"},
+        timeout=10,
+    ).json()
+    assert sorted(s["00080060"]["Value"][0] for s in series) == ["CT", "OT", "SR"]
