@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ich_viewer.commands import _common, inspect, listen, pacs, phantom, predict, volume, worklist
+from ich_viewer.commands import _common, anonymise, inspect, listen, pacs, phantom, predict, volume, worklist
 from ich_viewer.commands._common import (
     EXIT_INTERNAL,
     EXIT_NOTHING_USABLE,
@@ -35,6 +35,7 @@ COMMANDS: dict[str, ModuleType] = {
     "listen": listen,
     "worklist": worklist,
     "volume": volume,
+    "anonymise": anonymise,
 }
 
 __all__ = [

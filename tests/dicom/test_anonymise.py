@@ -222,3 +222,18 @@ def test_unreadable_file_is_skipped_with_a_reason(study, tmp_path):
     export = export_anonymised(files, tmp_path / "anon")
     assert len(export.written) == 3
     assert export.skipped[0].path.endswith("notes.txt") and "not readable" in export.skipped[0].reason
+
+
+def test_cli_anonymise_writes_the_study_and_refuses_the_study_folder(study, tmp_path):
+    import json
+
+    from tests.cli import run_cli
+
+    proc = run_cli("anonymise", study, tmp_path / "out", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["n_written"] == 9 and len(out["skipped"]) == 1 and "burned-in" in out["skipped"][0]["reason"]
+    ids = {pydicom.dcmread(p).PatientID for p in (tmp_path / "out").glob("*.dcm")}
+    assert len(ids) == 2 and not ids & {"MRN-0042", "MRN-0777"}
+    proc = run_cli("anonymise", study, study / "out")
+    assert proc.returncode == 1 and "outside the study" in proc.stderr and not (study / "out").exists()
