@@ -32,7 +32,8 @@ Figures (:func:`measure`)
   with the largest clot area, A = the largest diameter and B = the largest diameter perpendicular to A (both
   from the convex hull of the pixels, in mm); C = the number of slices with clot × dz (the plain count; Kothari's
   area-weighted count is ``c_weighted_mm``). ABC/2 = A·B·C/2 mm³ ≈ the volume of an ellipsoid (π/6 ≈ 1/2).
-- ``mean_hu``: the mean raw HU of the segmented voxels; ``slices``: first and last slice index with clot.
+- ``mean_hu``: the mean raw HU of the segmented voxels inside the blood range (the partial-volume voxels at the
+  bone count in the volume, not in the density); ``slices``: first and last slice index with clot.
 
 Edits (:func:`paint_disc`) add or remove a disc (radius in mm) on one slice; :class:`Segmentation` keeps a mask
 with its figures up to date for the GUI (Qt-free: the views read its mask).
@@ -120,7 +121,7 @@ class HematomaFigures:
     c_weighted_mm : float
         Kothari's weighted C: slices with ≥ 75 % of the largest area count 1, 25–75 % count 0.5, less 0.
     mean_hu : float
-        Mean raw HU of the segmented voxels (nan when empty).
+        Mean raw HU of the segmented voxels inside the blood range when known (nan when empty).
     slices : (int, int)
         First and last slice index (display order) with clot; ``(-1, -1)`` when empty.
     largest_slice : int
@@ -477,7 +478,9 @@ def _diameters(mask2d: np.ndarray, dy: float, dx: float) -> tuple[float, float]:
     return a, float(proj.max() - proj.min())
 
 
-def measure(mask: np.ndarray, hu: np.ndarray, spacing: Sequence[float]) -> HematomaFigures:
+def measure(
+    mask: np.ndarray, hu: np.ndarray, spacing: Sequence[float], hu_range: Sequence[float] | None = None
+) -> HematomaFigures:
     """The figures of a segmentation (see the module docstring).
 
     Parameters
@@ -488,6 +491,9 @@ def measure(mask: np.ndarray, hu: np.ndarray, spacing: Sequence[float]) -> Hemat
         The volume it was drawn on (same shape), HU.
     spacing : (float, float, float)
         ``(dz, dy, dx)`` in mm.
+    hu_range : (float, float), optional
+        When given, the mean HU is of the segmented voxels inside this range (the partial-volume voxels at the
+        bone count in the volume, not in the clot's density); all segmented voxels if none is.
     """
     dz, dy, dx = _check_volume(hu, spacing)
     if mask.shape != hu.shape:
@@ -511,10 +517,19 @@ def measure(mask: np.ndarray, hu: np.ndarray, spacing: Sequence[float]) -> Hemat
         b_mm=b,
         c_mm=c,
         c_weighted_mm=c_weighted,
-        mean_hu=float(np.asarray(hu, dtype=np.float64)[m].mean()),
+        mean_hu=_mean_hu(hu, m, hu_range),
         slices=(int(with_clot[0]), int(with_clot[-1])),
         largest_slice=largest,
     )
+
+
+def _mean_hu(hu: np.ndarray, m: np.ndarray, hu_range: Sequence[float] | None) -> float:
+    values = np.asarray(hu[m], dtype=np.float64)
+    if hu_range is not None:
+        inside = values[(values >= hu_range[0]) & (values <= hu_range[1])]
+        if inside.size:
+            return float(inside.mean())
+    return float(values.mean())
 
 
 # ---------------------------------------------------------------------------------------------------- edits
@@ -630,7 +645,7 @@ class Segmentation:
     def figures(self) -> HematomaFigures:
         """:func:`measure` of the current mask (cached until the next edit)."""
         if self._figures is None:
-            self._figures = measure(self.mask, self.hu, self.spacing)
+            self._figures = measure(self.mask, self.hu, self.spacing, self.hu_range)
         return self._figures
 
     def paint(
