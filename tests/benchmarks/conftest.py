@@ -27,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 UNCOMPRESSED = "1.2.840.10008.1.2.1"  # Explicit VR Little Endian
 JPEG2000 = "1.2.840.10008.1.2.4.90"  # JPEG 2000 Image Compression (Lossless Only)
-SYNTAXES = {"raw": UNCOMPRESSED, "j2k": JPEG2000}
+JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"  # JPEG Lossless SV1 (process 14), what CQ500 uses
+SYNTAXES = {"raw": UNCOMPRESSED, "j2k": JPEG2000, "jll": JPEG_LOSSLESS}
 SIZES = (40, 200)
 PHANTOM_SEED = 7
 PHANTOM_KIND = "subdural"
@@ -189,13 +190,18 @@ class StudyCache:
         return self.hu[n_slices]
 
     def folder(self, n_slices: int, syntax: str = "raw") -> Path:
-        """A folder holding the study as DICOM files of transfer syntax ``syntax`` (``raw`` or ``j2k``)."""
+        """A folder holding the study as DICOM files of transfer syntax ``syntax`` (``raw``, ``j2k`` or ``jll``)."""
         from ich_viewer.phantom.study import write_study_dicom
 
         key = (n_slices, syntax)
         if key not in self.folders:
             folder = self.root / f"phantom-{n_slices}-{syntax}"
-            write_study_dicom(self.study(n_slices), folder, transfer_syntax=SYNTAXES[syntax])
+            if syntax == "jll":  # pydicom has no JPEG lossless encoder: GDCM transcodes the raw files
+                from tests.dicom.compressed import transcode
+
+                transcode(self.folder(n_slices, "raw"), folder, "jpeg-lossless")
+            else:
+                write_study_dicom(self.study(n_slices), folder, transfer_syntax=SYNTAXES[syntax])
             self.folders[key] = folder
         return self.folders[key]
 
