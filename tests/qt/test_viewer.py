@@ -159,7 +159,7 @@ class TestOpening:
             drop = drop_urls(window, folders)
         assert drop.isAccepted()
         panel = window.series_panel
-        assert [panel.list.item(i).text().split("\n")[0] for i in range(panel.list.count())] == [
+        assert [text.split("\n")[0] for text in panel.series_texts()] == [  # under 3 study headers
             "SERIES A",
             "SERIES B",
             "SERIES C",
