@@ -304,3 +304,22 @@ def test_segmentation_outline_in_the_reformatted_panes(qtbot, window, ct_study):
     assert not coronal.outline_item.isVisible()
     window.viewer.set_mask(None)
     assert not window.viewer.sagittal.outline_item.isVisible()
+
+
+def test_click_in_the_axial_view_moves_the_crosshair_unless_a_tool_draws(qtbot, window, ct_study):
+    folder, _ = ct_study(n_slices=10)
+    open_and_wait(qtbot, window, folder)
+    window.viewer.set_layout("mpr")
+    mpr_ready(qtbot, window)
+    view = window.slice_view
+    controller = window.viewer.mpr
+    QTest.mouseClick(
+        view.viewport(), Qt.MouseButton.LeftButton, pos=viewport_pos(view, 20.5 * 0.5, 12.5 * 0.5)
+    )
+    assert (controller.plane_index("coronal"), controller.plane_index("sagittal")) == (12, 20)
+    assert window.viewer.coronal.index == 12 and window.viewer.sagittal.index == 20
+    window.tools.set_tool("length")
+    QTest.mouseClick(
+        view.viewport(), Qt.MouseButton.LeftButton, pos=viewport_pos(view, 40.5 * 0.5, 30.5 * 0.5)
+    )
+    assert (controller.plane_index("coronal"), controller.plane_index("sagittal")) == (12, 20)

@@ -111,6 +111,8 @@ class ViewerArea(QWidget):
         self._mask_grid: np.ndarray | None = None
         self._mask_color = "#ff5050"
         self.layout_name = "axial"
+        #: whether a click on the axial view may move the crosshair (the window says no while a tool draws)
+        self.crosshair_enabled: Callable[[], bool] = lambda: True
         self.grid = QGridLayout(self)
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setSpacing(2)
@@ -324,7 +326,7 @@ class ViewerArea(QWidget):
         self.message.emit(self.mpr.slab_text() or "Thin slices")
 
     def _on_axial_clicked(self, ev) -> None:
-        if self.layout_name not in ("mpr", "grid") or self.mpr.mpr is None:
+        if self.layout_name not in ("mpr", "grid") or self.mpr.mpr is None or not self.crosshair_enabled():
             return
         if ev.button() != Qt.MouseButton.LeftButton or ev.double():
             return
