@@ -269,9 +269,13 @@ class StudyController(QObject):
         return self.series is not None and not self.is_loading() and not self.jobs.is_running("thumbnails")
 
     def close(self, msecs: int = 3000) -> None:
-        """Stop cine and every job (waiting up to ``msecs``) and delete the demo studies written."""
+        """Stop cine and every job (waiting up to ``msecs``), stop the parked decoding workers and delete the demo
+        studies written."""
+        from ich_viewer.dicom.decode_pool import shutdown_idle_pool
+
         self.stop_cine()
         self.jobs.shutdown(msecs)
+        shutdown_idle_pool()
         for folder in self._temp_dirs:
             shutil.rmtree(folder, ignore_errors=True)
         self._temp_dirs.clear()

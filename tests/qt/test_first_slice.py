@@ -30,6 +30,12 @@ def window(qtbot):
     decode_pool.shutdown_idle_pool()
 
 
+def decode_pool_size() -> int:
+    from ich_viewer.dicom.series import default_workers
+
+    return default_workers()
+
+
 def decode_children() -> list:
     return [p for p in multiprocessing.active_children() if p.name.startswith("ich-viewer-decode")]
 
@@ -78,21 +84,25 @@ def _drain(gen):
 
 
 def test_compressed_study_loads_and_cancel_leaves_no_process(qtbot, window, tmp_path):
-    hu = head_volume(40, 256, 256)
+    hu = head_volume(40, 512, 512)
     write_ct_series(tmp_path / "raw", hu)
     transcode(tmp_path / "raw", tmp_path / "j2k", "j2k")
-    # a complete load through the pool
-    with qtbot.waitSignal(window.series_loaded, timeout=LOAD_TIMEOUT_MS):
-        window.open_path(tmp_path / "j2k", remember=False)
-    np.testing.assert_array_equal(window.series.hu, hu)
-    decode_pool.shutdown_idle_pool()
-    assert not decode_children()
-    # cancel one while the workers decode
+    # cancel a load while the workers decode (started beforehand: 40 slices of ~25 ms in 2 workers)
+    pool = decode_pool.take_pool(decode_pool_size())
+    assert pool.wait_ready(60)
+    decode_pool.park_pool(pool)
     window.open_path(tmp_path / "j2k", remember=False)
-    qtbot.waitUntil(lambda: len(decode_children()) >= 1, timeout=LOAD_TIMEOUT_MS)
     qtbot.waitUntil(lambda: window.study.decoded.any(), timeout=LOAD_TIMEOUT_MS)
+    assert decode_children()
     window.cancel_loading()
     qtbot.waitUntil(lambda: not window.study.is_loading(), timeout=5000)
     qtbot.waitUntil(lambda: not decode_children(), timeout=5000)
     assert window.series is None
     assert window.slice_view.slice_hu is not None  # what was decoded stays on screen
+    # a complete load through the pool; its workers stay parked until the window closes
+    with qtbot.waitSignal(window.series_loaded, timeout=LOAD_TIMEOUT_MS):
+        window.open_path(tmp_path / "j2k", remember=False)
+    np.testing.assert_array_equal(window.series.hu, hu)
+    assert decode_children()
+    window.close()
+    assert not decode_children()
