@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QPointF, Signal
+from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -75,9 +75,7 @@ class HematomaPanel(QWidget):
         ):
             label = QLabel("–")
             label.setObjectName(f"hematoma_{key}")
-            label.setTextInteractionFlags(
-                label.textInteractionFlags() | label.textInteractionFlags().TextSelectableByMouse
-            )
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             form.addRow(title, label)
             self.labels[key] = label
         font = self.labels["volume"].font()
