@@ -51,6 +51,7 @@ __all__ = [
     "JobResult",
     "decode_job",
     "park_pool",
+    "prestart",
     "shutdown_idle_pool",
     "take_pool",
     "uses_pool",
@@ -409,6 +410,15 @@ def take_pool(processes: int) -> DecodePool:
             return pool
         pool.shutdown()
     return DecodePool(processes)
+
+
+def prestart(processes: int) -> None:
+    """Start a pool of ``processes`` workers now and park it (nothing when one is parked already): called when a
+    scan meets the first compressed file, so the workers import their decoders while the headers are read."""
+    with _parked_lock:
+        if _parked is not None and not _parked.closed and _parked.processes == processes:
+            return
+    park_pool(take_pool(processes))
 
 
 def park_pool(pool: DecodePool, idle_seconds: float | None = None) -> None:

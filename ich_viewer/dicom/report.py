@@ -85,7 +85,7 @@ def inspect_report(path: str | Path) -> dict[str, Any]:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = scan(path)
+        result = scan(path, warm_decoders=True)
         mixed = mixed_patients_warning(result.series)
         extra = (mixed,) if mixed else ()
         skipped: list[Skipped] = list(result.skipped)

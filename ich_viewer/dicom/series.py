@@ -154,12 +154,22 @@ def list_files(path: PathArg | Sequence[PathArg]) -> tuple[list[str], list[Skipp
 
 
 def iter_scan(
-    path: PathArg | Sequence[PathArg], *, should_stop: Callable[[], bool] | None = None
+    path: PathArg | Sequence[PathArg],
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    warm_decoders: bool = False,
 ) -> Generator[ImageHeader, None, ScanResult]:
     """:func:`scan`, yielding each usable image header as soon as it is read (e.g. to show the first image
-    while the other headers are read); the generator returns the :class:`ScanResult`."""
+    while the other headers are read); the generator returns the :class:`ScanResult`.
+
+    With ``warm_decoders``, the first file of a syntax decoded in worker processes starts them
+    (:func:`~ich_viewer.dicom.decode_pool.prestart`), so that they are ready when the load begins.
+    """
+    from ich_viewer.dicom import decode_pool
+
     files, skipped = list_files(path)
     headers: list[ImageHeader] = []
+    warm = warm_decoders and len(files) >= 8  # fewer files never use the pool (decode_pool.uses_pool)
     for file in files:
         if should_stop is not None and should_stop():
             raise CancelledError("scan cancelled")
@@ -174,12 +184,23 @@ def iter_scan(
             skipped.append(Skipped(file, f"unreadable ({type(exc).__name__}: {exc})"))
             continue
         headers.append(header)
+        if warm and any(
+            sl.encoding is not None and sl.encoding.transfer_syntax in decode_pool.POOLED_SYNTAXES
+            for sl in header.slices[:1]
+        ):
+            warm = False
+            decode_pool.prestart(default_workers())
         yield header
     series, more_skipped = group_headers(headers)
     return ScanResult(series=tuple(series), skipped=tuple(skipped + more_skipped))
 
 
-def scan(path: PathArg | Sequence[PathArg], *, should_stop: Callable[[], bool] | None = None) -> ScanResult:
+def scan(
+    path: PathArg | Sequence[PathArg],
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    warm_decoders: bool = False,
+) -> ScanResult:
     """Scan a folder (recursively) or one file for image series, reading headers only.
 
     Parameters
@@ -189,6 +210,8 @@ def scan(path: PathArg | Sequence[PathArg], *, should_stop: Callable[[], bool] |
     should_stop : callable, optional
         Polled before each file; when it returns True the scan stops by raising
         :class:`~ich_viewer.errors.CancelledError`.
+    warm_decoders : bool
+        Start the decoding worker processes at the first compressed file (see :func:`iter_scan`).
 
     Returns
     -------
@@ -203,7 +226,7 @@ def scan(path: PathArg | Sequence[PathArg], *, should_stop: Callable[[], bool] |
     CancelledError
         When ``should_stop`` asked for it.
     """
-    gen = iter_scan(path, should_stop=should_stop)
+    gen = iter_scan(path, should_stop=should_stop, warm_decoders=warm_decoders)
     while True:
         try:
             next(gen)

@@ -409,7 +409,7 @@ def load_study_job(
 
     roots = (str(paths),) if isinstance(paths, str | Path) else tuple(str(p) for p in paths)
     target = roots[0] if len(roots) == 1 else list(roots)
-    scanning = iter_scan(target, should_stop=token.is_set)
+    scanning = iter_scan(target, should_stop=token.is_set, warm_decoders=True)
     preview: ScanPreview | None = None
     tried = False
     while True:
@@ -429,11 +429,7 @@ def load_study_job(
     decoded = None
     if preview is not None:
         index = next(
-            (
-                i
-                for i, s in enumerate(chosen.slices)
-                if s.path == preview.path and s.frame == preview.frame
-            ),
+            (i for i, s in enumerate(chosen.slices) if s.path == preview.path and s.frame == preview.frame),
             None,
         )
         decoded = {index: preview.hu} if index is not None else None
