@@ -72,12 +72,16 @@ def run(args: argparse.Namespace) -> int:
         model_dir=Path(args.model) if args.model else None,
         tls=(Path(args.tls_cert), Path(args.tls_key)) if args.tls_cert else None,
         triage=not args.no_triage,
+        debug=args.debug,
     )
     stop = threading.Event()
 
     def on_signal(signum, _frame) -> None:
         stop.set()
 
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack on stderr
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     listener = Listener(config).start()

@@ -54,6 +54,9 @@ OUT_OF_RESOURCES = 0xA700
 DATA_SET_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 
+#: How much nicer than the listener's network threads the triage thread (and TensorFlow's pools) runs.
+TRIAGE_NICENESS = 10
+
 
 class ListenerError(IchViewerError):
     """The listener cannot start (port in use, bad TLS files, store not writable, bad options)."""
@@ -95,6 +98,7 @@ class ListenerConfig:
     model_dir: Path | None = None
     tls: tuple[Path, Path] | None = None
     triage: bool = True
+    debug: bool = False
     poll_s: float = field(default=0.25, repr=False)
 
 
@@ -207,6 +211,8 @@ class Listener:
         self._worker: threading.Thread | None = None
         self._engine = None
         self._engine_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._load_error: BaseException | None = None
         self.stats = {"stored": 0, "duplicates": 0, "refused": 0, "rejected_associations": 0, "triaged": 0}
         self._stats_lock = threading.Lock()
 
@@ -222,7 +228,9 @@ class Listener:
         from pynetdicom import AE, AllStoragePresentationContexts, evt
         from pynetdicom.sop_class import Verification
 
-        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+        # pynetdicom's INFO/DEBUG lines name patients' data; its warnings and errors (protocol problems) only
+        # with --debug.
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING if self.config.debug else logging.CRITICAL)
         allowed = self._allowed
 
         class _AllowListAE(AE):
@@ -247,8 +255,8 @@ class Listener:
         ae.add_supported_context(Verification)
         ae.maximum_associations = 16
         ae.acse_timeout = 30
-        ae.dimse_timeout = 60
-        ae.network_timeout = 60
+        ae.dimse_timeout = 120
+        ae.network_timeout = 120
         ctx = None
         if self.config.tls is not None:
             cert, key = self.config.tls
@@ -258,10 +266,23 @@ class Listener:
             except (OSError, ssl.SSLError) as exc:
                 raise ListenerError(f"cannot load the TLS certificate/key: {type(exc).__name__}") from None
         self.store.resume()
+        if self.config.triage:
+            # The worker loads (and traces) the model before anything is accepted: importing TensorFlow holds the
+            # interpreter for seconds, which would stall the first associations, and a broken model fails the
+            # start, not a study. It lowers its own CPU priority first, so that TensorFlow's thread pools (created
+            # by the loading thread, whose priority they inherit) never starve the network threads.
+            self._worker = threading.Thread(target=self._work, name="ich-viewer-triage", daemon=True)
+            self._worker.start()
+            self._ready.wait()
+            if self._load_error is not None:
+                self._worker.join(5)
+                self._worker = None
+                raise self._load_error
         handlers = [
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_ACCEPTED, self._on_accepted),
+            (evt.EVT_ABORTED, self._on_aborted),
         ]
         try:
             self._server = ae.start_server(
@@ -271,9 +292,6 @@ class Listener:
             raise ListenerError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
             ) from None
-        if self.config.triage:
-            self._worker = threading.Thread(target=self._work, name="ich-viewer-triage", daemon=True)
-            self._worker.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -308,6 +326,10 @@ class Listener:
         self._count("rejected_associations")
         req = event.assoc.requestor
         log.warning("rejected association from AE %r at %s (not allowed)", req.ae_title, req.address)
+
+    def _on_aborted(self, event) -> None:
+        req = event.assoc.requestor
+        log.warning("association from AE %r at %s aborted", req.ae_title, req.address)
 
     def _on_accepted(self, event) -> None:
         req = event.assoc.requestor
@@ -384,6 +406,16 @@ class Listener:
             return self._engine
 
     def _work(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # Linux: the nice value of this thread only
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + TRIAGE_NICENESS))
+        try:
+            self._get_engine().warm_up()
+        except BaseException as exc:  # reported by start()
+            self._load_error = exc
+            return
+        finally:
+            self._ready.set()
         while not self._stop.is_set():
             try:
                 self.store.mark_complete(self.config.idle_s)

@@ -76,7 +76,7 @@ def associate(port: int, ae_title: str = "SCANNER", *, contexts: Sequence[str] |
     from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 
     ae = AE(ae_title=ae_title)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 120  # generous: the test machine is shared
     for cx in contexts or (CTImageStorage, MRImageStorage, Verification):
         ae.add_requested_context(cx)
     kwargs = {"tls_args": (tls, None)} if tls is not None else {}
