@@ -61,7 +61,8 @@ from training.pipeline import Augment
 class Ctx:
     def __init__(s, n, i): s.num_input_pipelines, s.input_pipeline_id = n, i
 cache, n, i, batches = Cache.open(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-ds = make_cache_train_dataset(cache, batch_size=32, weights={0: 0.5, 1: 0.5}, augment=Augment(),
+augment = Augment() if sys.argv[5] == "1" else None
+ds = make_cache_train_dataset(cache, batch_size=32, weights={0: 0.5, 1: 0.5}, augment=augment,
                               input_context=Ctx(n, i))
 it = iter(ds)
 for _ in range(5): next(it)
@@ -71,9 +72,10 @@ print(json.dumps({"slices_per_s": batches * 32 / (time.perf_counter() - t0)}))
 """
 
 
-def _read_rate(cache: Path, workers: int, batches: int) -> float:
+def _read_rate(cache: Path, workers: int, batches: int, augment: bool = True) -> float:
     procs = [
-        subprocess.Popen([sys.executable, "-c", _READER, str(cache), str(workers), str(i), str(batches)],
+        subprocess.Popen([sys.executable, "-c", _READER, str(cache), str(workers), str(i), str(batches),
+                          "1" if augment else "0"],
                          cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(workers)
     ]  # fmt: skip
@@ -87,12 +89,14 @@ def _read_rate(cache: Path, workers: int, batches: int) -> float:
 
 def test_input_pipeline_from_the_cache_with_one_and_two_workers(tmp_path) -> None:
     cache = _generated_cache(tmp_path / "cache", 2048, 256)  # 256 px, 3 windows, uint8: 196 KiB a record
+    plain = _read_rate(cache.root, 1, 40, augment=False)
     one = _read_rate(cache.root, 1, 40)
     two = _read_rate(cache.root, 2, 40)
+    FIGURES["input_slices_per_s_1_worker_no_augment"] = round(plain, 1)
     FIGURES["input_slices_per_s_1_worker"] = round(one, 1)
     FIGURES["input_slices_per_s_2_workers"] = round(two, 1)
     FIGURES["input_ratio_2_to_1"] = round(two / one, 2)
-    print(f"\ninput pipeline (256 px, augmented, batch 32): 1 worker {one:.0f} slices/s, 2 workers {two:.0f} "
+    print(f"\ninput pipeline (256 px, batch 32): reading and decoding alone {plain:.0f} slices/s; augmented: 1 worker {one:.0f} slices/s, 2 workers {two:.0f} "
           f"slices/s together, ratio {two / one:.2f} (on {os.cpu_count()} cores)")  # fmt: skip
 
 
