@@ -60,6 +60,12 @@ def _gui_parser() -> argparse.ArgumentParser:
         help="open with this layout: axial (one pane), mpr (axial, coronal, sagittal with a linked crosshair), "
         "grid (MPR 2x2 with the AI curves), compare (two series side by side)",
     )
+    p.add_argument(
+        "--beside",
+        metavar="PATH",
+        help="also load the largest CT series of PATH (e.g. a prior study) beside the first, scrolled together "
+        "by patient position (compare layout unless --layout says otherwise)",
+    )
     p.add_argument("--self-test", action="store_true", help="check the bundled model end to end and exit")
     p.add_argument("--debug", action="store_true", help="print tracebacks with errors")
     p.add_argument("--version", action="version", version=f"ich-viewer {__version__}")

@@ -206,7 +206,7 @@ class StartupTrace(QObject):
 
 def run_app(args: argparse.Namespace) -> int:
     """Run the GUI for the parsed command line (``path, demo, screenshot, no_ai, slice, heatmap, model, seed, layout,
-    debug``)."""
+    beside, debug``)."""
     screenshot = getattr(args, "screenshot", None)
     debug = bool(getattr(args, "debug", False))
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -273,6 +273,17 @@ def run_app(args: argparse.Namespace) -> int:
     elif screenshot:
         driver = None
         QTimer.singleShot(300, lambda: _grab_empty(window, screenshot))
+    beside = getattr(args, "beside", None)
+    if beside:
+        if not Path(beside).exists():
+            message = f"no such file or folder: {beside}"
+            if screenshot:
+                print(f"ich-viewer: {message}", file=sys.stderr)
+                window.close()
+                return EXIT_NOTHING_USABLE
+            window.notice.show_notice(message, level="error")
+        else:
+            QTimer.singleShot(0, lambda: window.viewer.open_beside(beside, switch=not layout))
     if driver is not None:
         driver.start()
     code = app.exec()

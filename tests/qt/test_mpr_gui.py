@@ -3,6 +3,8 @@ slabs, interpolated zoom and the scale bar, and two series side by side linked b
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from pydicom.uid import generate_uid
@@ -323,3 +325,22 @@ def test_click_in_the_axial_view_moves_the_crosshair_unless_a_tool_draws(qtbot, 
         view.viewport(), Qt.MouseButton.LeftButton, pos=viewport_pos(view, 40.5 * 0.5, 30.5 * 0.5)
     )
     assert (controller.plane_index("coronal"), controller.plane_index("sagittal")) == (12, 20)
+
+
+def test_beside_screenshot_shows_two_series(ct_study, tmp_path, isolated_settings):
+    first, _ = ct_study(n_slices=10, name="now")
+    prior, _ = ct_study(n_slices=6, name="prior", spacing=(5.0, 0.5, 0.5))
+    out = tmp_path / "compare.png"
+    proc = run_cli(
+        str(first), "--beside", str(prior), "--screenshot", str(out), "--no-ai", settings=isolated_settings
+    )
+    assert proc.returncode == 0, proc.stderr
+    image = QImage(str(out))
+    y = image.height() // 2
+    bright = [image.pixelColor(x, y).lightness() > 200 for x in range(image.width())]
+    skull_crossings = sum(1 for a, b in pairwise(bright) if b and not a)
+    assert skull_crossings == 4  # two heads side by side (one head alone: 2)
+    missing = run_cli(
+        str(first), "--beside", str(tmp_path / "nope"), "--screenshot", str(out), settings=isolated_settings
+    )
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr

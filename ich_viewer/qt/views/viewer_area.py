@@ -366,11 +366,12 @@ class ViewerArea(QWidget):
         if folder:
             self.open_beside(folder)
 
-    def open_beside(self, path: str | Path) -> None:
-        """Load the largest CT series of ``path`` as the second series and switch to the compare layout."""
+    def open_beside(self, path: str | Path, *, switch: bool = True) -> None:
+        """Load the largest CT series of ``path`` as the second series (and switch to the compare layout unless
+        ``switch`` is False or the 2×2 layout shows it)."""
         self.compare.open_path(path)
         self.compare_view.show_message("Loading the second series…")
-        if self.layout_name not in ("compare", "grid"):
+        if switch and self.layout_name not in ("compare", "grid"):
             self.set_layout("compare")
 
     def _on_compare_series_changed(self, series: Series | None) -> None:
