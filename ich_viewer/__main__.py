@@ -22,7 +22,6 @@ from ich_viewer.commands import COMMANDS, EXIT_INTERNAL, EXIT_NOTHING_USABLE, EX
 __all__ = ["EXIT_INTERNAL", "EXIT_NOTHING_USABLE", "EXIT_OK", "EXIT_USAGE", "main"]
 
 
-
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser that exits 1 (the contract's usage error) instead of argparse's 2."""
 

@@ -147,9 +147,7 @@ def test_text_output_uses_triage_wording_and_percent(study_dir, model_dir, predi
     with the JSON verdict; probabilities are shown in percent with one decimal."""
     result = _cli("predict", study_dir, "--model", model_dir)
     assert result.returncode == 0, result.stderr
-    first = result.stdout.splitlines()[0] if not result.stdout.startswith("warning") else [
-        line for line in result.stdout.splitlines() if not line.startswith("warning")
-    ][0]
+    first = next(line for line in result.stdout.splitlines() if not line.startswith("warning"))
     expected = "Flagged for review" if predicted_plain["study"]["flagged"] else "Not flagged"
     assert first.startswith(expected), result.stdout
     assert "detected" not in result.stdout.lower()
