@@ -275,3 +275,38 @@ def test_prepare_rejects_bad_input(tmp_path) -> None:
     (empty / "stage_2_train.csv").write_text("ID,Label\n")
     assert main(["prepare", "--data", "rsna", str(empty), "--out", str(tmp_path / "c")]) == 1
     shutil.rmtree(tmp_path / "c", ignore_errors=True)
+
+
+def test_prepare_phe_sich_keeps_unknown_subtypes_and_the_shared_domain(tmp_path) -> None:
+    import dataclasses
+
+    from ich_viewer.core.windowing import BRAIN_DOMAIN_INPUT
+    from tests.training.phe_sich_fixture import write_phe_sich
+    from training.sources.phe_sich import SOURCE_WINDOW, grey_to_hu, read_phe_sich, split_patients
+
+    fx = write_phe_sich(tmp_path / "phe", n_patients=6, n_slices=4, size=64)
+    report = prepare("phe-sich", fx.root, tmp_path / "cache", image_size=32, workers=1)
+    c = Cache.open(tmp_path / "cache")
+    assert c.data == "phe-sich" and report["slices_written"] == fx.n_slices
+    assert c.model_input == dataclasses.replace(BRAIN_DOMAIN_INPUT, size=32)
+    parts = split_patients(read_phe_sich(fx.root).patients(), (0.6, 0.2, 0.2))
+    rows = c.rows()
+    for split, part in zip(("train", "val", "test"), parts, strict=True):
+        assert {r["patient"] for r in rows if r["split"] == split} == set(part)
+    import cv2
+
+    by_row = {int(r["row"]): r for r in rows}
+    for split in ("train", "val", "test"):
+        if not c.manifest["splits"][split]["n"]:
+            continue
+        for x, y, r in make_cache_eval_dataset(c, split, batch_size=8, with_rows=True):
+            for xi, yi, ri in zip(x.numpy(), y.numpy(), r.numpy(), strict=True):
+                name = by_row[int(ri)]["id"]
+                if yi[0] == 1:  # a bleed: intraparenchymal known, IVH / SAH unknown (-1), EDH / SDH 0
+                    np.testing.assert_array_equal(yi, [1, 0, 1, -1, -1, 0])
+                else:
+                    np.testing.assert_array_equal(yi, np.zeros(6))
+                grey = cv2.imread(str(fx.root / "images" / name), cv2.IMREAD_GRAYSCALE)
+                expected = c.model_input(grey_to_hu(grey, SOURCE_WINDOW)[np.newaxis])[0]
+                np.testing.assert_allclose(xi, expected, atol=0.5 / 255 + 1e-6)
+    assert sum(int(r["any"]) for r in rows) == fx.positives
