@@ -162,7 +162,10 @@ def export_run(
             "batch_size": config.batch_size,
             "learning_rate": config.lr,
             "seed": config.seed,
-            "train_size": config.train_size if config.data == "phantom" else run["data"].get("train_slices"),
+            # the number of training slices (phantom: the generated set; RSNA/caches: the split's slices)
+            "train_size": config.train_size
+            if config.data == "phantom"
+            else run["data"].get("train_slices", run["data"].get("train")),
             "train_data": run["data"].get("train"),
             "train_positive_rate": run["data"].get("train_positive_rate"),
             "timings_s": run.get("timings_s"),
