@@ -356,9 +356,9 @@ def _progress_printer(label: str) -> Callable[[int, int], None]:
             return
         last[0] = now
         rate = done / max(now - t0, 1e-6)
-        left = (total - done) / rate if rate > 0 else float("nan")
+        left = f"~{(total - done) / rate:.0f} s left" if rate > 0 else "starting"
         end = "\n" if done >= total or not sys.stdout.isatty() else "\r"
-        print(f"{label}: {done}/{total} ({rate:.0f}/s, ~{left:.0f} s left)", end=end, flush=True)
+        print(f"{label}: {done}/{total} ({rate:.0f}/s, {left})", end=end, flush=True)
 
     return show
 
