@@ -123,6 +123,7 @@ def test_a_study_arriving_twice_is_stored_once(listener):
     _serving(listener, 106)
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI:UserWarning")
 def test_file_names_come_from_uids_never_outside_the_store(listener, tmp_path):
     hostile = broken.hostile_uids()
     with contextlib.suppress(Exception):  # pynetdicom may refuse to send such UIDs at all
