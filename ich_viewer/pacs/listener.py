@@ -213,6 +213,7 @@ class Listener:
         self._engine_lock = threading.Lock()
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
+        self._fail_fast = True
         self.stats = {"stored": 0, "duplicates": 0, "refused": 0, "rejected_associations": 0, "triaged": 0}
         self._stats_lock = threading.Lock()
 
@@ -223,8 +224,16 @@ class Listener:
         """The bound TCP port (useful with ``port=0``)."""
         return int(self._server.server_address[1]) if self._server is not None else self.config.port
 
-    def start(self) -> Listener:
-        """Bind and start serving (non-blocking), resume the triage queue and start the worker."""
+    def start(self, *, wait_for_model: bool = True) -> Listener:
+        """Resume the triage queue, start the worker, bind and start serving (non-blocking).
+
+        Parameters
+        ----------
+        wait_for_model : bool
+            True (the ``listen`` command): return only once the model is loaded, and raise its error if it
+            cannot be. False (the GUI thread): return at once; the model loads in the worker, and if it cannot
+            be loaded each series is recorded ``failed`` with the reason.
+        """
         from pynetdicom import AE, AllStoragePresentationContexts, evt
         from pynetdicom.sop_class import Verification
 
@@ -271,10 +280,12 @@ class Listener:
             # interpreter for seconds, which would stall the first associations, and a broken model fails the
             # start, not a study. It lowers its own CPU priority first, so that TensorFlow's thread pools (created
             # by the loading thread, whose priority they inherit) never starve the network threads.
+            self._fail_fast = wait_for_model
             self._worker = threading.Thread(target=self._work, name="ich-viewer-triage", daemon=True)
             self._worker.start()
-            self._ready.wait()
-            if self._load_error is not None:
+            if wait_for_model:
+                self._ready.wait()
+            if wait_for_model and self._load_error is not None:
                 self._worker.join(5)
                 self._worker = None
                 raise self._load_error
@@ -411,9 +422,11 @@ class Listener:
             os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + TRIAGE_NICENESS))
         try:
             self._get_engine().warm_up()
-        except BaseException as exc:  # reported by start()
+        except Exception as exc:  # start() raises it, or each series records it as failed
             self._load_error = exc
-            return
+            log.error("cannot load the model (%s)", type(exc).__name__)
+            if self._fail_fast:
+                return
         finally:
             self._ready.set()
         while not self._stop.is_set():

@@ -90,3 +90,24 @@ def test_listen_refuses_a_port_in_use_and_bad_tls_files(tmp_path):
     r = run_cli("listen", "--port", "0", "--store", tmp_path / "s", "--no-triage",
                 "--tls-cert", tmp_path / "bad.pem", "--tls-key", tmp_path / "bad.pem")
     assert r.returncode == 2 and "TLS" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_an_unloadable_model_fails_the_start_or_each_series(tmp_path):
+    """``start()`` raises the model's error; ``start(wait_for_model=False)`` (the GUI) returns at once, keeps
+    storing, and records every series as failed with the reason."""
+    from ich_viewer.errors import ModelError
+    from ich_viewer.pacs.listener import Listener, ListenerConfig
+
+    bad = tmp_path / "bad-model"
+    bad.mkdir()
+    (bad / "model.json").write_text("{}")
+    with pytest.raises(ModelError):
+        Listener(ListenerConfig(store=tmp_path / "a", port=0, model_dir=bad)).start()
+    listener = Listener(ListenerConfig(store=tmp_path / "b", port=0, idle_s=0.2, model_dir=bad))
+    listener.start(wait_for_model=False)
+    try:
+        assert send(listener.port, ct_study(2, seed=5)) == [0, 0]
+        [entry] = wait_for(lambda: [e for e in listener.store.worklist() if e["status"] == "failed"])
+        assert entry["n_instances"] == 2 and entry["warnings"][0].startswith("triage failed: model folder")
+    finally:
+        listener.stop()
