@@ -325,7 +325,8 @@ class PacsController(QObject):
             model_dir=Path(model) if model else None,
         )
         try:
-            self.listener = Listener(config).start()
+            # the GUI thread does not wait for the model: it loads in the listener's worker
+            self.listener = Listener(config).start(wait_for_model=False)
         except (IchViewerError, OSError) as exc:
             self.listener = None
             self._warn("Listener", str(exc) if isinstance(exc, IchViewerError) else f"cannot listen: {exc}")
