@@ -124,9 +124,14 @@ def _worker_main(conn: Connection) -> None:
 
     from ich_viewer.dicom import pixels
 
-    for module in ("gdcm", "openjpeg", "libjpeg", "rle"):
-        with contextlib.suppress(ImportError):
-            __import__(module)
+    with contextlib.suppress(ImportError):
+        import gdcm  # noqa: F401
+    with contextlib.suppress(ImportError):
+        import openjpeg  # noqa: F401
+    with contextlib.suppress(ImportError):
+        import libjpeg  # noqa: F401
+    with contextlib.suppress(ImportError):
+        import rle  # noqa: F401
     pixels._quiet_gdcm()
     conn.send("ready")
     while True:
