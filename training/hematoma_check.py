@@ -8,7 +8,7 @@ not in the PNGs: 0.45 x 0.45 x 5 mm is assumed (it only scales the mL, not the D
 
 Usage::
 
-    .venv/bin/python tools/hematoma_phe_sich_check.py /work/shared/data/phe-sich-ct-ids [N_PATIENTS]
+    .venv/bin/python -m training.hematoma_check /work/shared/data/phe-sich-ct-ids [N_PATIENTS]
 
 For the N patients with the largest reference clot it seeds the grow at the reference's deepest pixel on its
 largest slice and prints the Dice against the reference (3-D, all of that patient's slices), the volumes and the
