@@ -184,13 +184,14 @@ def iter_scan(
             skipped.append(Skipped(file, f"unreadable ({type(exc).__name__}: {exc})"))
             continue
         headers.append(header)
+        yield header
+        # after the yield: the consumer may show this first image before the workers take CPU to start
         if warm and any(
             sl.encoding is not None and sl.encoding.transfer_syntax in decode_pool.POOLED_SYNTAXES
             for sl in header.slices[:1]
         ):
             warm = False
             decode_pool.prestart(default_workers())
-        yield header
     series, more_skipped = group_headers(headers)
     return ScanResult(series=tuple(series), skipped=tuple(skipped + more_skipped))
 
