@@ -70,8 +70,16 @@ def test_two_local_workers_train_together(tmp_path) -> None:
     # after the same steps both workers hold the same weights (synchronous all-reduce)
     chief, worker = _weights(out / "last.weights.h5"), _weights(out / ".worker-worker-1" / "last.weights.h5")
     assert chief.keys() == worker.keys() and len(chief) > 10
-    for name in chief:
-        np.testing.assert_array_equal(chief[name], worker[name], err_msg=name)
+    moving = {n for n in chief if "normalization" in n and n.rsplit("/", 1)[-1] in ("2", "3")}
+    assert moving and len(moving) < len(chief)
+    for name in sorted(chief, key=lambda n: n in moving):  # every trainable weight first, exactly
+        if name in moving:
+            # BatchNormalization's moving mean / variance follow each worker's own batches (not all-reduced,
+            # unlike every trainable weight): close, not equal
+            a, b = chief[name].ravel(), worker[name].ravel()
+            assert np.abs(a - b).max() < 0.05 and np.corrcoef(a, b)[0, 1] > 0.9, name
+        else:
+            np.testing.assert_array_equal(chief[name], worker[name], err_msg=name)
     assert any(np.abs(v).sum() > 0 for v in chief.values())
     run_info = json.loads((out / "run.json").read_text())
     assert run_info["global_batch_size"] == 16  # 8 per replica, 2 replicas
