@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--cache", default=None, help="a prepared cache (python -m training prepare) to stream from"
     )
-    t.add_argument("--resume", action="store_true", help="continue the run in --out (start it if there is none)")
+    t.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (start it if there is none)"
+    )
     t.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     t.add_argument("--architecture", default="ich_cnn", help="ich_cnn (default), efficientnet_b0 or resnet50")
     t.add_argument(

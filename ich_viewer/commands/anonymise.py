@@ -16,7 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path")
     p.add_argument("outdir")
     p.add_argument("--series", metavar="UID", action="append", help="only this series (may be repeated)")
-    p.add_argument("--seed", help="seed of the pseudonyms (default: a fresh secret; the same seed, the same ones)")
+    p.add_argument(
+        "--seed", help="seed of the pseudonyms (default: a fresh secret; the same seed, the same ones)"
+    )
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
 
 
@@ -29,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     result = scan(args.path)
     chosen = [s for s in result.series if not args.series or s.series_uid in args.series]
     if not chosen:
-        raise NoUsableSeriesError(no_series_message(result, args.path) if not args.series else "no such series")
+        raise NoUsableSeriesError(
+            no_series_message(result, args.path) if not args.series else "no such series"
+        )
     files = list(dict.fromkeys(s.path for info in chosen for s in info.slices))
     export = export_anonymised(files, args.outdir, study_root=args.path, seed=args.seed)
     if args.json:

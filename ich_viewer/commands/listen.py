@@ -16,13 +16,21 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=None, help="TCP port (default 11112)")
     p.add_argument("--ae-title", default=None, help="our AE title (default ICHVIEWER)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --allow)")
     p.add_argument(
-        "--allow", nargs="+", action="extend", default=[], metavar="AET@HOST",
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --allow)"
+    )
+    p.add_argument(
+        "--allow",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="AET@HOST",
         help="accept only these calling AE titles (AET@HOST, or AET from any host); others are rejected",
     )
     p.add_argument("--store", metavar="DIR", help="store folder (default: the app's data folder)")
-    p.add_argument("--idle", type=float, default=None, metavar="S", help="a series is complete after S s idle (10)")
+    p.add_argument(
+        "--idle", type=float, default=None, metavar="S", help="a series is complete after S s idle (10)"
+    )
     p.add_argument("--model", metavar="DIR", help="model folder (default: the bundled model)")
     p.add_argument("--no-triage", action="store_true", help="store only, do not run the model")
     p.add_argument("--tls-cert", metavar="PEM", help="TLS certificate (DICOM over TLS)")
@@ -59,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
         from ich_viewer.inference.model_folder import verify_model_folder
 
         verify_model_folder(args.model)  # a broken model fails now, not at the first study
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     config = ListenerConfig(
         store=Path(args.store) if args.store else default_store_dir(),
         ae_title=ae_title,
@@ -81,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
 
     import faulthandler
 
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack on stderr
+    faulthandler.register(
+        signal.SIGUSR1, all_threads=True
+    )  # `kill -USR1 PID`: every thread's stack on stderr
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     listener = Listener(config).start()
@@ -94,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         listener.wait(stop)
     finally:
         listener.stop()
-    print(f"stopped; {listener.stats['stored']} instances stored, {listener.stats['triaged']} series triaged",
-          flush=True)
+    print(
+        f"stopped; {listener.stats['stored']} instances stored, {listener.stats['triaged']} series triaged",
+        flush=True,
+    )
     return EXIT_OK

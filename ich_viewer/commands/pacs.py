@@ -15,7 +15,9 @@ HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("echo", "find", "get"), help="echo: C-ECHO/QIDO; find: studies; get: one study")
+    p.add_argument(
+        "action", choices=("echo", "find", "get"), help="echo: C-ECHO/QIDO; find: studies; get: one study"
+    )
     p.add_argument("server", help="dicomweb:http://HOST:PORT/PATH or dimse:AET@HOST:PORT")
     p.add_argument("--ae-title", default=None, help="our AE title (default ICHVIEWER)")
     p.add_argument("--json", action="store_true", help="print the contract's JSON on stdout")
@@ -26,9 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--modality", metavar="CT", help="a modality in the study, e.g. CT")
     g = p.add_argument_group("get")
     g.add_argument("--study", metavar="UID", help="(0020,000D) Study Instance UID to retrieve")
-    g.add_argument("--dest", metavar="DIR", help="parent folder of the retrieved study (default: the app's cache)")
     g.add_argument(
-        "--move-port", type=int, metavar="N", help="port of our temporary C-MOVE destination where C-GET is refused"
+        "--dest", metavar="DIR", help="parent folder of the retrieved study (default: the app's cache)"
+    )
+    g.add_argument(
+        "--move-port",
+        type=int,
+        metavar="N",
+        help="port of our temporary C-MOVE destination where C-GET is refused",
     )
 
 

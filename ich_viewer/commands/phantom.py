@@ -17,7 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", default="random", choices=PHANTOM_KINDS)
     p.add_argument("--slices", type=int, default=32, help="number of slices (default 32)")
     p.add_argument("--size", type=int, default=512, help="rows and columns (default 512)")
-    p.add_argument("--thickness", type=float, default=None, help="slice thickness in mm (default: seeded, 2.5-5)")
+    p.add_argument(
+        "--thickness", type=float, default=None, help="slice thickness in mm (default: seeded, 2.5-5)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--ae-title", metavar="AET", help="our AE title for --send (default ICHVIEWER)")
     p.add_argument(
-        "--dicom-out", metavar="DIR", help="also write the AI results as DICOM files into DIR (outside the study)"
+        "--dicom-out",
+        metavar="DIR",
+        help="also write the AI results as DICOM files into DIR (outside the study)",
     )
 
 
@@ -61,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {w}")
     verdict = "Flagged for review" if study["flagged"] else "Not flagged"
     print(f"{verdict} (model {model['name']} {model['version']}, {model['device']}; research use only)")
-    print("study probabilities: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in study["probabilities"].items()))
+    print(
+        "study probabilities: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in study["probabilities"].items())
+    )
     if study["flagged"]:
         print("top slices: " + ", ".join(str(i) for i in study["top_slices"]))
     results = report.get("results")

@@ -7,12 +7,16 @@ import argparse
 
 from ich_viewer.commands._common import EXIT_OK, print_json
 
-HELP = "List the studies the triage listener received, most urgent first (flagged, then waiting, then others)."
+HELP = (
+    "List the studies the triage listener received, most urgent first (flagged, then waiting, then others)."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the contract's JSON on stdout")
-    p.add_argument("--store", metavar="DIR", help="the listener's store folder (default: the app's data folder)")
+    p.add_argument(
+        "--store", metavar="DIR", help="the listener's store folder (default: the app's data folder)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

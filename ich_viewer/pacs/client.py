@@ -90,7 +90,11 @@ def _ae(ae_title: str):
 def _association(server: Server, ae, **kwargs) -> Iterator[Any]:
     assoc = ae.associate(server.host, server.port, ae_title=server.ae_title, **kwargs)
     if not assoc.is_established:
-        why = "rejected the association" if assoc.is_rejected else "did not answer (no connection or association)"
+        why = (
+            "rejected the association"
+            if assoc.is_rejected
+            else "did not answer (no connection or association)"
+        )
         raise ServerUnreachableError(f"{server} {why} (our AE title {ae.ae_title!r})")
     try:
         yield assoc
@@ -120,7 +124,9 @@ def _web_client(server: Server):
                 url = f"{base}?{query}"
             return super().request(method, url, *args, **kwargs)
 
-    client = DICOMwebClient(url=server.url, session=_WildcardSession(), timeout=(CONNECT_TIMEOUT_S, REPLY_TIMEOUT_S))
+    client = DICOMwebClient(
+        url=server.url, session=_WildcardSession(), timeout=(CONNECT_TIMEOUT_S, REPLY_TIMEOUT_S)
+    )
     client.set_http_retry_params(retry=False)
     return client
 
@@ -205,7 +211,9 @@ def normalise_date_range(text: str | None) -> str | None:
     text = str(text).strip()
     m = _DATE_RANGE.match(text)
     if not m or not (m["a"] or m["b"]) or (m["b"] and not m["dash"]):
-        raise ValueError(f"invalid date {text!r}: expected YYYYMMDD, YYYYMMDD-YYYYMMDD, YYYYMMDD- or -YYYYMMDD")
+        raise ValueError(
+            f"invalid date {text!r}: expected YYYYMMDD, YYYYMMDD-YYYYMMDD, YYYYMMDD- or -YYYYMMDD"
+        )
     if m["a"] and m["b"] and m["a"] > m["b"]:
         raise ValueError(f"invalid date range {text!r}: the start is after the end")
     return text
@@ -357,15 +365,31 @@ def _storage_contexts_for_retrieve() -> list:
     from pynetdicom import StoragePresentationContexts
 
     wanted = (
-        "CTImageStorage", "EnhancedCTImageStorage", "MRImageStorage", "EnhancedMRImageStorage",
-        "SecondaryCaptureImageStorage", "MultiFrameGrayscaleByteSecondaryCaptureImageStorage",
-        "MultiFrameGrayscaleWordSecondaryCaptureImageStorage", "MultiFrameTrueColorSecondaryCaptureImageStorage",
-        "ComprehensiveSRStorage", "Comprehensive3DSRStorage", "EnhancedSRStorage", "BasicTextSRStorage",
-        "XRayRadiationDoseSRStorage", "KeyObjectSelectionDocumentStorage",
-        "GrayscaleSoftcopyPresentationStateStorage", "SegmentationStorage", "EncapsulatedPDFStorage",
-        "DigitalXRayImageStorageForPresentation", "ComputedRadiographyImageStorage",
-        "PositronEmissionTomographyImageStorage", "NuclearMedicineImageStorage", "UltrasoundImageStorage",
-        "XRayAngiographicImageStorage", "RTDoseStorage", "RTStructureSetStorage",
+        "CTImageStorage",
+        "EnhancedCTImageStorage",
+        "MRImageStorage",
+        "EnhancedMRImageStorage",
+        "SecondaryCaptureImageStorage",
+        "MultiFrameGrayscaleByteSecondaryCaptureImageStorage",
+        "MultiFrameGrayscaleWordSecondaryCaptureImageStorage",
+        "MultiFrameTrueColorSecondaryCaptureImageStorage",
+        "ComprehensiveSRStorage",
+        "Comprehensive3DSRStorage",
+        "EnhancedSRStorage",
+        "BasicTextSRStorage",
+        "XRayRadiationDoseSRStorage",
+        "KeyObjectSelectionDocumentStorage",
+        "GrayscaleSoftcopyPresentationStateStorage",
+        "SegmentationStorage",
+        "EncapsulatedPDFStorage",
+        "DigitalXRayImageStorageForPresentation",
+        "ComputedRadiographyImageStorage",
+        "PositronEmissionTomographyImageStorage",
+        "NuclearMedicineImageStorage",
+        "UltrasoundImageStorage",
+        "XRayAngiographicImageStorage",
+        "RTDoseStorage",
+        "RTStructureSetStorage",
     )
     from pynetdicom import sop_class
 
@@ -564,9 +588,7 @@ def _move_dimse(server, study_uid, folder, ae_title, progress, cancel, move_port
     ae = _ae(ae_title)
     ae.supported_contexts = AllStoragePresentationContexts
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    scp = ae.start_server(
-        ("", int(move_port or 0)), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
+    scp = ae.start_server(("", int(move_port or 0)), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     try:
         query = Dataset()
         query.QueryRetrieveLevel = "STUDY"
@@ -612,9 +634,7 @@ def _as_dataset(item):
         raise PacsError(f"cannot read {item} as DICOM ({type(exc).__name__})") from None
 
 
-def store(
-    server: Server, datasets: Iterable[Any], *, ae_title: str = DEFAULT_AE_TITLE
-) -> int:
+def store(server: Server, datasets: Iterable[Any], *, ae_title: str = DEFAULT_AE_TITLE) -> int:
     """Store ``datasets`` (pydicom Datasets or DICOM file paths) on ``server`` (C-STORE or STOW-RS).
 
     Returns
@@ -645,9 +665,9 @@ def store(
     contexts: dict[str, set[str]] = {}
     for ds in items:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None) or ExplicitVRLittleEndian
-        contexts.setdefault(str(ds.SOPClassUID), {str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)}).add(
-            str(ts)
-        )
+        contexts.setdefault(
+            str(ds.SOPClassUID), {str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)}
+        ).add(str(ts))
     if len(contexts) > 128:
         raise PacsError("more than 128 different SOP classes in one store")
     for sop_class, syntaxes in contexts.items():

@@ -132,8 +132,11 @@ def _pixel_data_short(ds) -> bool:
         return False
     try:
         need = (
-            int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
-            * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated)
+            int(ds.Rows)
+            * int(ds.Columns)
+            * int(ds.get("SamplesPerPixel", 1) or 1)
+            * int(ds.get("NumberOfFrames", 1) or 1)
+            * int(ds.BitsAllocated)
         ) // 8
     except (AttributeError, TypeError, ValueError):
         return True
@@ -419,7 +422,9 @@ class Listener:
     def _work(self) -> None:
         with contextlib.suppress(OSError, AttributeError):  # Linux: the nice value of this thread only
             tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + TRIAGE_NICENESS))
+            os.setpriority(
+                os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + TRIAGE_NICENESS)
+            )
         try:
             self._get_engine().warm_up()
         except Exception as exc:  # start() raises it, or each series records it as failed

@@ -196,12 +196,28 @@ def burn_in_overlay(
     canvas[band_top : band_top + rows] = image
     font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(2 * scale))
     for k, text in enumerate(lines_top):
-        cv2.putText(canvas, text, (int(8 * scale), line_h * (k + 1)), font, 0.7 * scale, (255, 220, 0),
-                    thickness, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            text,
+            (int(8 * scale), line_h * (k + 1)),
+            font,
+            0.7 * scale,
+            (255, 220, 0),
+            thickness,
+            cv2.LINE_AA,
+        )
     for k, text in enumerate(lines_bottom):
         y = band_top + rows + line_h * (k + 1)
-        cv2.putText(canvas, text, (int(8 * scale), y), font, 0.5 * scale, (255, 255, 255),
-                    max(1, thickness - 1), cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            text,
+            (int(8 * scale), y),
+            font,
+            0.5 * scale,
+            (255, 255, 255),
+            max(1, thickness - 1),
+            cv2.LINE_AA,
+        )
     return canvas
 
 
@@ -356,8 +372,11 @@ def _build_sr(report: Mapping[str, Any], series: Series, headers: Mapping[int, D
     ]
     for text in comments:
         root.ContentSequence.append(
-            hd.sr.TextContentItem(name=codes.DCM.Comment, value=text[:1024],
-                                  relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+            hd.sr.TextContentItem(
+                name=codes.DCM.Comment,
+                value=text[:1024],
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
         )
     first = headers[top[0]] if top else _completed(_read_header(series.info.slices[0].path))
     sr = hd.sr.ComprehensiveSR(
@@ -462,7 +481,10 @@ def build_results(
     ResultsError
         The report does not belong to the series, or a source file cannot be read.
     """
-    if report.get("series_uid") != series.info.series_uid or len(report.get("slices", ())) != series.info.n_slices:
+    if (
+        report.get("series_uid") != series.info.series_uid
+        or len(report.get("slices", ())) != series.info.n_slices
+    ):
         raise ResultsError("the AI result does not belong to this series")
     top = [int(i) for i in report["study"]["top_slices"]]
     heads = dict(headers) if headers is not None else _source_headers(series, top)
@@ -480,7 +502,9 @@ def build_results(
     return AIResults(sr=sr, captures=captures)
 
 
-def top_heatmaps(engine: Any, series: Series, indices: Sequence[int], label: str = "any") -> dict[int, np.ndarray]:
+def top_heatmaps(
+    engine: Any, series: Series, indices: Sequence[int], label: str = "any"
+) -> dict[int, np.ndarray]:
     """Return the Grad-CAM heatmaps of ``indices``: ``{index: float32 (rows, cols) in [0, 1]}``.
 
     ``engine`` is an :class:`~ich_viewer.inference.engine.InferenceEngine`.
@@ -507,7 +531,9 @@ def save_results(results: AIResults, folder: str | Path) -> list[Path]:
             ds.save_as(target, enforce_file_format=True)
             written.append(target)
     except OSError as exc:
-        raise ResultsError(f"cannot write the AI results into {folder}: {exc.strerror or type(exc).__name__}") from None
+        raise ResultsError(
+            f"cannot write the AI results into {folder}: {exc.strerror or type(exc).__name__}"
+        ) from None
     return written
 
 

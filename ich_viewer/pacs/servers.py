@@ -15,7 +15,14 @@ from urllib.parse import urlsplit
 
 from ich_viewer.errors import IchViewerError
 
-__all__ = ["AE_TITLE_PATTERN", "Server", "ServerSyntaxError", "parse_ae_host", "parse_server", "valid_ae_title"]
+__all__ = [
+    "AE_TITLE_PATTERN",
+    "Server",
+    "ServerSyntaxError",
+    "parse_ae_host",
+    "parse_server",
+    "valid_ae_title",
+]
 
 #: An AE title: 1 to 16 characters of the default character repertoire, no backslash, not only spaces.
 AE_TITLE_PATTERN = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")

@@ -139,7 +139,9 @@ class WorklistStore:
                 self.instances_dir.mkdir(parents=True, exist_ok=True)
             elif not self.db_path.is_file():
                 raise StoreError(f"no worklist store at {self.folder} (no {DB_NAME})")
-            self._db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(
+                self.db_path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 30000")
             if create:
@@ -199,12 +201,27 @@ class WorklistStore:
             db.execute(
                 "INSERT OR IGNORE INTO studies (study_uid, patient_id, patient_name, study_date, description, "
                 "received) VALUES (?, ?, ?, ?, ?, ?)",
-                (meta.study_uid, meta.patient_id, meta.patient_name, meta.study_date, meta.study_description, now),
+                (
+                    meta.study_uid,
+                    meta.patient_id,
+                    meta.patient_name,
+                    meta.study_date,
+                    meta.study_description,
+                    now,
+                ),
             )
             db.execute(
                 "INSERT OR IGNORE INTO series (series_uid, study_uid, modality, description, folder, "
                 "first_received, last_received) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (meta.series_uid, meta.study_uid, meta.modality, meta.series_description, str(folder), now, now),
+                (
+                    meta.series_uid,
+                    meta.study_uid,
+                    meta.modality,
+                    meta.series_description,
+                    str(folder),
+                    now,
+                    now,
+                ),
             )
             db.execute(
                 "UPDATE series SET n_instances = n_instances + 1, last_received = ?, status = 'receiving' "
@@ -342,7 +359,9 @@ class WorklistStore:
         done = [s for s in series if s["status"] == "done" and s["result"]]
         best = None
         if done:
-            best = max(done, key=lambda s: (s["result"]["flagged"], s["result"]["probabilities"].get("any", 0.0)))
+            best = max(
+                done, key=lambda s: (s["result"]["flagged"], s["result"]["probabilities"].get("any", 0.0))
+            )
         if "running" in statuses:
             status = "running"
         elif "queued" in statuses:

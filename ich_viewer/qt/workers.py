@@ -588,7 +588,9 @@ def gradcam_job(
 # -- PACS jobs (ich_viewer.pacs): network and export work with progress ------------------------------------------
 
 
-def _threaded(call: Callable[[Callable[[int, int], None]], Any], token: CancelToken) -> Generator[Any, None, Any]:
+def _threaded(
+    call: Callable[[Callable[[int, int], None]], Any], token: CancelToken
+) -> Generator[Any, None, Any]:
     """Run ``call(progress)`` (a blocking function reporting ``progress(done, total)``) in a helper thread; yield
     each ``(done, total)`` as it comes and return ``call``'s value (or raise its exception). The call must poll
     ``token`` itself (its ``cancel``/``should_stop`` argument); closing this generator cancels the token."""
@@ -619,7 +621,9 @@ def _threaded(call: Callable[[Callable[[int, int], None]], Any], token: CancelTo
     return box.get("value")
 
 
-def pacs_find_job(server: Any, filters: dict, ae_title: str, *, token: CancelToken) -> Generator[str, None, list]:
+def pacs_find_job(
+    server: Any, filters: dict, ae_title: str, *, token: CancelToken
+) -> Generator[str, None, list]:
     """C-FIND / QIDO-RS for studies: ``filters`` are the keyword arguments of ``find_studies``."""
     from ich_viewer.pacs import client
 

@@ -27,7 +27,10 @@ N_STUDIES, N_SLICES, N_ASSOCIATIONS, SIZE, IDLE_S = 20, 40, 4, 512, 2.0
 
 def _studies(k: int) -> list:
     """The studies sender ``k`` pushes (every N_ASSOCIATIONS-th, seeded: the same in every process)."""
-    return [ct_study(N_SLICES, size=SIZE, seed=j, patient_id=f"LOAD-{j:02d}") for j in range(k, N_STUDIES, N_ASSOCIATIONS)]
+    return [
+        ct_study(N_SLICES, size=SIZE, seed=j, patient_id=f"LOAD-{j:02d}")
+        for j in range(k, N_STUDIES, N_ASSOCIATIONS)
+    ]
 
 
 def _push(args: tuple[int, int, float]) -> tuple[list[int], float]:
@@ -66,10 +69,18 @@ def test_listener_under_load(tmp_path, model_dir, figures):
     latency = sorted(r["triage_done"] - r["last_received"] for r in rows)
     p95 = latency[min(len(latency) - 1, round(0.95 * (len(latency) - 1)))]
     triage_s = [r["triage_done"] - r["triage_started"] for r in rows]
-    section = f"listener ({N_STUDIES}×{N_SLICES} slices {SIZE}², {N_ASSOCIATIONS} associations, {load_note()})"
-    figures.add(section, "studies per minute (first instance → last verdict)", f"{60 * N_STUDIES / t_all:.1f}")
+    section = (
+        f"listener ({N_STUDIES}×{N_SLICES} slices {SIZE}², {N_ASSOCIATIONS} associations, {load_note()})"
+    )
+    figures.add(
+        section, "studies per minute (first instance → last verdict)", f"{60 * N_STUDIES / t_all:.1f}"
+    )
     figures.add(section, "instances per second received", f"{n_instances / t_received:.0f}")
-    figures.add(section, f"p95 last instance → verdict (idle {IDLE_S:g} s included)", f"{p95:.1f} s",
-                baseline=f"median {statistics.median(latency):.1f} s")
+    figures.add(
+        section,
+        f"p95 last instance → verdict (idle {IDLE_S:g} s included)",
+        f"{p95:.1f} s",
+        baseline=f"median {statistics.median(latency):.1f} s",
+    )
     figures.add(section, "triage per 40-slice series (median)", f"{statistics.median(triage_s):.2f} s")
     figures.add(section, "peak RSS of the listener", f"{peak:.0f} MiB", baseline=f"idle {rss_idle:.0f} MiB")

@@ -116,9 +116,18 @@ def _identifiers(ds: Dataset) -> set[str]:
         elif elem.VR == "UI":
             if not keyword.endswith("ClassUID") and keyword != "TransferSyntaxUID":
                 found.add(str(elem.value))
-        elif keyword.endswith("ID") or keyword.endswith("IDs") or keyword in (
-            "AccessionNumber", "InstitutionName", "InstitutionAddress", "StationName", "DeviceSerialNumber",
-            "ImageComments",
+        elif (
+            keyword.endswith("ID")
+            or keyword.endswith("IDs")
+            or keyword
+            in (
+                "AccessionNumber",
+                "InstitutionName",
+                "InstitutionAddress",
+                "StationName",
+                "DeviceSerialNumber",
+                "ImageComments",
+            )
         ):
             found.add(str(elem.value))
 
@@ -133,8 +142,18 @@ def test_no_original_identifier_survives(study, tmp_path):
     for ds in originals:
         secret |= _identifiers(ds)
     # The test looks for the values it planted (it would be blind if the collection missed them).
-    for planted in ("Smith^John^Q", "MRN-0042", "19610203", "OLD-ID-MRN-0042", "RP-MRN-0042", "20240102",
-                    "St Elsewhere Hospital", "private MRN-0042", "House^Gregory", uid("A1")):
+    for planted in (
+        "Smith^John^Q",
+        "MRN-0042",
+        "19610203",
+        "OLD-ID-MRN-0042",
+        "RP-MRN-0042",
+        "20240102",
+        "St Elsewhere Hospital",
+        "private MRN-0042",
+        "House^Gregory",
+        uid("A1"),
+    ):
         assert planted in secret
 
     export = export_anonymised(files, tmp_path / "anon", study_root=study)
@@ -158,7 +177,9 @@ def test_no_original_identifier_survives(study, tmp_path):
 def test_pseudonyms_uids_and_dates_are_consistent(study, tmp_path):
     files = sorted(p for p in study.rglob("*.dcm") if "burned" not in p.parts)
     export = export_anonymised(files, tmp_path / "anon", study_root=study)
-    pairs = [(pydicom.dcmread(src), pydicom.dcmread(dst)) for src, dst in zip(files, export.written, strict=True)]
+    pairs = [
+        (pydicom.dcmread(src), pydicom.dcmread(dst)) for src, dst in zip(files, export.written, strict=True)
+    ]
     by_patient: dict[str, set[tuple[str, str]]] = {}
     series_map: dict[str, set[str]] = {}
     study_map: dict[str, set[str]] = {}
@@ -172,9 +193,7 @@ def test_pseudonyms_uids_and_dates_are_consistent(study, tmp_path):
         assert pydicom.uid.UID(dst.SOPInstanceUID).is_valid
         assert dst.SOPClassUID == src.SOPClassUID
         assert np.array_equal(dst.pixel_array, src.pixel_array)
-        shifts.add(
-            (date.fromisoformat(_iso(src.StudyDate)) - date.fromisoformat(_iso(dst.StudyDate))).days
-        )
+        shifts.add((date.fromisoformat(_iso(src.StudyDate)) - date.fromisoformat(_iso(dst.StudyDate))).days)
         assert dst.PatientBirthDate == ""
     # one pseudonym per patient, different patients different pseudonyms
     assert all(len(v) == 1 for v in by_patient.values())

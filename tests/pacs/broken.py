@@ -46,7 +46,9 @@ def huge_declared_element(folder: Path) -> Path:
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     path = Path(folder) / "huge-element.dcm"
-    path.write_bytes(buf.getvalue() + b"\xe0\x7f\x10\x00OW\x00\x00" + struct.pack("<L", 0xFFFFFFF0) + b"\0" * 64)
+    path.write_bytes(
+        buf.getvalue() + b"\xe0\x7f\x10\x00OW\x00\x00" + struct.pack("<L", 0xFFFFFFF0) + b"\0" * 64
+    )
     return path
 
 

@@ -23,12 +23,30 @@ class ListenerProcess:
     def __init__(self, store: Path, *args: str | Path, log: Path | None = None) -> None:
         self.store = Path(store)
         self.log_path = Path(log) if log else self.store.parent / f"{self.store.name}-listen.log"
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO),
-                   PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            CUDA_VISIBLE_DEVICES="",
+            PYTHONPATH=str(REPO),
+            PYTHONUNBUFFERED="1",
+        )
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ich_viewer", "listen", "--port", "0", "--store", str(store), *map(str, args)],
-            stdout=subprocess.PIPE, stderr=self._log, cwd=REPO, env=env,
+            [
+                sys.executable,
+                "-m",
+                "ich_viewer",
+                "listen",
+                "--port",
+                "0",
+                "--store",
+                str(store),
+                *map(str, args),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=REPO,
+            env=env,
         )
         line = self.proc.stdout.readline().decode()
         m = re.search(r"listening on [^ ]+:(\d+)", line)
@@ -83,7 +101,9 @@ def associate(port: int, ae_title: str = "SCANNER", *, contexts: Sequence[str] |
     return ae.associate("127.0.0.1", port, ae_title="ICHVIEWER", **kwargs)
 
 
-def send(port: int, datasets: Sequence[Dataset | str | Path], ae_title: str = "SCANNER", tls=None) -> list[int]:
+def send(
+    port: int, datasets: Sequence[Dataset | str | Path], ae_title: str = "SCANNER", tls=None
+) -> list[int]:
     """C-STORE every dataset (or file) on one association; return the statuses (-1: no reply)."""
     assoc = associate(port, ae_title, tls=tls)
     if not assoc.is_established:

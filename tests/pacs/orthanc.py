@@ -41,8 +41,10 @@ def free_port() -> int:
 
 def find_orthanc() -> tuple[str | None, str | None, str]:
     """Return ``(executable, dicomweb plugin, reason when missing)``."""
-    exe = os.environ.get("ORTHANC") or shutil.which("Orthanc") or (
-        "/usr/sbin/Orthanc" if os.path.exists("/usr/sbin/Orthanc") else None
+    exe = (
+        os.environ.get("ORTHANC")
+        or shutil.which("Orthanc")
+        or ("/usr/sbin/Orthanc" if os.path.exists("/usr/sbin/Orthanc") else None)
     )
     plugin = os.environ.get("ORTHANC_DICOMWEB_PLUGIN")
     if not plugin:

@@ -24,8 +24,20 @@ def test_echo_find_get(orthanc, study, kind, tmp_path, monkeypatch):
     server = getattr(orthanc, kind)
     r = run_cli("pacs", "echo", server, "--ae-title", CLIENT_AET)
     assert r.returncode == 0, r.stderr
-    r = run_cli("pacs", "find", server, "--patient-id", "CLI-PAT", "--date", "20250101-20251231",
-                "--modality", "CT", "--json", "--ae-title", CLIENT_AET)
+    r = run_cli(
+        "pacs",
+        "find",
+        server,
+        "--patient-id",
+        "CLI-PAT",
+        "--date",
+        "20250101-20251231",
+        "--modality",
+        "CT",
+        "--json",
+        "--ae-title",
+        CLIENT_AET,
+    )
     assert r.returncode == 0, r.stderr
     found = json.loads(r.stdout)
     validate("pacs_find", found)
@@ -33,15 +45,29 @@ def test_echo_find_get(orthanc, study, kind, tmp_path, monkeypatch):
         (study[0].StudyInstanceUID, "CLI^PATIENT", 3)
     ]
     monkeypatch.setenv("ICH_VIEWER_CACHE_DIR", str(tmp_path / "cache"))
-    r = run_cli("pacs", "get", server, "--study", study[0].StudyInstanceUID, "--json", "--ae-title", CLIENT_AET)
+    r = run_cli(
+        "pacs", "get", server, "--study", study[0].StudyInstanceUID, "--json", "--ae-title", CLIENT_AET
+    )
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     validate("pacs_get", got)
     assert got["folder"] == str(tmp_path / "cache" / "pacs" / study[0].StudyInstanceUID)  # the app's cache
     assert got["n_instances"] == 3 and len(list((tmp_path / "cache" / "pacs").rglob("*.dcm"))) == 3
-    r = run_cli("pacs", "get", server, "--study", study[0].StudyInstanceUID, "--dest", tmp_path / "d", "--json",
-                "--ae-title", CLIENT_AET)
-    assert r.returncode == 0 and json.loads(r.stdout)["folder"] == str(tmp_path / "d" / study[0].StudyInstanceUID)
+    r = run_cli(
+        "pacs",
+        "get",
+        server,
+        "--study",
+        study[0].StudyInstanceUID,
+        "--dest",
+        tmp_path / "d",
+        "--json",
+        "--ae-title",
+        CLIENT_AET,
+    )
+    assert r.returncode == 0 and json.loads(r.stdout)["folder"] == str(
+        tmp_path / "d" / study[0].StudyInstanceUID
+    )
 
 
 @pytest.mark.parametrize(
@@ -65,10 +91,16 @@ def test_usage_errors_exit_1_with_one_line(args):
     assert "Traceback" not in r.stderr and r.stderr.strip()
 
 
-@pytest.mark.parametrize("kind", ["dimse:NOBODY@127.0.0.1:{port}", "dicomweb:http://127.0.0.1:{port}/dicom-web"])
+@pytest.mark.parametrize(
+    "kind", ["dimse:NOBODY@127.0.0.1:{port}", "dicomweb:http://127.0.0.1:{port}/dicom-web"]
+)
 def test_unreachable_server_exits_2_with_one_line(kind, tmp_path):
     server = kind.format(port=free_port())
-    for args in (("echo", server), ("find", server, "--json"), ("get", server, "--study", "1.2.3", "--dest", tmp_path)):
+    for args in (
+        ("echo", server),
+        ("find", server, "--json"),
+        ("get", server, "--study", "1.2.3", "--dest", tmp_path),
+    ):
         r = run_cli("pacs", *args)
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()

@@ -46,7 +46,10 @@ def test_find_filters_and_fields(loaded, kind):
     server = parse_server(getattr(orthanc, kind))
     everything = client.find_studies(server, ae_title=CLIENT_AET)
     validate("pacs_find", {"studies": everything})
-    assert [s["study_uid"] for s in everything] == [b[0].StudyInstanceUID, a[0].StudyInstanceUID]  # newest first
+    assert [s["study_uid"] for s in everything] == [
+        b[0].StudyInstanceUID,
+        a[0].StudyInstanceUID,
+    ]  # newest first
     first = everything[1]
     assert first == {
         "study_uid": a[0].StudyInstanceUID,
@@ -117,7 +120,10 @@ def test_cancelled_get_leaves_nothing(loaded, kind, tmp_path):
 
     with pytest.raises(CancelledError):
         client.get_study(
-            parse_server(getattr(orthanc, kind)), a[0].StudyInstanceUID, tmp_path, ae_title=CLIENT_AET,
+            parse_server(getattr(orthanc, kind)),
+            a[0].StudyInstanceUID,
+            tmp_path,
+            ae_title=CLIENT_AET,
             cancel=cancel,
         )
     assert list(tmp_path.iterdir()) == []

@@ -24,9 +24,26 @@ def certificate(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -54,7 +71,12 @@ def test_tls_listener_triages_and_worklist_reports(tmp_path, certificate):
         by = {e["patient_id"]: e for e in doc["studies"]}
         assert by["TLS-CT"]["status"] == "done" and by["TLS-CT"]["model"]["name"] == "tiny-test-cnn"
         assert set(by["TLS-CT"]["probabilities"]) == {
-            "any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural"
+            "any",
+            "epidural",
+            "intraparenchymal",
+            "intraventricular",
+            "subarachnoid",
+            "subdural",
         }
         assert by["TLS-MR"]["status"] == "not applicable" and by["TLS-MR"]["flagged"] is None
         folder = store / "instances" / ct[0].StudyInstanceUID / ct[0].SeriesInstanceUID
@@ -87,8 +109,18 @@ def test_listen_refuses_a_port_in_use_and_bad_tls_files(tmp_path):
         r = run_cli("listen", "--port", port, "--store", tmp_path / "s", "--no-triage")
     assert r.returncode == 2 and "cannot listen on 127.0.0.1" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "bad.pem").write_text("not a certificate")
-    r = run_cli("listen", "--port", "0", "--store", tmp_path / "s", "--no-triage",
-                "--tls-cert", tmp_path / "bad.pem", "--tls-key", tmp_path / "bad.pem")
+    r = run_cli(
+        "listen",
+        "--port",
+        "0",
+        "--store",
+        tmp_path / "s",
+        "--no-triage",
+        "--tls-cert",
+        tmp_path / "bad.pem",
+        "--tls-key",
+        tmp_path / "bad.pem",
+    )
     assert r.returncode == 2 and "TLS" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 

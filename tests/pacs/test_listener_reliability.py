@@ -37,7 +37,9 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def listener(tmp_path_factory, tiny_model):
     store = tmp_path_factory.mktemp("reliability") / "store"
-    proc = ListenerProcess(store, "--idle", "0.5", "--model", tiny_model, "--allow", "SCANNER@127.0.0.1", "PACS")
+    proc = ListenerProcess(
+        store, "--idle", "0.5", "--model", tiny_model, "--allow", "SCANNER@127.0.0.1", "PACS"
+    )
     yield proc
     stop_quietly(proc)
 
@@ -50,7 +52,9 @@ def _serving(listener: ListenerProcess, seed: int) -> None:
     uid = study[0].StudyInstanceUID
 
     def triaged():
-        return next((e for e in worklist(listener.store) if e["study_uid"] == uid and e["status"] == "done"), None)
+        return next(
+            (e for e in worklist(listener.store) if e["study_uid"] == uid and e["status"] == "done"), None
+        )
 
     entry = wait_for(triaged, what="the check study's triage")
     assert entry["n_instances"] == 3
@@ -60,7 +64,11 @@ def test_broken_datasets_are_refused_and_nothing_is_stored(listener, tmp_path):
     before = {p.name for p in listener.store.rglob("*.dcm")}
     statuses = send(
         listener.port,
-        [broken.garbage_after_uids(tmp_path, 1), broken.short_pixel_data(), broken.garbage_after_uids(tmp_path, 2)],
+        [
+            broken.garbage_after_uids(tmp_path, 1),
+            broken.short_pixel_data(),
+            broken.garbage_after_uids(tmp_path, 2),
+        ],
     )
     assert statuses == [MISMATCH, CANNOT_UNDERSTAND, MISMATCH]
     assert {p.name for p in listener.store.rglob("*.dcm")} == before
@@ -111,7 +119,9 @@ def test_a_study_arriving_twice_is_stored_once(listener):
     assert send(listener.port, study) == [SUCCESS] * 3
 
     def done():
-        return next((e for e in worklist(listener.store) if e["study_uid"] == uid and e["status"] == "done"), None)
+        return next(
+            (e for e in worklist(listener.store) if e["study_uid"] == uid and e["status"] == "done"), None
+        )
 
     first = wait_for(done)
     files = sorted(p.name for p in Path(first["folder"]).rglob("*.dcm"))
@@ -140,7 +150,9 @@ def test_rejected_ae_titles_and_hosts(listener):
     for title in ("INTRUDER", "scanner", "SCANNER2"):
         assoc = associate(listener.port, title)
         assert assoc.is_rejected, title
-    assert send(listener.port, ct_study(1, seed=108), ae_title="PACS") == [SUCCESS]  # an AE title from any host
+    assert send(listener.port, ct_study(1, seed=108), ae_title="PACS") == [
+        SUCCESS
+    ]  # an AE title from any host
     log = wait_for(lambda: "rejected association from AE 'SCANNER2'" in listener.log() and listener.log())
     rejected = [line for line in log.splitlines() if "rejected association" in line]
     assert len(rejected) >= 3 and all("127.0.0.1" in line for line in rejected)
@@ -169,8 +181,12 @@ def test_listening_beyond_loopback_needs_an_allow_list(tmp_path):
 
 def _mount_tmpfs(where: Path, size: str) -> None:
     where.mkdir(parents=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to simulate a full disk (needs root): {r.stderr.strip()}")
 
@@ -180,7 +196,9 @@ def test_a_full_disk_answers_out_of_resources_and_recovers(tmp_path, tiny_model)
     _mount_tmpfs(mnt, "3m")
     proc = None
     try:
-        proc = ListenerProcess(mnt / "store", "--idle", "0.5", "--model", tiny_model, log=tmp_path / "full.log")
+        proc = ListenerProcess(
+            mnt / "store", "--idle", "0.5", "--model", tiny_model, log=tmp_path / "full.log"
+        )
         first = ct_study(2, size=128, seed=110, patient_id="BEFORE-FULL")
         assert send(proc.port, first) == [SUCCESS, SUCCESS]
         filler = mnt / "filler"
@@ -197,7 +215,11 @@ def test_a_full_disk_answers_out_of_resources_and_recovers(tmp_path, tiny_model)
         later = ct_study(2, size=128, seed=112, patient_id="AFTER-FULL")
         assert send(proc.port, later) == [SUCCESS, SUCCESS]
         wait_for(
-            lambda: [e for e in worklist(mnt / "store") if e["patient_id"] == "AFTER-FULL" and e["status"] == "done"],
+            lambda: [
+                e
+                for e in worklist(mnt / "store")
+                if e["patient_id"] == "AFTER-FULL" and e["status"] == "done"
+            ],
             what="triage after the disk had space again",
         )
         before = [e for e in worklist(mnt / "store") if e["patient_id"] == "BEFORE-FULL"]

@@ -54,7 +54,9 @@ def _upload(orthanc, tmp_path: Path, n_slices: int, **kw) -> list:
 @pytest.mark.parametrize("kind", ["dimse", "dicomweb"])
 def test_query_shows_the_study_and_open_retrieves_and_loads_it(orthanc, qtbot, tmp_path, isolated, kind):
     orthanc.clear()
-    wanted = _upload(orthanc, tmp_path, 6, patient_id="GUI-001", patient_name="GUI^ALICE", study_date="20261130")
+    wanted = _upload(
+        orthanc, tmp_path, 6, patient_id="GUI-001", patient_name="GUI^ALICE", study_date="20261130"
+    )
     _upload(orthanc, tmp_path, 3, patient_id="OTHER-9", patient_name="OTHER^BOB")
     win = _window(qtbot)
     server = orthanc.dimse if kind == "dimse" else orthanc.dicomweb
@@ -133,7 +135,9 @@ def _receive(store: WorklistStore, tmp_path: Path, pid: str, name: str, t: float
     for ds in datasets:
         path = folder / f"{ds.SOPInstanceUID}.dcm"
         ds.save_as(path, enforce_file_format=True)
-        meta = InstanceMeta(ds.SOPInstanceUID, series, study, "CT", pid, name, "20261201", "CT HEAD", "HEAD 5mm")
+        meta = InstanceMeta(
+            ds.SOPInstanceUID, series, study, "CT", pid, name, "20261201", "CT HEAD", "HEAD 5mm"
+        )
         store.add_instance(meta, path, folder, now=t)
     return series
 
@@ -141,8 +145,14 @@ def _receive(store: WorklistStore, tmp_path: Path, pid: str, name: str, t: float
 def _verdict(any_p: float, flagged: bool) -> dict:
     probs = {label: 0.02 for label in LABELS}
     probs["any"] = any_p
-    return {"flagged": flagged, "probabilities": probs, "top_slices": [1, 0], "warnings": [],
-            "model": {"name": "m", "version": "1", "sha256": "0" * 64}, "n_slices": 4}
+    return {
+        "flagged": flagged,
+        "probabilities": probs,
+        "top_slices": [1, 0],
+        "warnings": [],
+        "model": {"name": "m", "version": "1", "sha256": "0" * 64},
+        "n_slices": 4,
+    }
 
 
 def test_worklist_dock_shows_flagged_first_refreshes_and_opens(qtbot, tmp_path):
@@ -161,7 +171,9 @@ def test_worklist_dock_shows_flagged_first_refreshes_and_opens(qtbot, tmp_path):
     panel.timer.setInterval(100)
     win.worklist_dock.show()
     qtbot.waitUntil(lambda: panel.table.rowCount() == 3, timeout=5000)
-    column = [[panel.table.item(r, c).text() for c in (0, 5, 2, 3)] for r in range(3)]  # mark, ID, triage, any
+    column = [
+        [panel.table.item(r, c).text() for c in (0, 5, 2, 3)] for r in range(3)
+    ]  # mark, ID, triage, any
     assert column == [
         [FLAG_MARK, "HIGH", "Flagged for review", "93.0%"],
         [FLAG_MARK, "MID", "Flagged for review", "70.0%"],
@@ -258,7 +270,10 @@ def test_listener_in_the_app_fills_the_worklist_dock(qtbot, tmp_path, tiny_model
     panel.timer.setInterval(200)
     # idle 10 s, then triaged with the window's model
     qtbot.waitUntil(
-        lambda: panel.table.rowCount() == 1 and panel.table.item(0, 2).text() in ("Not flagged", "Flagged for review"),
+        lambda: (
+            panel.table.rowCount() == 1
+            and panel.table.item(0, 2).text() in ("Not flagged", "Flagged for review")
+        ),
         timeout=TIMEOUT_MS,
     )
     assert panel.table.item(0, 5).text() == "RECV-1"

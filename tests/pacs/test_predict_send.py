@@ -106,7 +106,9 @@ def test_send_stores_sr_and_captures_on_orthanc(orthanc, phantom, tmp_path, kind
     measurement_report = hd.sr.MeasurementReport.from_sequence([hd.sr.ComprehensiveSR.from_dataset(sr_back)])
     study_group = measurement_report.get_image_measurement_groups()[0]
     values = {m.name.value: m.value for m in study_group.get_measurements()}
-    assert values == pytest.approx({label.upper(): report["study"]["probabilities"][label] for label in LABELS})
+    assert values == pytest.approx(
+        {label.upper(): report["study"]["probabilities"][label] for label in LABELS}
+    )
     flagged = study_group.get_qualitative_evaluations()[0].value.meaning
     assert flagged == ("Yes" if report["study"]["flagged"] else "No")
     for uid in results["capture_uids"]:

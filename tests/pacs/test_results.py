@@ -128,7 +128,9 @@ def test_sr_carries_every_value(analysed):
         assert [img.referenced_sop_instance_uid for img in group.source_images] == [sop_of[i]]
         values = _numbers(group)
         for label in LABELS:
-            assert values[label.upper()] == pytest.approx(report["slices"][i]["probabilities"][label], abs=1e-9)
+            assert values[label.upper()] == pytest.approx(
+                report["slices"][i]["probabilities"][label], abs=1e-9
+            )
         assert f"image {i + 1} of {N_SLICES}" in group.tracking_identifier
 
     concept = label_concept("subdural")
@@ -167,9 +169,10 @@ def test_captures_are_titled_and_burn_in_the_heatmap(analysed):
         assert AI_TITLE in ds.ImageComments and "not for diagnosis" in ds.ImageComments
         assert ds.BurnedInAnnotation == "YES"
         assert list(ds.ImageType) == ["DERIVED", "SECONDARY"]
-        assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == pydicom.dcmread(
-            analysis.series.info.slices[i].path, stop_before_pixels=True
-        ).SOPInstanceUID
+        assert (
+            ds.SourceImageSequence[0].ReferencedSOPInstanceUID
+            == pydicom.dcmread(analysis.series.info.slices[i].path, stop_before_pixels=True).SOPInstanceUID
+        )
         assert ds.PhotometricInterpretation == "RGB" and ds.SamplesPerPixel == 3
         pixels = ds.pixel_array
         f = upscale_factor(SIZE)

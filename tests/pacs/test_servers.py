@@ -20,7 +20,12 @@ def test_dimse_server_parses_and_prints_back():
 
 def test_dicomweb_server_keeps_its_path():
     s = parse_server("dicomweb:http://localhost:8042/dicom-web/")
-    assert (s.kind, s.url, s.host, s.port) == ("dicomweb", "http://localhost:8042/dicom-web", "localhost", 8042)
+    assert (s.kind, s.url, s.host, s.port) == (
+        "dicomweb",
+        "http://localhost:8042/dicom-web",
+        "localhost",
+        8042,
+    )
     assert parse_server("dicomweb:https://pacs/qido").port == 443
 
 

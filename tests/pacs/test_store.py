@@ -27,14 +27,22 @@ def _add(store: WorklistStore, study: str, series: str, n: int, t: float, **kw) 
 def _result(any_p: float, flagged: bool) -> dict:
     probs = {label: 0.01 for label in LABELS}
     probs["any"] = any_p
-    return {"flagged": flagged, "probabilities": probs, "top_slices": [2, 1], "warnings": [],
-            "model": {"name": "m", "version": "1", "sha256": "0" * 64}, "n_slices": 3}
+    return {
+        "flagged": flagged,
+        "probabilities": probs,
+        "top_slices": [2, 1],
+        "warnings": [],
+        "model": {"name": "m", "version": "1", "sha256": "0" * 64},
+        "n_slices": 3,
+    }
 
 
 def _triage(store: WorklistStore, status: str, result: dict | None, now: float) -> str:
     job = store.claim_next(now=now)
     assert job is not None
-    assert store.finish(job["series_uid"], status, result, "model unusable" if status == "failed" else "", now=now)
+    assert store.finish(
+        job["series_uid"], status, result, "model unusable" if status == "failed" else "", now=now
+    )
     return job["series_uid"]
 
 
@@ -65,11 +73,17 @@ def test_life_cycle_and_order(tmp_path):
     validate("worklist", {"studies": wl})
     assert [e["patient_id"] for e in wl] == ["B", "G", "A", "D", "F", "E", "C"]
     by = {e["patient_id"]: e for e in wl}
-    assert by["B"]["status"] == "done" and by["B"]["flagged"] is True and by["B"]["probabilities"]["any"] == 0.95
-    assert by["B"]["top_slices"] == [2, 1] and by["B"]["series_uid"] == "1.1.1" and by["B"]["n_instances"] == 3
+    assert (
+        by["B"]["status"] == "done" and by["B"]["flagged"] is True and by["B"]["probabilities"]["any"] == 0.95
+    )
+    assert (
+        by["B"]["top_slices"] == [2, 1] and by["B"]["series_uid"] == "1.1.1" and by["B"]["n_instances"] == 3
+    )
     assert by["C"]["flagged"] is False
     assert by["D"]["status"] == "running" and by["D"]["flagged"] is None and by["D"]["probabilities"] is None
-    assert by["E"]["status"] == "not applicable" and by["E"]["warnings"] == ["AI not applicable: MR series (CT only)"]
+    assert by["E"]["status"] == "not applicable" and by["E"]["warnings"] == [
+        "AI not applicable: MR series (CT only)"
+    ]
     assert by["F"]["status"] == "failed" and by["F"]["warnings"] == ["triage failed: model unusable"]
     assert by["A"]["received"] == "1970-01-01T00:01:40Z"
     assert by["A"]["folder"] == str(store.instances_dir / "1.0")

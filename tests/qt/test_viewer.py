@@ -230,10 +230,22 @@ class TestOpening:
 
     def test_cancel_during_load(self, qtbot, window, ct_study):
         folder, _ = ct_study(n_slices=60, rows=256, cols=256)
-        window.open_path(folder)
-        qtbot.waitUntil(lambda: window.study.info is not None, timeout=LOAD_TIMEOUT_MS)
-        assert window.status_bar.cancel_button.isVisible()
-        window.status_bar.cancel_button.click()
+        seen: list[bool] = []
+
+        def click_cancel() -> None:
+            seen.append(window.status_bar.cancel_button.isVisible())
+            window.status_bar.cancel_button.click()
+
+        def cancel_when_the_series_starts(_info) -> None:  # the next event after the load began: no race
+            QTimer.singleShot(0, click_cancel)
+
+        window.study.series_started.connect(cancel_when_the_series_starts)
+        try:
+            window.open_path(folder)
+            qtbot.waitUntil(lambda: bool(seen), timeout=LOAD_TIMEOUT_MS)
+        finally:
+            window.study.series_started.disconnect(cancel_when_the_series_starts)
+        assert seen == [True]  # Cancel was offered while the series was loading
         assert not window.jobs.is_running("load")
         assert not window.status_bar.cancel_button.isVisible()
         qtbot.wait(300)

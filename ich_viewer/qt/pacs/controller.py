@@ -56,7 +56,9 @@ class PacsSettingsDialog(QDialog):
         self.port.setRange(1, 65535)
         self.port.setValue(prefs.port)
         self.servers = QPlainTextEdit("\n".join(prefs.servers), self)
-        self.servers.setPlaceholderText("dimse:PACS@pacs.hospital.local:104\ndicomweb:http://pacs.local:8042/dicom-web")
+        self.servers.setPlaceholderText(
+            "dimse:PACS@pacs.hospital.local:104\ndicomweb:http://pacs.local:8042/dicom-web"
+        )
         self.store = QLineEdit(prefs.store, self)
         self.store.setPlaceholderText(prefs.store_folder())
         form = QFormLayout(self)
@@ -78,7 +80,9 @@ class PacsSettingsDialog(QDialog):
 
     def values(self) -> PacsPreferences:
         """The edited preferences; raises :class:`ServerSyntaxError` on a bad AE title or server line."""
-        servers = [str(parse_server(line)) for line in self.servers.toPlainText().splitlines() if line.strip()]
+        servers = [
+            str(parse_server(line)) for line in self.servers.toPlainText().splitlines() if line.strip()
+        ]
         return PacsPreferences(
             ae_title=valid_ae_title(self.ae_title.text()),
             port=self.port.value(),
@@ -201,7 +205,9 @@ class PacsController(QObject):
             return False
         report, series = state
         if folder and any(_is_inside(folder, p) for p in self.window.study.paths):
-            self._warn("AI results", "Choose a folder outside the study: ICH Viewer never writes into a study.")
+            self._warn(
+                "AI results", "Choose a folder outside the study: ICH Viewer never writes into a study."
+            )
             return False
         self.jobs.start(
             "ai-results",
@@ -271,7 +277,10 @@ class PacsController(QObject):
             self._warn("Anonymised export", "No study is open.")
             return False
         if any(_is_inside(dest, p) for p in self.window.study.paths):
-            self._warn("Anonymised export", "Choose a folder outside the study: ICH Viewer never writes into a study.")
+            self._warn(
+                "Anonymised export",
+                "Choose a folder outside the study: ICH Viewer never writes into a study.",
+            )
             return False
         root = self.window.study.paths[0] if len(self.window.study.paths) == 1 else None
         self.jobs.start(

@@ -99,7 +99,9 @@ class OpenFromPacsDialog(QDialog):
         self.server_combo = QComboBox(self)
         self.server_combo.setEditable(True)
         self.server_combo.addItems(list(servers))
-        self.server_combo.setToolTip("dimse:AET@HOST:PORT or dicomweb:http://HOST:PORT/PATH (Settings ▸ PACS)")
+        self.server_combo.setToolTip(
+            "dimse:AET@HOST:PORT or dicomweb:http://HOST:PORT/PATH (Settings ▸ PACS)"
+        )
         self.patient_id = QLineEdit(self)
         self.patient_name = QLineEdit(self)
         self.patient_name.setPlaceholderText("e.g. DOE* (wildcards allowed)")

@@ -29,7 +29,16 @@ __all__ = ["FLAG_MARK", "REFRESH_MS", "WORKLIST_COLUMNS", "WorklistPanel", "stat
 REFRESH_MS = 2000
 #: The mark of a flagged study (first column).
 FLAG_MARK = "⚑"
-WORKLIST_COLUMNS = ("", "Patient", "AI triage", "any", "Received (UTC)", "Patient ID", "Study date", "Description")
+WORKLIST_COLUMNS = (
+    "",
+    "Patient",
+    "AI triage",
+    "any",
+    "Received (UTC)",
+    "Patient ID",
+    "Study date",
+    "Description",
+)
 _TRIAGE_COLUMN = 2
 _FLAGGED_BG = QColor(120, 30, 30)
 
@@ -64,7 +73,9 @@ class WorklistPanel(QWidget):
     open_requested = Signal(str)
     refreshed = Signal(int)
 
-    def __init__(self, store_folder: str, parent: QWidget | None = None, *, refresh_ms: int = REFRESH_MS) -> None:
+    def __init__(
+        self, store_folder: str, parent: QWidget | None = None, *, refresh_ms: int = REFRESH_MS
+    ) -> None:
         super().__init__(parent)
         self.store_folder = str(store_folder)
         self.entries: list[dict] = []
@@ -76,7 +87,9 @@ class WorklistPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(len(WORKLIST_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(
+            len(WORKLIST_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch
+        )
         self.table.cellDoubleClicked.connect(self._on_double_click)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -169,7 +182,9 @@ class WorklistPanel(QWidget):
             if keep_uid and e.get("study_uid") == keep_uid:
                 self.table.selectRow(r)
         self.table.resizeColumnsToContents()
-        self.table.horizontalHeader().setSectionResizeMode(len(WORKLIST_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(
+            len(WORKLIST_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch
+        )
 
     def selected_entry(self) -> dict | None:
         rows = sorted({i.row() for i in self.table.selectedItems()})
