@@ -323,6 +323,8 @@ class StudyController(QObject):
         self.index = self._target_index
         self.initial_window = BRAIN
         self.series_started.emit(info)
+        if not self.is_loading():  # a slot of series_started cancelled the load: no progress after that
+            return
         self.progress.emit("Loading…", 0, info.n_slices)
         if info.is_ct:
             self.set_window(BRAIN.center, BRAIN.width, BRAIN.name)
