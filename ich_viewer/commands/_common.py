@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from ich_viewer.core.paths import is_inside
+
 EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_NOTHING_USABLE = 2
@@ -20,18 +22,6 @@ def print_json(obj: object) -> None:
     """Write ``obj`` as indented JSON on stdout and flush."""
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
     sys.stdout.flush()
-
-
-def is_inside(child: str | Path, parent: str | Path) -> bool:
-    """True when ``child`` is ``parent`` or lies under it (after resolving links); a file ``parent`` counts as
-    its folder."""
-    try:
-        c, p = Path(child).resolve(), Path(parent).resolve()
-    except OSError:
-        return False
-    if p.is_file():
-        p = p.parent
-    return c == p or p in c.parents
 
 
 def refuse_inside_study(out: str | Path | None, study: str | Path, option: str) -> None:

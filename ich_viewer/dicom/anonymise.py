@@ -37,6 +37,7 @@ import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
+from ich_viewer.core.paths import is_inside
 from ich_viewer.dicom.records import Skipped
 from ich_viewer.errors import IchViewerError
 
@@ -163,13 +164,6 @@ def _drop_profile_elements(ds: Dataset, elem: DataElement) -> None:
         elem.value = ""
 
 
-def _is_inside(child: Path, parent: Path) -> bool:
-    c, p = child.resolve(), parent.resolve()
-    if p.is_file():
-        p = p.parent
-    return c == p or p in c.parents
-
-
 def export_anonymised(
     paths: Sequence[str | Path],
     dest: str | Path,
@@ -208,7 +202,7 @@ def export_anonymised(
     dest = Path(dest)
     roots = [Path(study_root)] if study_root is not None else []
     roots += [Path(p).parent for p in paths]
-    if any(_is_inside(dest, root) for root in roots):
+    if any(is_inside(dest, root) for root in roots):
         raise AnonymiseError(
             "the anonymised export must go outside the study folder: ICH Viewer never writes into a study"
         )

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ich_viewer.core.paths import is_inside
 from ich_viewer.errors import CancelledError, IchViewerError
 from ich_viewer.pacs.servers import ServerSyntaxError, parse_server, valid_ae_title
 from ich_viewer.qt import actions
@@ -33,16 +34,6 @@ from ich_viewer.qt.pacs.worklist import WorklistPanel
 from ich_viewer.qt.workers import JobRunner, ai_results_job, anonymise_job
 
 __all__ = ["PacsController", "PacsSettingsDialog"]
-
-
-def _is_inside(child: str | Path, parent: str | Path) -> bool:
-    try:
-        c, p = Path(child).resolve(), Path(parent).resolve()
-    except OSError:
-        return False
-    if p.is_file():
-        p = p.parent
-    return c == p or p in c.parents
 
 
 class PacsSettingsDialog(QDialog):
@@ -204,7 +195,7 @@ class PacsController(QObject):
         if state is None:
             return False
         report, series = state
-        if folder and any(_is_inside(folder, p) for p in self.window.study.paths):
+        if folder and any(is_inside(folder, p) for p in self.window.study.paths):
             self._warn(
                 "AI results", "Choose a folder outside the study: ICH Viewer never writes into a study."
             )
@@ -276,7 +267,7 @@ class PacsController(QObject):
         if not files:
             self._warn("Anonymised export", "No study is open.")
             return False
-        if any(_is_inside(dest, p) for p in self.window.study.paths):
+        if any(is_inside(dest, p) for p in self.window.study.paths):
             self._warn(
                 "Anonymised export",
                 "Choose a folder outside the study: ICH Viewer never writes into a study.",

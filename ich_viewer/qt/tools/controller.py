@@ -20,6 +20,7 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from ich_viewer.core.measurements import KIND_NAMES, Measurement, MeasurementStore, compute_values
+from ich_viewer.core.paths import is_inside_any
 from ich_viewer.dicom.tags import read_tag_rows
 from ich_viewer.errors import IchViewerError
 from ich_viewer.qt import actions, dialogs
@@ -50,16 +51,6 @@ def _same_points(a, b) -> bool:
         math.isclose(p[0], q[0], abs_tol=1e-6) and math.isclose(p[1], q[1], abs_tol=1e-6)
         for p, q in zip(a, b, strict=True)
     )
-
-
-def _inside(path: Path, folders: tuple[str, ...]) -> bool:
-    resolved = path.resolve()
-    for folder in folders:
-        root = Path(folder).resolve()
-        root = root if root.is_dir() else root.parent
-        if resolved == root or root in resolved.parents:
-            return True
-    return False
 
 
 class ToolsController(QObject):
@@ -120,7 +111,7 @@ class ToolsController(QObject):
         uid = info.study_uid or f"no-study-uid-{info.series_uid}"
         if uid not in self.stores:
             store = MeasurementStore(self.folder, uid)
-            if _inside(self.folder, self.study.paths):
+            if is_inside_any(self.folder, self.study.paths):
                 store.autosave = False  # never write into the study folder
                 self.status.emit(
                     "Measurements are not saved: the app's data folder is inside the study", 8000
