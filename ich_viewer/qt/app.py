@@ -204,6 +204,20 @@ class StartupTrace(QObject):
         return False
 
 
+def _refuse_missing(window: MainWindow, path: str, screenshot: str | None) -> bool:
+    """For a PATH that does not exist: with ``--screenshot`` print one line, close and return True (exit 2);
+    otherwise show the error in the window's notice and return False."""
+    if Path(path).exists():
+        return False
+    message = f"no such file or folder: {path}"
+    if screenshot:
+        print(f"ich-viewer: {message}", file=sys.stderr)
+        window.close()
+        return True
+    window.notice.show_notice(message, level="error")
+    return False
+
+
 def run_app(args: argparse.Namespace) -> int:
     """Run the GUI for the parsed command line (``path, demo, screenshot, no_ai, slice, heatmap, model, seed, layout,
     beside, debug``)."""
@@ -261,28 +275,18 @@ def run_app(args: argparse.Namespace) -> int:
     if getattr(args, "demo", False):
         QTimer.singleShot(0, lambda: window.open_demo(seed=getattr(args, "seed", None)))
     elif path:
-        if not Path(path).exists():
-            message = f"no such file or folder: {path}"
-            if screenshot:
-                print(f"ich-viewer: {message}", file=sys.stderr)
-                window.close()
-                return EXIT_NOTHING_USABLE
-            window.notice.show_notice(message, level="error")
-        else:
+        if _refuse_missing(window, path, screenshot):
+            return EXIT_NOTHING_USABLE
+        if Path(path).exists():
             QTimer.singleShot(0, lambda: window.open_path(path))
     elif screenshot:
         driver = None
         QTimer.singleShot(300, lambda: _grab_empty(window, screenshot))
     beside = getattr(args, "beside", None)
     if beside:
-        if not Path(beside).exists():
-            message = f"no such file or folder: {beside}"
-            if screenshot:
-                print(f"ich-viewer: {message}", file=sys.stderr)
-                window.close()
-                return EXIT_NOTHING_USABLE
-            window.notice.show_notice(message, level="error")
-        else:
+        if _refuse_missing(window, beside, screenshot):
+            return EXIT_NOTHING_USABLE
+        if Path(beside).exists():
             QTimer.singleShot(0, lambda: window.viewer.open_beside(beside, switch=not layout))
     if driver is not None:
         driver.start()
