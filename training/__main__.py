@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue the run in --out (start it if there is none)"
     )
     t.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    t.add_argument("--architecture", default="ich_cnn", help="ich_cnn (default), efficientnet_b0 or resnet50")
+    t.add_argument("--architecture", default="ich_cnn", help="ich_cnn (default), ich_cnn_wide, efficientnet_b0 or resnet50")
     t.add_argument(
         "--weights", default=None, help="pretrained backbone weights file (efficientnet_b0, resnet50)"
     )

@@ -13,7 +13,14 @@ from ich_viewer.core.labels import LABELS, RSNA_LOSS_WEIGHTS
 from ich_viewer.core.windowing import ModelInput
 from ich_viewer.inference.architectures import build_model
 
-__all__ = ["AnyAUC", "WeightedBCE", "compile_model", "create_model", "load_backbone_weights"]
+__all__ = [
+    "AnyAUC",
+    "WeightedBCE",
+    "compile_model",
+    "create_model",
+    "init_weights_from",
+    "load_backbone_weights",
+]
 
 _EPS = 1e-7
 
@@ -171,3 +178,39 @@ def load_backbone_weights(model: Any, architecture: str, path: str) -> dict[str,
     if copied == 0:
         raise ValueError(f"--weights {path}: no layer matches the {architecture} model")
     return {"layers": copied, "adapted": adapted, "skipped": skipped}
+
+
+def init_weights_from(model: Any, path: str | Any) -> dict[str, int]:
+    """Start ``model`` from the weights of an earlier run's checkpoint ``path`` (a ``.keras`` file).
+
+    A checkpoint of the same architecture loads whole. Another architecture (e.g. ``ich_cnn_wide`` from an
+    ``ich_cnn``) gets every layer whose name and weight shapes match; the others keep their fresh weights.
+
+    Returns
+    -------
+    dict
+        ``{"layers": copied, "kept": layers of ``model`` with weights that were not copied}``.
+
+    Raises
+    ------
+    ValueError
+        When not a single layer matches.
+    """
+    src = keras.saving.load_model(path, compile=False)
+    weighted = [layer for layer in model.layers if layer.weights]
+    if src.name == model.name:
+        model.load_weights(path)
+        return {"layers": len(weighted), "kept": 0}
+    names = {layer.name: layer for layer in src.layers}
+    copied = 0
+    for layer in weighted:
+        other = names.get(layer.name)
+        if other is None:
+            continue
+        theirs = other.get_weights()
+        if [w.shape for w in theirs] == [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(theirs)
+            copied += 1
+    if not copied:
+        raise ValueError(f"--init-from: no layer of {path} ({src.name}) matches {model.name}")
+    return {"layers": copied, "kept": len(weighted) - copied}

@@ -288,7 +288,7 @@ def run_training(config: TrainConfig, *, resume: bool = False, overwrite: bool =
 
     from training.evaluate import write_report
     from training.metrics import choose_thresholds, format_table
-    from training.models import create_model, load_backbone_weights
+    from training.models import create_model, init_weights_from, load_backbone_weights
     from training.pipeline import (
         Augment,
         make_eval_dataset,
@@ -498,8 +498,9 @@ def run_training(config: TrainConfig, *, resume: bool = False, overwrite: bool =
             init = Path(config.init_from) / BEST_FILE
             if not init.is_file():
                 raise FileNotFoundError(f"--init-from {config.init_from}: no {BEST_FILE} there")
-            model.load_weights(init)
-            print(f"weights initialised from {init}", flush=True)
+            loaded = init_weights_from(model, init)
+            run_info["init_from"] = {"run": str(config.init_from), **loaded}
+            print(f"weights initialised from {init}: {loaded}", flush=True)
     if multiworker:
         _patch_multiworker_build(model, strategy)
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)

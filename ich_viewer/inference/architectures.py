@@ -34,12 +34,17 @@ __all__ = [
 ]
 
 #: The architectures :func:`build_model` knows, default first.
-ARCHITECTURES: tuple[str, ...] = ("ich_cnn", "efficientnet_b0", "resnet50")
+ARCHITECTURES: tuple[str, ...] = ("ich_cnn", "ich_cnn_wide", "efficientnet_b0", "resnet50")
 
 #: The architecture of the bundled demo model.
 DEFAULT_ARCHITECTURE = "ich_cnn"
 
-_GRADCAM_LAYERS = {"ich_cnn": "last_conv", "efficientnet_b0": "top_conv", "resnet50": "conv5_block3_3_conv"}
+_GRADCAM_LAYERS = {
+    "ich_cnn": "last_conv",
+    "ich_cnn_wide": "last_conv",
+    "efficientnet_b0": "top_conv",
+    "resnet50": "conv5_block3_3_conv",
+}
 
 #: The ``keras.applications`` backbone of each pretrained-style architecture (for ``--weights`` files).
 BACKBONES = {"efficientnet_b0": "EfficientNetB0", "resnet50": "ResNet50"}
@@ -47,7 +52,12 @@ BACKBONES = {"efficientnet_b0": "EfficientNetB0", "resnet50": "ResNet50"}
 #: Filters of the ``ich_cnn`` conv layers, per block; a 2x2 max-pool follows every block but the last (with
 #: stride 1 after block 3 in the inference form, see :func:`build_model`). ``last_conv`` works at 1/4 of the
 #: input size in the inference form (64x64 at 256, 48x48 at 192) and at 1/8 in the training form.
-_ICH_CNN_BLOCKS: tuple[tuple[int, ...], ...] = ((16,), (32,), (48, 48), (64, 96))
+#: ``ich_cnn_wide`` has the same first three blocks (so it can start from an ``ich_cnn``'s weights) and twice
+#: the filters in the last block, which works at the lowest resolution and costs little.
+_ICH_CNN_BLOCKS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "ich_cnn": ((16,), (32,), (48, 48), (64, 96)),
+    "ich_cnn_wide": ((16,), (32,), (48, 48), (128, 192)),
+}
 
 
 def _check(architecture: str) -> str:
@@ -93,7 +103,8 @@ def build_model(
     Parameters
     ----------
     architecture : str
-        ``"ich_cnn"`` (the small custom CNN of the bundled model), ``"efficientnet_b0"``
+        ``"ich_cnn"`` (the small custom CNN), ``"ich_cnn_wide"`` (the same with a wider last block),
+        ``"efficientnet_b0"``
         (``keras.applications.EfficientNetB0``) or ``"resnet50"`` (``keras.applications.ResNet50``), both
         ``weights=None`` and flattened into one functional graph, so that layer names are those of
         ``keras.applications`` (pretrained weights load by name, see ``training.models.load_backbone_weights``).
@@ -103,11 +114,13 @@ def build_model(
     dropout : float
         Dropout rate before the dense head.
     training_form : bool
-        ``ich_cnn`` only. The *training form* max-pools (stride 2) after block 3, so its last block works at
+        ``ich_cnn`` and ``ich_cnn_wide`` only. The *training form* max-pools (stride 2) after block 3, so its last block works at
         1/8 of the input size (cheap to train). The default *inference form* pools with stride 1 and dilates
         the last block's convolutions by 2 (the "a trous" trick): with the same weights it computes the
         training form's last-block features at every other position plus the positions in between, so
-        ``last_conv`` has 1/4 of the input size (48x48 at 192, 64x64 at 256) for sharper Grad-CAM.
+        ``last_conv`` has 1/4 of the input size (48x48 at 192, 64x64 at 256) for sharper Grad-CAM. Its head
+        pools over the training form's positions only (``head_subsample``), so both forms give the same
+        probabilities.
         :func:`to_inference_form` converts a trained training-form model.
 
     Returns
@@ -124,12 +137,13 @@ def build_model(
     model_input = model_input or ModelInput()
     size = model_input.size
     inputs = keras.Input(shape=model_input.shape, name="image", dtype="float32")
-    if architecture == "ich_cnn":
+    if architecture in _ICH_CNN_BLOCKS:
         if size % 8:
-            raise ValueError(f"ich_cnn needs an input size divisible by 8, got {size}")
+            raise ValueError(f"{architecture} needs an input size divisible by 8, got {size}")
         x = inputs
-        last_block = len(_ICH_CNN_BLOCKS) - 1
-        for b, filters in enumerate(_ICH_CNN_BLOCKS):
+        blocks = _ICH_CNN_BLOCKS[architecture]
+        last_block = len(blocks) - 1
+        for b, filters in enumerate(blocks):
             dilation = 2 if b == last_block and not training_form else 1
             for j, f in enumerate(filters):
                 is_last = b == last_block and j == len(filters) - 1
@@ -148,8 +162,12 @@ def build_model(
                 x = layers.MaxPooling2D(2, strides=1, padding="same", name=f"block{b + 1}_pool")(x)
             elif b != last_block:
                 x = layers.MaxPooling2D(2, name=f"block{b + 1}_pool")(x)
+        if not training_form:
+            # The head pools over the positions the training form computes (every other one), so that the
+            # probabilities are exactly those of the trained model; Grad-CAM still reads all of ``last_conv``.
+            x = layers.MaxPooling2D(1, strides=2, name="head_subsample")(x)
         outputs = _head(x, dropout, "avg+max")
-        return keras.Model(inputs, outputs, name="ich_cnn")
+        return keras.Model(inputs, outputs, name=architecture)
 
     if architecture == "resnet50":
         # ResNet50 (He et al., 2016) as keras.applications builds it; its ImageNet weights expect "caffe" input,
@@ -174,7 +192,7 @@ def is_training_form(model: Any) -> bool:
         conv = model.get_layer("last_conv")
     except ValueError:
         return False
-    return tuple(conv.dilation_rate) == (1, 1) and model.name == "ich_cnn"
+    return tuple(conv.dilation_rate) == (1, 1) and model.name in _ICH_CNN_BLOCKS
 
 
 def to_inference_form(model: Any, model_input: ModelInput) -> Any:
@@ -185,6 +203,6 @@ def to_inference_form(model: Any, model_input: ModelInput) -> Any:
     if not is_training_form(model):
         return model
     dropout = float(model.get_layer("head_dropout").rate)
-    dense = build_model("ich_cnn", model_input, dropout=dropout)
+    dense = build_model(model.name, model_input, dropout=dropout)
     dense.set_weights(model.get_weights())
     return dense

@@ -53,6 +53,23 @@ class TestIchCnn:
         b = keras.Model(dense.input, dense.get_layer("last_conv").output)(x).numpy()
         assert a.shape == (2, 8, 8, 96) and b.shape == (2, 16, 16, 96)
         np.testing.assert_allclose(b[:, ::2, ::2], a, atol=1e-4)  # the same features, plus the ones between
+        # and the same probabilities: the head pools over the training form's positions only
+        np.testing.assert_allclose(np.asarray(dense(x)), np.asarray(train(x)), atol=1e-5)
+
+    def test_wide_variant_shares_the_first_blocks(self) -> None:
+        mi = ModelInput(size=64)
+        small = build_model("ich_cnn", mi, training_form=True)
+        wide = build_model("ich_cnn_wide", mi, training_form=True)
+        assert wide.name == "ich_cnn_wide" and is_training_form(wide)
+        for layer in small.layers:
+            if layer.name.startswith(("block1", "block2", "block3")) and layer.weights:
+                shapes = [w.shape for w in wide.get_layer(layer.name).weights]
+                assert shapes == [w.shape for w in layer.weights]
+        assert wide.get_layer("last_conv").filters == 2 * small.get_layer("last_conv").filters
+        dense = to_inference_form(wide, mi)
+        assert dense.name == "ich_cnn_wide" and not is_training_form(dense)
+        x = np.random.default_rng(3).random((2, 64, 64, 3), dtype=np.float32)
+        np.testing.assert_allclose(np.asarray(dense(x)), np.asarray(wide(x)), atol=1e-5)
 
     def test_flat_and_no_lambda(self) -> None:
         model = build_model("ich_cnn", ModelInput(size=32))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ich_viewer.core.labels import RSNA_LOSS_WEIGHTS
+from ich_viewer.core.windowing import ModelInput
 from training.metrics import weighted_log_loss
 from training.models import WeightedBCE
 
@@ -51,3 +52,54 @@ def test_perfect_predictions_cost_almost_nothing_and_config_round_trips() -> Non
     assert loss.label_weights == (1, 1, 1, 1, 1, 3)
     with pytest.raises(ValueError):
         WeightedBCE(weights=(1, 2))
+
+
+class TestInitWeightsFrom:
+    """``--init-from``: a run starts from an earlier run's checkpoint, also of a wider architecture."""
+
+    def _saved_ich_cnn(self, tmp_path):
+        from ich_viewer.inference.architectures import build_model
+
+        mi = ModelInput(size=32)
+        src = build_model("ich_cnn", mi, training_form=True)
+        rng = np.random.default_rng(5)
+        src.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in src.get_weights()])
+        path = tmp_path / "best.keras"
+        src.save(path)
+        return src, path, mi
+
+    def test_same_architecture_loads_whole(self, tmp_path) -> None:
+        from ich_viewer.inference.architectures import build_model
+        from training.models import init_weights_from
+
+        src, path, mi = self._saved_ich_cnn(tmp_path)
+        model = build_model("ich_cnn", mi, training_form=True)
+        info = init_weights_from(model, path)
+        assert info["kept"] == 0
+        x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+        np.testing.assert_allclose(np.asarray(model(x)), np.asarray(src(x)), atol=1e-6)
+
+    def test_wider_architecture_gets_the_matching_layers(self, tmp_path) -> None:
+        from ich_viewer.inference.architectures import build_model
+        from training.models import init_weights_from
+
+        src, path, mi = self._saved_ich_cnn(tmp_path)
+        wide = build_model("ich_cnn_wide", mi, training_form=True)
+        fresh_last = wide.get_layer("last_conv").get_weights()[0].copy()
+        info = init_weights_from(wide, path)
+        assert info["layers"] > 0 and info["kept"] > 0
+        for name in ("block1_1_conv", "block2_1_conv", "block3_2_conv", "block3_2_bn"):
+            for a, b in zip(
+                wide.get_layer(name).get_weights(), src.get_layer(name).get_weights(), strict=True
+            ):
+                np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(wide.get_layer("last_conv").get_weights()[0], fresh_last)
+
+    def test_nothing_in_common_is_an_error(self, tmp_path) -> None:
+        from ich_viewer.inference.architectures import build_model
+        from training.models import init_weights_from
+
+        _, path, _ = self._saved_ich_cnn(tmp_path)
+        other = build_model("efficientnet_b0", ModelInput(size=32))
+        with pytest.raises(ValueError, match="no layer"):
+            init_weights_from(other, path)
