@@ -21,7 +21,7 @@ from ich_viewer.qt.ai.controller import AiController
 from ich_viewer.qt.hematoma import HematomaController
 from ich_viewer.qt.pacs.controller import PacsController
 from ich_viewer.qt.panels.series_panel import SeriesPanel
-from ich_viewer.qt.settings import MOUSE_ACTIONS, Preferences, make_settings
+from ich_viewer.qt.settings import MOUSE_ACTIONS, RESTORABLE_LAYOUTS, Preferences, make_settings
 from ich_viewer.qt.study_controller import StudyController, series_file_stem, study_title
 from ich_viewer.qt.tools.controller import ToolsController
 from ich_viewer.qt.views.layout import row_or_column
@@ -83,6 +83,9 @@ class MainWindow(QMainWindow):
         self.viewer.set_overlays_visible(self.prefs.show_overlays)
         self.viewer.set_mouse_mapping(self.prefs.mouse_mapping())
         self._restore_geometry()
+        if self.prefs.layout != "axial":
+            self.viewer.set_layout(self.prefs.layout)  # the layout the user left (``--layout`` overrides it)
+        self.viewer.layout_changed.connect(self._remember_layout)
         self.study.series_loaded.connect(self.series_loaded)  # last: once everything shows it
         self.study.load_failed.connect(self.load_failed)
 
@@ -444,6 +447,11 @@ class MainWindow(QMainWindow):
             and self.ai.is_ready()
             and self.viewer.is_ready()
         )
+
+    def _remember_layout(self, name: str) -> None:
+        if name in RESTORABLE_LAYOUTS and name != self.prefs.layout:
+            self.prefs.layout = name
+            self.prefs.save(self.settings)
 
     def save_preferences(self) -> None:
         """Write geometry and preferences to QSettings."""

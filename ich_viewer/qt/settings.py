@@ -54,6 +54,16 @@ def read_list(settings: QSettings, key: str) -> list[str]:
     return [str(v) for v in value]
 
 
+#: The layouts a new window starts in when the user left one in it ("compare" needs a second series, so a
+#: window left in it starts in "axial").
+RESTORABLE_LAYOUTS = ("axial", "mpr", "grid")
+
+
+def _restorable_layout(value: object) -> str:
+    name = str(value or "axial")
+    return name if name in RESTORABLE_LAYOUTS else "axial"
+
+
 @dataclass
 class Preferences:
     """The user's preferences as plain values (loaded from and saved to QSettings)."""
@@ -67,6 +77,7 @@ class Preferences:
     cine_fps: int = 10
     auto_ai: bool = True
     model_dir: str = ""
+    layout: str = "axial"
 
     @classmethod
     def load(cls, settings: QSettings) -> Preferences:
@@ -86,6 +97,7 @@ class Preferences:
             cine_fps=max(1, min(60, read_int(settings, "view/cine_fps", 10))),
             auto_ai=read_bool(settings, "ai/auto_run", True),
             model_dir=str(settings.value("ai/model_dir", "") or ""),
+            layout=_restorable_layout(settings.value("view/layout", "axial")),
         )
 
     def save(self, settings: QSettings) -> None:
@@ -99,6 +111,7 @@ class Preferences:
         settings.setValue("view/cine_fps", self.cine_fps)
         settings.setValue("ai/auto_run", self.auto_ai)
         settings.setValue("ai/model_dir", self.model_dir)
+        settings.setValue("view/layout", self.layout)
         settings.sync()
 
     def mouse_mapping(self) -> dict[str, str]:

@@ -108,6 +108,33 @@ def test_layout_switching_by_action(qtbot, window, ct_study):
     assert "Ctrl+2: MPR: Axial, Coronal, Sagittal" in shortcut_help_text(window.prefs.mouse_mapping())
 
 
+def test_the_layout_left_is_the_layout_of_the_next_window(qtbot, ct_study):
+    folder, _ = ct_study(n_slices=12)
+    first = MainWindow(settings=make_settings())
+    first.configure_ai(enabled=False)
+    qtbot.addWidget(first)
+    assert first.viewer.layout_name == "axial"
+    first.acts["layout_mpr"].trigger()
+    first.close()
+    first.jobs.shutdown(5000)
+    second = MainWindow(settings=make_settings())
+    second.configure_ai(enabled=False)
+    qtbot.addWidget(second)
+    assert second.viewer.layout_name == "mpr"
+    open_and_wait(qtbot, second, folder)
+    mpr_ready(qtbot, second)
+    assert second.viewer.coronal.image_item.image is not None
+    # compare needs a second series: a window left in it starts in axial
+    second.acts["layout_grid"].trigger()
+    second.viewer.set_layout("compare")
+    second.close()
+    second.jobs.shutdown(5000)
+    third = MainWindow(settings=make_settings())
+    qtbot.addWidget(third)
+    assert third.viewer.layout_name == "grid"  # the last restorable layout
+    third.jobs.shutdown(5000)
+
+
 def test_crosshair_click_in_coronal_moves_the_axial_slice(qtbot, window, ct_study):
     folder, _ = ct_study(n_slices=20, spacing=(2.5, 0.5, 0.5))
     open_and_wait(qtbot, window, folder)

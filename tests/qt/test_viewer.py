@@ -389,6 +389,15 @@ class TestReadout:
 
 
 class TestPreferencesAndExport:
+    @pytest.mark.parametrize(("stored", "expected"), [("mpr", "mpr"), ("grid", "grid"), ("compare", "axial"),
+                                                      ("sideways", "axial"), ("", "axial")])  # fmt: skip
+    def test_stored_layout_is_read_back_or_falls_back_to_axial(self, stored, expected):
+        from ich_viewer.qt.settings import Preferences
+
+        settings = make_settings()
+        settings.setValue("view/layout", stored)
+        assert Preferences.load(settings).layout == expected
+
     def test_preferences_persist_across_windows(self, qtbot, ct_study, isolated_settings):
         folder, _ = ct_study(n_slices=2)
         first = MainWindow(settings=make_settings())
