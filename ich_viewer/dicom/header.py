@@ -490,6 +490,7 @@ def _viewer_meta(ds: Dataset) -> dict[str, Any]:
         "contrast_agent": _text(ds, "ContrastBolusAgent"),
         "convolution_kernel": _text(ds, "ConvolutionKernel"),
         "image_type": _text(ds, "ImageType"),
+        "frame_of_reference_uid": _text(ds, "FrameOfReferenceUID"),
     }
 
 
@@ -501,7 +502,7 @@ def viewer_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     ``manufacturer`` (str); ``kvp``, ``window_center``, ``window_width`` (float or None; the first value of a
     multi-valued (0028,1050)/(0028,1051)); ``body_part`` (0018,0015), ``contrast_agent`` (0018,0010),
     ``convolution_kernel`` (0018,1210) and ``image_type`` (0008,0008) as text (multiple values joined by
-    backslashes).
+    backslashes); ``frame_of_reference_uid`` (0020,0052).
     """
     try:
         return _viewer_meta(read_header(path))

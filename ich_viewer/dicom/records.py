@@ -120,7 +120,8 @@ class SeriesInfo:
     ``(between slices, row spacing, column spacing)``. The metadata fields come from the series' first file;
     ``body_part`` is (0018,0015) Body Part Examined, ``contrast_agent`` (0018,0010) Contrast/Bolus Agent,
     ``convolution_kernel`` (0018,1210) Convolution Kernel and ``image_type`` (0008,0008) Image Type (values
-    joined by backslashes).
+    joined by backslashes); ``frame_of_reference_uid`` (0020,0052) Frame of Reference UID (positions of two
+    series are comparable only within one frame of reference).
     """
 
     series_uid: str
@@ -153,6 +154,7 @@ class SeriesInfo:
     contrast_agent: str = ""
     convolution_kernel: str = ""
     image_type: str = ""
+    frame_of_reference_uid: str = ""
 
     @property
     def n_slices(self) -> int:

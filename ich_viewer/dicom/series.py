@@ -464,6 +464,7 @@ def _build_series(group: _Group, parts: int) -> SeriesInfo:
         contrast_agent=meta.get("contrast_agent", ""),
         convolution_kernel=meta.get("convolution_kernel", ""),
         image_type=meta.get("image_type", ""),
+        frame_of_reference_uid=meta.get("frame_of_reference_uid", ""),
         transfer_syntax=reference.transfer_syntax,
     )
 

@@ -200,6 +200,30 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "compare_series", "Compare With &Series…", "viewer.choose_compare_series", menu="&View/&Layout"
     ),
     ActionSpec(
+        "compare_up",
+        "Second Series Up (Unlinked)",
+        "viewer.compare.step_unlinked",
+        ("Alt+Up",),
+        "&View/&Layout",
+        tip="Align a prior: scroll the second series alone; scrolling stays linked with the new offset",
+        args=(1,),
+    ),
+    ActionSpec(
+        "compare_down",
+        "Second Series Down (Unlinked)",
+        "viewer.compare.step_unlinked",
+        ("Alt+Down",),
+        "&View/&Layout",
+        args=(-1,),
+    ),
+    ActionSpec(
+        "compare_realign",
+        "Reset Compare Alignment",
+        "viewer.compare.reset_alignment",
+        menu="&View/&Layout",
+        tip="By patient position in one frame of reference, else by the centres of the two stacks",
+    ),
+    ActionSpec(
         "slab_mode",
         "Slab &Mode: Thin, Average, MIP, MinIP",
         "viewer.mpr.cycle_slab_mode",

@@ -263,11 +263,19 @@ class MprController(QObject):
         return slab_reduce(volume[lo:hi], 0, self.slab_mode)
 
 
+def _centre(positions: np.ndarray) -> float:
+    return 0.5 * (float(np.min(positions)) + float(np.max(positions)))
+
+
 class CompareController(QObject):
     """A second series shown beside the study's, scrolled with it by patient position (not by index).
 
     Positions are along the study's slice normal (the second series' Image Positions projected onto it), so
-    two series of different spacing, or a prior study, line up at the same level of the head.
+    two series of different spacing line up at the same level of the head. Patient positions are comparable
+    only within one (0020,0052) Frame of Reference: a series of another frame (a prior scan, another table
+    position) starts aligned by the centres of the two stacks, and :meth:`step_unlinked` (scroll the second
+    series alone) sets the offset where the user sees the same level; :attr:`offset_mm` is that offset, 0 in one
+    frame unless the user moves it.
 
     Signals
     -------
@@ -291,8 +299,17 @@ class CompareController(QObject):
         self._primary = np.zeros(0)
         self._second = np.zeros(0)
         self._moving_study = False
-        study.series_loaded.connect(lambda _s: self._update_positions())
+        #: second-series position = study position + offset_mm (mm along the study's slice normal)
+        self.offset_mm = 0.0
+        #: both series carry the same, non-empty Frame of Reference UID
+        self.same_frame = True
+        study.series_loaded.connect(self._on_study_loaded)
         study.index_changed.connect(self._on_study_index_changed)
+
+    def _on_study_loaded(self, _series: Series) -> None:
+        self._update_positions()
+        if self.series is not None:
+            self.reset_alignment()  # another study series: the old pairing means nothing
 
     def load_series(self, info: SeriesInfo) -> None:
         """Load a series of the study's scan (or any scanned series) as the second one."""
@@ -320,6 +337,7 @@ class CompareController(QObject):
     def _on_loaded(self, result: StudyLoaded) -> None:
         self.series = result.series
         self._update_positions()
+        self.reset_alignment()
         self.index = self.linked_index(self.study.index)
         self.series_changed.emit(self.series)
         self.index_changed.emit(self.index)
@@ -338,12 +356,33 @@ class CompareController(QObject):
         primary = stack_geometry(info)
         self._primary = primary.slice_positions()
         self._second = stack_geometry(self.series.info).slice_positions(primary.normal)
+        mine, theirs = info.frame_of_reference_uid, self.series.info.frame_of_reference_uid
+        self.same_frame = bool(mine) and mine == theirs
+
+    def reset_alignment(self) -> None:
+        """Offset 0 in one frame of reference; else the offset that puts the two stacks' centres together."""
+        if self.same_frame or not len(self._primary) or not len(self._second):
+            self.offset_mm = 0.0
+        else:
+            self.offset_mm = _centre(self._second) - _centre(self._primary)
+        if self.series is not None:
+            self.index = self.linked_index(self.study.index)
+            self.index_changed.emit(self.index)
+
+    def link_text(self) -> str:
+        """How the two series are linked, for the second pane's overlay ("" without a second series)."""
+        if self.series is None:
+            return ""
+        offset = f"offset {self.offset_mm:+.1f} mm" if abs(self.offset_mm) >= 0.05 else ""
+        if self.same_frame:
+            return "Linked by position" + (f", {offset}" if offset else "")
+        return f"Other frame of reference: linked with {offset or 'offset 0.0 mm'} (Alt+Up/Down aligns)"
 
     def linked_index(self, primary_index: int) -> int:
         """The second series' slice nearest (by patient position) to the study's slice ``primary_index``."""
         if self.series is None or not len(self._second) or not (0 <= primary_index < len(self._primary)):
             return self.index
-        return nearest_index(self._second, float(self._primary[primary_index]))
+        return nearest_index(self._second, float(self._primary[primary_index]) + self.offset_mm)
 
     def position_mm(self) -> float | None:
         """Position of the second series' slice on screen along the study's normal (mm)."""
@@ -362,9 +401,23 @@ class CompareController(QObject):
         if len(self._primary):
             self._moving_study = True
             try:
-                self.study.set_index(nearest_index(self._primary, float(self._second[self.index])), user=True)
+                target = float(self._second[self.index]) - self.offset_mm
+                self.study.set_index(nearest_index(self._primary, target), user=True)
             finally:
                 self._moving_study = False
+
+    def step_unlinked(self, steps: int) -> None:
+        """Scroll the second series alone by ``steps`` slices and keep the new pairing as the offset.
+
+        For a prior of another frame of reference (or a patient who lay differently): scroll it until it shows
+        the level of the study's slice, and scrolling stays linked from there.
+        """
+        if self.series is None or not len(self._second) or not len(self._primary):
+            return
+        self.index = min(max(self.index + int(steps), 0), self.series.hu.shape[0] - 1)
+        primary_index = min(max(self.study.index, 0), len(self._primary) - 1)
+        self.offset_mm = float(self._second[self.index]) - float(self._primary[primary_index])
+        self.index_changed.emit(self.index)
 
     def _on_study_index_changed(self, index: int) -> None:
         if self._moving_study or self.series is None:

@@ -59,23 +59,25 @@ def write_ct_series(
     patient_name: str = "DOE^JANE",
     window: tuple[float, float] | None = (40.0, 150.0),
     prefix: str = "IM",
+    z0: float = 10.0,
     **tags: object,
 ) -> list[Path]:
     """Write ``hu`` (int16 (S, H, W), display order = ascending z) as a CT series, one file per slice.
 
     Stored values are ``hu + 1024`` with (0028,1053) Rescale Slope 1 and (0028,1052) Intercept -1024. Files
     are named in *reverse* order so that the loader must sort by position, not by name. ``tags`` are extra
-    DICOM keywords set on every file (e.g. ``ContrastBolusAgent``).
+    DICOM keywords set on every file (e.g. ``ContrastBolusAgent``; ``FrameOfReferenceUID`` replaces the new
+    one each series gets). ``z0``: the first slice's z (mm).
     """
     study_uid = study_uid or generate_uid()
     series_uid = generate_uid()
-    frame_uid = generate_uid()
+    frame_uid = str(tags.pop("FrameOfReferenceUID", "") or generate_uid())
     n, rows, cols = hu.shape
     paths = []
     for k in range(n):
         ds = ct_slice(
             (hu[k].astype(np.int32) + 1024).astype(np.int16),
-            position=(-cols * spacing[2] / 2, -rows * spacing[1] / 2, 10.0 + k * spacing[0]),
+            position=(-cols * spacing[2] / 2, -rows * spacing[1] / 2, z0 + k * spacing[0]),
             instance=k + 1,
             series_uid=series_uid,
             study_uid=study_uid,

@@ -245,9 +245,17 @@ def test_zoom_is_interpolated_and_the_scale_bar_is_a_round_length(qtbot, window,
 
 def test_two_series_side_by_side_scroll_together_by_position(qtbot, window, tmp_path):
     folder = tmp_path / "two"
-    study_uid = generate_uid()
+    study_uid, frame = (
+        generate_uid(),
+        generate_uid(),
+    )  # two reconstructions of one scan: one frame of reference
     write_ct_series(
-        folder, head_volume(8, 64, 64), description="HEAD 5mm", spacing=(5.0, 0.5, 0.5), study_uid=study_uid
+        folder,
+        head_volume(8, 64, 64),
+        description="HEAD 5mm",
+        spacing=(5.0, 0.5, 0.5),
+        study_uid=study_uid,
+        FrameOfReferenceUID=frame,
     )
     write_ct_series(
         folder / "thin",
@@ -257,6 +265,7 @@ def test_two_series_side_by_side_scroll_together_by_position(qtbot, window, tmp_
         study_uid=study_uid,
         series_number=3,
         prefix="T",
+        FrameOfReferenceUID=frame,
     )
     thick_uid = next(s.series_uid for s in scan(folder).series if s.description == "HEAD 5mm")
     with qtbot.waitSignal(window.series_loaded, timeout=LOAD_TIMEOUT_MS):
@@ -289,9 +298,45 @@ def test_two_series_side_by_side_scroll_together_by_position(qtbot, window, tmp_
     assert z_second(compare.index) == pytest.approx(22.0)
     assert window.study.index == 2  # z = 20, the nearest 5 mm slice
     assert compare.index == 6  # and the second series does not snap back to z = 20
+    assert compare.same_frame and compare.offset_mm == 0.0
+    assert window.viewer.compare_view.extra_text == "Linked by position"
     # W/L is linked
     window.study.set_window(60, 300)
     assert (window.viewer.compare_view.wl_center, window.viewer.compare_view.wl_width) == (60, 300)
+
+
+def test_a_prior_of_another_frame_of_reference_is_aligned_and_the_offset_can_be_set(qtbot, window, tmp_path):
+    # the prior: another scan, whose table positions start 300 mm further (another frame of reference)
+    current, prior = tmp_path / "current", tmp_path / "prior"
+    write_ct_series(current, head_volume(10, 64, 64), spacing=(5.0, 0.5, 0.5))
+    write_ct_series(prior, head_volume(10, 64, 64, seed=3), spacing=(5.0, 0.5, 0.5), z0=310.0)
+    open_and_wait(qtbot, window, current)
+    window.viewer.open_beside(prior)
+    qtbot.waitUntil(lambda: window.viewer.compare.series is not None, timeout=LOAD_TIMEOUT_MS)
+    compare = window.viewer.compare
+    assert not compare.same_frame
+    assert compare.offset_mm == pytest.approx(300.0)  # stack centres together, not "nearest to z = 30"
+    window.study.set_index(3, user=True)
+    assert compare.index == 3
+    assert "Other frame of reference" in window.viewer.compare_view.extra_text
+    # the patient lay 10 mm lower in the prior: scroll it alone two slices, then scrolling stays paired
+    window.acts["compare_up"].trigger()
+    window.acts["compare_up"].trigger()
+    assert (window.study.index, compare.index) == (3, 5)
+    assert compare.offset_mm == pytest.approx(310.0)
+    assert "+310.0 mm" in window.viewer.compare_view.extra_text
+    window.study.set_index(1, user=True)
+    assert compare.index == 3
+    compare.step(2)  # the wheel on the prior: the study follows with the same offset
+    assert (window.study.index, compare.index) == (3, 5)
+    window.acts["compare_realign"].trigger()
+    assert compare.offset_mm == pytest.approx(300.0) and compare.index == 3
+    window.acts["compare_down"].trigger()
+    assert compare.offset_mm == pytest.approx(295.0)
+    # without a second series the unlinked step does nothing
+    compare.clear()
+    compare.step_unlinked(1)
+    assert compare.series is None
 
 
 def test_layout_mpr_screenshot_from_the_command_line(ct_study, tmp_path, isolated_settings):

@@ -390,6 +390,7 @@ class ViewerArea(QWidget):
     def _on_compare_index_changed(self, index: int) -> None:
         if self.compare.series is not None:
             self.compare_view.set_slice(index, self.compare.current_slice())
+            self.compare_view.set_extra_text(self.compare.link_text())
 
     def _on_compare_failed(self, message: str) -> None:
         self.compare_view.show_message(message)
