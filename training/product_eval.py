@@ -258,9 +258,10 @@ def choose_reading(
     The logit offset corrects each label from its rate in the training batches to ``prevalence``. For each
     aggregation weight the study thresholds are chosen: ``any`` at the highest threshold with study
     sensitivity >= ``min_sensitivity``; each subtype at that rule too, but never below the level that only
-    ``subtype_false_flags`` of the studies without blood reach (a subtype flags the study on its own, so a
-    weak subtype must not undo the specificity of ``any``). The weight with the best flag specificity (then
-    ``any`` AUC) wins.
+    ``subtype_false_flags`` of the studies known not to have that subtype reach (normal studies and studies of
+    other types alike: a subtype flags the study on its own, so a weak subtype must not undo the specificity
+    of ``any``, and a few normal studies alone give too optimistic a floor). The weight with the best flag
+    specificity (then ``any`` AUC) wins.
 
     Returns
     -------
@@ -280,13 +281,13 @@ def choose_reading(
         study = np.stack([aggregate(apply_logit_offset(r.raw_slice_probs, offset), w) for r in results])
         ys = np.stack([r.case.study_labels for r in results])
         thresholds = {}
-        clean = ys[:, 0] == 0  # studies without any blood
         for k, label in enumerate(LABELS):
             keep = ys[:, k] >= 0
             y, p = ys[keep, k], study[keep, k]
             thr = _threshold_at_sensitivity(y, p, min_sensitivity)
-            if k > 0 and clean.any():
-                floor = float(np.quantile(study[clean, k], 1.0 - subtype_false_flags, method="higher"))
+            without = ys[:, k] == 0  # studies known not to have this subtype
+            if k > 0 and without.any():
+                floor = float(np.quantile(study[without, k], 1.0 - subtype_false_flags, method="higher"))
                 thr = max(thr, float(np.nextafter(np.float32(floor), np.float32(1.0))))
             thresholds[label] = min(thr, 0.999)
         flagged = np.zeros(len(results), bool)
@@ -426,8 +427,8 @@ def calibrate_folder(
                 + f", composites on their normal levels, {phantom_studies} phantom studies (seeds 40000000+)",
                 "rule": f"study level, on the real-anatomy validation studies (PHE-SICH, normal levels, "
                 f"composites): highest threshold with sensitivity >= {min_sensitivity} per label, a subtype "
-                "never below what 2 % of the studies without blood reach; aggregation weight with the best flag "
-                "specificity",
+                "never below what 2 % of the studies without that subtype reach; aggregation weight with the best "
+                "flag specificity",
                 "prevalence": dict(zip(LABELS, RSNA_PREVALENCE, strict=True)),
                 "selection": report,
             }

@@ -113,6 +113,33 @@ def test_choose_reading_meets_the_sensitivity_on_validation() -> None:
     assert set(thresholds) == set(LABELS)
 
 
+def test_a_subtype_never_flags_the_studies_of_another_type() -> None:
+    """The epidural output fires on intraparenchymal studies (a confusion real models make): its threshold must
+    sit above those, not only above the few normal studies."""
+    rng = np.random.default_rng(3)
+    results = []
+    for j in range(60):
+        kind = ("normal", "intraparenchymal", "epidural")[j % 3]
+        labels = np.zeros((10, 6))
+        raw = rng.uniform(0.0, 0.1, (10, 6)).astype(np.float32)
+        if kind != "normal":
+            k = LABELS.index(kind)
+            labels[3:6, 0] = labels[3:6, k] = 1
+            raw[3:6, 0] = raw[3:6, k] = rng.uniform(0.55, 0.95)
+            if kind == "intraparenchymal":
+                raw[3:6, LABELS.index("epidural")] = rng.uniform(0.5, 0.7)
+        results.append(_result(labels, raw, f"p{j}"))
+    reading, thresholds, _ = choose_reading(results, [0.5] * 6, [0.5] * 6, min_sensitivity=0.9)
+    from ich_viewer.inference.reading import aggregate
+
+    edh = LABELS.index("epidural")
+    score = [float(aggregate(r.raw_slice_probs, reading["neighbour_weight"])[edh]) for r in results]
+    confused = [v for v, r in zip(score, results, strict=True) if r.case.study_labels[2] == 1]
+    true = [v for v, r in zip(score, results, strict=True) if r.case.study_labels[edh] == 1]
+    assert thresholds["epidural"] > max(confused)  # not one intraparenchymal study flagged as epidural
+    assert np.mean(np.array(true) >= thresholds["epidural"]) >= 0.5  # the clear epidurals still are
+
+
 def test_prior_correction_offset() -> None:
     results = [_result(np.zeros((3, 6)), np.full((3, 6), 0.5, np.float32), "a")]
     reading, _, _ = choose_reading(results, [0.5] * 6, [0.2] * 6)
