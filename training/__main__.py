@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue the run in --out (start it if there is none)"
     )
     t.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    t.add_argument("--architecture", default="ich_cnn", help="ich_cnn (default), ich_cnn_wide, efficientnet_b0 or resnet50")
+    t.add_argument(
+        "--architecture",
+        default="ich_cnn",
+        help="ich_cnn (default), ich_cnn_wide, efficientnet_b0 or resnet50",
+    )
     t.add_argument(
         "--weights", default=None, help="pretrained backbone weights file (efficientnet_b0, resnet50)"
     )
@@ -165,6 +169,16 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="model folder to write, e.g. resources/models/ich-ct-cnn")
     x.add_argument("--version", default="1.0")
     x.add_argument("--gradcam-layer", default=None, help="Grad-CAM layer for model.json (default: last conv)")
+
+    q2 = sub.add_parser(
+        "sequence", help="second stage: a study-level GRU head over the cached slice embeddings of a model"
+    )
+    q2.add_argument("model_dir", help="model folder to extend with sequence.keras (model.json sequence_head)")
+    q2.add_argument("--cache", required=True, help="a prepared cache (python -m training prepare)")
+    q2.add_argument("--out", default=None, help="folder for the embeddings and report (default: beside)")
+    q2.add_argument("--units", type=int, default=64, help="GRU units per direction")
+    q2.add_argument("--epochs", type=int, default=20)
+    q2.add_argument("--seed", type=int, default=0)
 
     g = sub.add_parser("explain-eval", help="Grad-CAM localisation on phantoms with known masks")
     g.add_argument("--model", default=None, help="model folder (default: the bundled model)")
@@ -356,6 +370,13 @@ def _cmd_export(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_sequence(a: argparse.Namespace) -> int:
+    from training.sequence import run_sequence_stage
+
+    run_sequence_stage(a.model_dir, a.cache, out=a.out, units=a.units, epochs=a.epochs, seed=a.seed)
+    return EXIT_OK
+
+
 def _cmd_explain(a: argparse.Namespace) -> int:
     from training.explain import run_explain_eval
 
@@ -387,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hu-check": _cmd_hu_check,
         "card": _cmd_card,
         "explain-eval": _cmd_explain,
+        "sequence": _cmd_sequence,
     }[args.command]
     from ich_viewer.errors import IchViewerError
 

@@ -27,7 +27,9 @@ __all__ = [
     "ARCHITECTURES",
     "BACKBONES",
     "DEFAULT_ARCHITECTURE",
+    "SEQUENCE_EMBEDDING_LAYER",
     "build_model",
+    "build_sequence_head",
     "gradcam_layer_name",
     "is_training_form",
     "to_inference_form",
@@ -206,3 +208,56 @@ def to_inference_form(model: Any, model_input: ModelInput) -> Any:
     dense = build_model(model.name, model_input, dropout=dropout)
     dense.set_weights(model.get_weights())
     return dense
+
+
+#: The layer whose *input* is a slice's embedding for the sequence head: the dense ``logits`` layer of every
+#: architecture here (its input is the pooled features, after a dropout that is the identity at inference).
+SEQUENCE_EMBEDDING_LAYER = "logits"
+
+
+def build_sequence_head(
+    embedding_dim: int,
+    *,
+    units: int = 64,
+    dropout: float = 0.2,
+    mean: Any = None,
+    variance: Any = None,
+) -> Any:
+    """The optional study-level sequence head: a bidirectional GRU over the slice embeddings of a series.
+
+    As the RSNA 2019 winners did, a second stage reads the CNN's embeddings of all slices of a series in
+    display order and gives every slice new probabilities that see its neighbours, up to the whole series.
+
+    Parameters
+    ----------
+    embedding_dim : int
+        Length of one slice embedding (the input of the CNN's ``logits`` layer).
+    units : int
+        GRU units per direction (and the width of the per-slice projection).
+    dropout : float
+        Dropout before the output layer.
+    mean, variance : array-like, optional
+        Per-feature statistics of the training embeddings (float ``(embedding_dim,)``): the head standardises
+        its input with them (a ``Normalization`` layer saved with it), so any CNN's embedding scale works.
+
+    Returns
+    -------
+    keras.Model
+        ``"sequence_head"``: input ``"embeddings"`` float32 ``(None, None, embedding_dim)`` (series, slices,
+        features; all-zero steps are padding and masked), output float32 ``(None, None, 6)`` sigmoid
+        probabilities in LABELS order.
+    """
+    keras = import_keras()
+    layers = keras.layers
+
+    inputs = keras.Input(shape=(None, int(embedding_dim)), name="embeddings", dtype="float32")
+    x = layers.Masking(0.0, name="padding_mask")(inputs)
+    if mean is not None and variance is not None:
+        x = layers.Normalization(mean=mean, variance=variance, name="standardise")(x)
+    proj = layers.Dense(units, activation="relu", name="slice_projection")(x)
+    seq = layers.Bidirectional(layers.GRU(units, return_sequences=True), name="bigru")(proj)
+    x = layers.Concatenate(name="slice_and_context")([proj, seq])
+    x = layers.Dropout(dropout, name="sequence_dropout")(x)
+    x = layers.Dense(len(LABELS), name="sequence_logits")(x)
+    outputs = layers.Activation("sigmoid", name="sequence_probabilities", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="sequence_head")

@@ -241,7 +241,13 @@ class InferenceEngine:
     """
 
     def __init__(
-        self, model: Any, info: ModelInfo, device: str = "CPU", *, jit_compile: bool = False
+        self,
+        model: Any,
+        info: ModelInfo,
+        device: str = "CPU",
+        *,
+        jit_compile: bool = False,
+        sequence_head: Any = None,
     ) -> None:
         self.model = model
         self.info = info
@@ -249,6 +255,9 @@ class InferenceEngine:
         self.model_input = info.input
         self._jit_compile = jit_compile
         self._forward: Any = None
+        self._forward_embed: Any = None
+        #: the folder's study-level sequence head (a Keras model), None for a slice-only folder
+        self.sequence_head = sequence_head
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None) -> InferenceEngine:
@@ -267,14 +276,18 @@ class InferenceEngine:
             is unreadable, or the model's input/output disagree with model.json.
         """
         from ich_viewer.inference.device import describe_device
-        from ich_viewer.inference.model_folder import load_keras_model, verify_model_folder
+        from ich_viewer.inference.model_folder import (
+            load_keras_model,
+            load_sequence_head,
+            verify_model_folder,
+        )
         from ich_viewer.resources import default_model_dir
 
         folder = Path(model_dir) if model_dir is not None else default_model_dir()
         info = verify_model_folder(folder)
         device = describe_device()
         model = load_keras_model(info)
-        return cls(model, info, device)
+        return cls(model, info, device, sequence_head=load_sequence_head(info))
 
     # -- preprocessing and the forward pass -------------------------------------------------------------------
 
@@ -298,6 +311,29 @@ class InferenceEngine:
         if self._forward is None:
             self._forward = self._compile_forward()
         return np.asarray(self._forward(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
+
+    def forward_with_embeddings(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`forward`, plus each slice's embedding (the input of the sequence head's embedding layer):
+        ``(probabilities (n, 6), embeddings (n, d))``, both float32, from one pass."""
+        if self._forward_embed is None:
+            from ich_viewer.inference.tf_runtime import import_keras, import_tensorflow
+
+            keras, tf = import_keras(), import_tensorflow()
+            layer = self.info.sequence_head.embedding_layer if self.info.sequence_head else "logits"
+            both = keras.Model(self.model.input, [self.model.output, self.model.get_layer(layer).input])
+            spec = tf.TensorSpec((None, *self.model_input.shape), tf.float32)
+            self._forward_embed = tf.function(
+                lambda x: both(x, training=False), input_signature=[spec], reduce_retracing=True
+            )
+        probs, emb = self._forward_embed(np.ascontiguousarray(batch, dtype=np.float32))
+        return np.asarray(probs, dtype=np.float32), np.asarray(emb, dtype=np.float32)
+
+    def sequence_probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        """The sequence head over one series: float32 ``(n, d)`` embeddings in display order -> ``(n, 6)``."""
+        if self.sequence_head is None:
+            raise ModelError(f"model {self.info.name} has no sequence head")
+        out = self.sequence_head(np.asarray(embeddings, np.float32)[None], training=False)
+        return np.asarray(out, dtype=np.float32)[0]
 
     def warm_up(self) -> None:
         """Trace the forward pass now (about 0.3 s on CPU), e.g. in a worker right after loading the model."""
@@ -386,6 +422,7 @@ class InferenceEngine:
         step = min(batch_size, total)
         batches = [range(start, min(start + step, total)) for start in range(0, total, step)]
         out = np.empty((total, len(LABELS)), dtype=np.float32)
+        embeddings: list[np.ndarray] = []
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ich-preprocess")
         try:
             pending = pool.submit(self._prepare, hu, batches[0], step)
@@ -394,7 +431,12 @@ class InferenceEngine:
                 if k + 1 < len(batches):
                     pending = pool.submit(self._prepare, hu, batches[k + 1], step)
                 try:
-                    probs = self.forward(x)[: len(rows)]
+                    if self.sequence_head is None:
+                        probs = self.forward(x)[: len(rows)]
+                    else:
+                        probs, emb = self.forward_with_embeddings(x)
+                        probs = probs[: len(rows)]
+                        embeddings.append(emb[: len(rows)])
                 except Exception as exc:
                     if type(exc).__name__ == "ResourceExhaustedError":
                         raise ModelError(
@@ -408,7 +450,14 @@ class InferenceEngine:
                 yield (rows.stop, total)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-        out = apply_logit_offset(out, reading.logit_offset)
+        offset = reading.logit_offset
+        if self.sequence_head is not None and self.info.sequence_head is not None:
+            # the study-level head re-reads every slice with the whole series as context
+            out = self.sequence_probabilities(np.concatenate(embeddings))
+            if not np.all(np.isfinite(out)):
+                raise ModelError(f"the sequence head of {self.info.name} produced non-finite probabilities")
+            offset = self.info.sequence_head.logit_offset
+        out = apply_logit_offset(out, offset)
         study = aggregate(out, reading.neighbour_weight)
         if total < n_slices:  # back to the original slices: each gets its slab's probabilities
             out = out[owner]

@@ -23,6 +23,8 @@ from ich_viewer.inference.reading import ReadingConfig
 
 MODEL_FILE = "model.keras"
 INFO_FILE = "model.json"
+#: The optional sequence head of a model folder.
+SEQUENCE_FILE = "sequence.keras"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -33,6 +35,41 @@ def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SequenceHeadInfo:
+    """model.json ``sequence_head``: ``{"file": "sequence.keras", "sha256": "...", "logit_offset": [6 floats],
+    "embedding_layer": "logits", ...}`` (see :func:`~ich_viewer.inference.architectures.build_sequence_head`).
+
+    A folder with a head reads every series through it: the CNN's slice embeddings (the input of
+    ``embedding_layer``) in display order, then the head's probabilities, corrected by its own
+    ``logit_offset`` instead of ``reading.logit_offset`` (which describes the CNN's balanced batches).
+    """
+
+    file: str
+    sha256: str
+    logit_offset: tuple[float, ...]
+    embedding_layer: str = "logits"
+
+
+def _sequence_head(raw: Any, folder: Path, info_path: Path) -> SequenceHeadInfo | None:
+    if raw is None:
+        return None
+    try:
+        file = str(raw["file"])
+        sha = str(raw["sha256"])
+        offset = tuple(float(v) for v in raw.get("logit_offset", [0.0] * len(LABELS)))
+        layer = str(raw.get("embedding_layer", "logits"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ModelError(
+            f"{info_path} has a malformed 'sequence_head' (file, sha256, logit_offset)"
+        ) from None
+    if Path(file).name != file or not (folder / file).is_file():
+        raise ModelError(f"{info_path}: sequence head file {file!r} not found in the folder")
+    if len(sha) != 64 or len(offset) != len(LABELS):
+        raise ModelError(f"{info_path} has a malformed 'sequence_head' (sha256 or logit_offset)")
+    return SequenceHeadInfo(file=file, sha256=sha, logit_offset=offset, embedding_layer=layer)
 
 
 @dataclass(frozen=True)
@@ -55,6 +92,9 @@ class ModelInfo:
     gradcam_layer: str = ""
     reading: ReadingConfig = field(default_factory=ReadingConfig)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: the optional study-level sequence head (model.json ``sequence_head``): its file in the folder, its
+    #: sha256 and the logit offset of its probabilities (None: the folder has none)
+    sequence_head: SequenceHeadInfo | None = None
 
     @property
     def model_path(self) -> Path:
@@ -127,6 +167,7 @@ def read_model_info(folder: str | Path) -> ModelInfo:
         gradcam_layer=str(raw.get("gradcam_layer") or ""),
         reading=reading,
         raw=raw,
+        sequence_head=_sequence_head(raw.get("sequence_head"), folder, info_path),
     )
 
 
@@ -147,6 +188,11 @@ def verify_model_folder(folder: str | Path) -> ModelInfo:
         raise ModelError(
             f"{info.model_path} does not match its model.json (sha256 {actual[:12]}… expected "
             f"{info.sha256[:12]}…): the file is corrupt or was replaced"
+        )
+    head = info.sequence_head
+    if head is not None and sha256_of(info.folder / head.file) != head.sha256:
+        raise ModelError(
+            f"{info.folder / head.file} does not match its model.json sha256: the file is corrupt or was replaced"
         )
     return info
 
@@ -172,6 +218,42 @@ def load_keras_model(info: ModelInfo):
     if out_shape != (len(LABELS),):
         raise ModelError(f"{info.model_path} gives output {out_shape}; expected ({len(LABELS)},)")
     return model
+
+
+def load_sequence_head(info: ModelInfo):
+    """Load the folder's sequence head (safe mode) and check it against the CNN; None when it has none."""
+    head = info.sequence_head
+    if head is None:
+        return None
+    from ich_viewer.inference.tf_runtime import import_keras
+
+    keras = import_keras()
+    path = info.folder / head.file
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise ModelError(f"{path} could not be loaded: {type(exc).__name__}: {exc}") from None
+    if tuple(model.output_shape[2:]) != (len(LABELS),):
+        raise ModelError(f"{path} gives output {tuple(model.output_shape[1:])}; expected (slices, 6)")
+    return model
+
+
+def attach_sequence_head(folder: str | Path, head, *, logit_offset, extra: dict[str, Any] | None = None):
+    """Save ``head`` as ``sequence.keras`` in a model folder and describe it in model.json; return the info."""
+    folder = Path(folder)
+    path = folder / SEQUENCE_FILE
+    head.save(path)
+    info_path = folder / INFO_FILE
+    raw = json.loads(info_path.read_text(encoding="utf-8"))
+    raw["sequence_head"] = {
+        "file": SEQUENCE_FILE,
+        "sha256": sha256_of(path),
+        "logit_offset": [float(v) for v in logit_offset],
+        "embedding_layer": "logits",
+        **(extra or {}),
+    }
+    info_path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+    return verify_model_folder(folder)
 
 
 def write_model_folder(
