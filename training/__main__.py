@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--dropout", type=float, default=0.3)
     t.add_argument("--no-augment", action="store_true", help="switch off training augmentation")
     t.add_argument(
+        "--augment-on",
+        choices=("data", "model"),
+        default="data",
+        help="augment in the input pipeline (CPU, default) or inside the training step on the model's device",
+    )
+    t.add_argument(
         "--negative-fraction", type=float, default=None, help="share of slices without blood per batch"
     )
     t.add_argument(
@@ -225,6 +231,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         patience=a.patience,
         dropout=a.dropout,
         augment=not a.no_augment,
+        augment_on=a.augment_on,
         negative_fraction=a.negative_fraction,
         min_sensitivity=a.min_sensitivity,
         context_slices=a.context_slices,

@@ -15,6 +15,7 @@ from ich_viewer.inference.architectures import build_model
 
 __all__ = [
     "AnyAUC",
+    "DeviceAugment",
     "WeightedBCE",
     "compile_model",
     "create_model",
@@ -96,6 +97,49 @@ def compile_model(
     return model
 
 
+@keras.saving.register_keras_serializable(package="ich_training")
+class DeviceAugment(keras.layers.Layer):
+    """The training augmentation (:class:`training.pipeline.Augment`) as the model's first layer.
+
+    ``train --augment-on model``: the batches leave the input pipeline as they are read and are augmented inside
+    the training step, on the model's device (a GPU does the affine warp and noise at a fraction of a CPU
+    core's cost, so the input pipeline is not the bottleneck); at inference it is the identity. It has no
+    weights, and :func:`strip_device_augment` removes it before a model leaves training.
+    """
+
+    def __init__(self, model_input: dict[str, Any] | ModelInput, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_input = (
+            model_input if isinstance(model_input, ModelInput) else ModelInput.from_json(model_input)
+        )
+        from training.pipeline import Augment
+
+        self.augment = Augment()
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if not training:
+            return inputs
+        return self.augment.images(inputs, self.model_input)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "model_input": self.model_input.to_json()}
+
+
+def strip_device_augment(model: Any, architecture: str, model_input: ModelInput) -> Any:
+    """``model`` without its :class:`DeviceAugment` layer (same weights); a model without one is returned as is."""
+    if not any(isinstance(layer, DeviceAugment) for layer in model.layers):
+        return model
+    from ich_viewer.inference.architectures import is_training_form
+
+    dropout = float(model.get_layer("head_dropout").rate)
+    bare = build_model(architecture, model_input, dropout=dropout, training_form=is_training_form(model))
+    bare.set_weights(model.get_weights())
+    return bare
+
+
 def create_model(
     architecture: str,
     model_input: ModelInput,
@@ -104,14 +148,22 @@ def create_model(
     dropout: float = 0.3,
     seed: int | None = None,
     partial_labels: bool = False,
+    device_augment: bool = False,
 ) -> Any:
     """Build (with :func:`~ich_viewer.inference.architectures.build_model`, training form) and compile a model.
 
-    ``seed`` seeds Keras' initialisers so that a run is repeatable.
+    ``seed`` seeds Keras' initialisers so that a run is repeatable. ``device_augment`` puts the training
+    augmentation inside the model (:class:`DeviceAugment`).
     """
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
-    model = build_model(architecture, model_input, dropout=dropout, training_form=True)
+    model = build_model(
+        architecture,
+        model_input,
+        dropout=dropout,
+        training_form=True,
+        input_layer=DeviceAugment(model_input, name="device_augment") if device_augment else None,
+    )
     return compile_model(model, learning_rate=learning_rate, partial_labels=partial_labels)
 
 

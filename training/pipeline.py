@@ -132,6 +132,11 @@ class Augment:
         self, images: tf.Tensor, labels: tf.Tensor, model_input: ModelInput
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Augment a batch ``images`` float32 ``(b, h, w, c)``; labels pass through unchanged."""
+        return self.images(images, model_input), labels
+
+    def images(self, images: tf.Tensor, model_input: ModelInput) -> tf.Tensor:
+        """Augment a batch ``images`` float32 ``(b, h, w, c)`` (plain TensorFlow ops: on the data pipeline's
+        CPU, or inside the model's training step on its device, see ``training.models.DeviceAugment``)."""
         shape = tf.shape(images)
         b, h, w = shape[0], shape[1], shape[2]
         hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
@@ -150,8 +155,7 @@ class Augment:
         noise = tf.random.normal(tf.shape(images), stddev=self.hu_noise)
         inside = tf.logical_and(images > 0.0, images < 1.0)
         jittered = tf.clip_by_value(images + (offset + noise) * per_channel, 0.0, 1.0)
-        images = tf.where(inside, jittered, images)
-        return images, labels
+        return tf.where(inside, jittered, images)
 
 
 def affine_warp(

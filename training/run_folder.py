@@ -76,6 +76,9 @@ class TrainConfig:
     patience: int = 6
     dropout: float = 0.3
     augment: bool = True
+    # where the augmentation runs: "data" (the input pipeline, CPU) or "model" (inside the training step, on
+    # the model's device; training.models.DeviceAugment)
+    augment_on: str = "data"
     negative_fraction: float | None = None
     min_sensitivity: float = 0.9
     context_slices: int = 0
@@ -115,6 +118,12 @@ class TrainConfig:
             raise ValueError(f"--data must be phantom, rsna or real, got {self.data!r}")
         if self.data == "phe-sich" and not self.cache:
             raise ValueError("--data phe-sich trains from a prepared cache only (--cache CACHE)")
+        if self.augment_on not in ("data", "model"):
+            raise ValueError(f"--augment-on must be data or model, got {self.augment_on!r}")
+        if self.augment_on == "model" and self.data == "real" and not self.cache:
+            raise ValueError(
+                "--augment-on model is for --data phantom, rsna or --cache runs (real data augments in HU)"
+            )
         if self.lr_scaling not in ("linear", "sqrt", "none"):
             raise ValueError(f"--lr-scaling must be linear, sqrt or none, got {self.lr_scaling!r}")
         if self.data == "real" and not self.phe_sich:
@@ -227,10 +236,13 @@ def load_run_model(run_dir: str | Path) -> Any:
     """
     import keras
 
-    import training.models  # noqa: F401  (registers the custom loss of the checkpoint)
     from ich_viewer.inference.architectures import to_inference_form
+    from training.models import strip_device_augment  # also registers the checkpoint's custom objects
 
     run_dir = Path(run_dir)
-    model_input = ModelInput.from_json(read_run(run_dir)["model_input"])
+    run = read_run(run_dir)
+    model_input = ModelInput.from_json(run["model_input"])
     model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
+    architecture = str((run.get("config") or {}).get("architecture") or model.name)
+    model = strip_device_augment(model, architecture, model_input)
     return to_inference_form(model, model_input)

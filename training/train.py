@@ -348,7 +348,7 @@ def run_training(config: TrainConfig, *, resume: bool = False, overwrite: bool =
         fraction = config.neg_fraction
         weights = {0: fraction, 1: 1.0 - fraction}
         steps = config.steps_per_epoch or max(1, min(train_entry["n"], 200_000) // global_batch)
-        augment = Augment() if config.augment else None
+        augment = Augment() if config.augment and config.augment_on == "data" else None
 
         def train_fn(ctx: Any) -> Any:
             return make_cache_train_dataset(
@@ -412,7 +412,7 @@ def run_training(config: TrainConfig, *, resume: bool = False, overwrite: bool =
         train_src, val_src = sources["train"], sources["val"]
         weights = stratum_weights(np.asarray(train_src.strata), config.neg_fraction)
         steps = config.steps_per_epoch or max(1, min(len(train_src), 200_000) // global_batch)
-        augment = Augment() if config.augment else None
+        augment = Augment() if config.augment and config.augment_on == "data" else None
 
         def train_fn(ctx: Any) -> Any:
             return make_train_dataset(
@@ -489,6 +489,7 @@ def run_training(config: TrainConfig, *, resume: bool = False, overwrite: bool =
             learning_rate=schedule,
             dropout=config.dropout,
             partial_labels=config.data in ("real", "phe-sich"),
+            device_augment=config.augment and config.augment_on == "model",
         )
         if config.weights:
             loaded = load_backbone_weights(model, config.architecture, config.weights)

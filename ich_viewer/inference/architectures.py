@@ -99,6 +99,7 @@ def build_model(
     *,
     dropout: float = 0.3,
     training_form: bool = False,
+    input_layer: Any = None,
 ) -> Any:
     """Build an untrained model.
 
@@ -124,6 +125,10 @@ def build_model(
         pools over the training form's positions only (``head_subsample``), so both forms give the same
         probabilities.
         :func:`to_inference_form` converts a trained training-form model.
+    input_layer : keras.layers.Layer, optional
+        A layer without weights applied to the input before the network (the training package's on-device
+        augmentation, identity at inference). The weights, and so every weight file, are those of the model
+        without it.
 
     Returns
     -------
@@ -139,10 +144,11 @@ def build_model(
     model_input = model_input or ModelInput()
     size = model_input.size
     inputs = keras.Input(shape=model_input.shape, name="image", dtype="float32")
+    first = inputs if input_layer is None else input_layer(inputs)
     if architecture in _ICH_CNN_BLOCKS:
         if size % 8:
             raise ValueError(f"{architecture} needs an input size divisible by 8, got {size}")
-        x = inputs
+        x = first
         blocks = _ICH_CNN_BLOCKS[architecture]
         last_block = len(blocks) - 1
         for b, filters in enumerate(blocks):
@@ -175,13 +181,13 @@ def build_model(
         # ResNet50 (He et al., 2016) as keras.applications builds it; its ImageNet weights expect "caffe" input,
         # 0..255 minus the channel means (103.9, 116.8, 123.7): one mean for every channel here (CT windows
         # are no colour channels), so the input is 255 * x - 115.
-        scaled = layers.Rescaling(255.0, offset=-115.0, name="to_caffe")(inputs)
+        scaled = layers.Rescaling(255.0, offset=-115.0, name="to_caffe")(first)
         base = keras.applications.ResNet50(include_top=False, weights=None, input_tensor=scaled)
         outputs = _head(base.output, dropout, "avg")
         return keras.Model(inputs, outputs, name="resnet50")
 
     # EfficientNetB0 expects 0..255 input and rescales by 1/255 itself; ModelInput gives 0..1.
-    scaled = layers.Rescaling(255.0, name="to_255")(inputs)
+    scaled = layers.Rescaling(255.0, name="to_255")(first)
     base = keras.applications.EfficientNetB0(include_top=False, weights=None, input_tensor=scaled)
     x = base.output  # a tensor of our own graph: the backbone's layers become layers of the flat model
     outputs = _head(x, dropout, "avg")
