@@ -9,6 +9,17 @@ and its centre is ``(c + 0.5, r + 0.5)`` (the local coordinates of a pyqtgraph `
 ``(x · column spacing, y · row spacing)`` from (0028,0030) Pixel Spacing ``[row spacing, column spacing]``, so
 lengths, angles and areas are right for non-square pixels.
 
+Planes
+------
+A measurement lies on one *plane*: ``"axial"`` is an acquired slice of the series (the axial pane; ``index`` is
+its display index, ``sop_uid`` its SOP Instance UID); ``"coronal"`` and ``"sagittal"`` are reformatted planes of
+the series' :class:`~ich_viewer.core.mpr.MprVolume` (the MPR panes; ``index`` is the plane index ``j`` or ``i``
+of the grid, ``sop_uid`` is empty). On a reformatted plane, points are pixel coordinates of
+:meth:`MprVolume.plane` (row 0 at the top, superior), millimetres use that plane's grid spacing
+(:meth:`MprVolume.plane_spacing`, e.g. slice spacing × column spacing on a coronal plane of an axial series) and
+HU statistics are those of the *thin* plane (:func:`plane_values`), never of a thick slab the pane may show.
+Files written before planes existed have no ``plane`` key: their measurements are axial.
+
 ROI membership is exact and documented: a pixel belongs to an ROI when its *centre* lies inside the shape
 (ellipse: ``((x - cx) / a)² + ((y - cy) / b)² <= 1``; polygon: even-odd rule, each edge half-open in ``y`` and
 the span half-open in ``x``, so two polygons sharing an edge never share a pixel). Statistics are over those
@@ -43,14 +54,17 @@ __all__ = [
     "CSV_COLUMNS",
     "KINDS",
     "KIND_NAMES",
+    "PLANES",
     "Measurement",
     "MeasurementStore",
     "RoiStats",
+    "SliceKey",
     "angle_degrees",
     "compute_values",
     "ellipse_mask",
     "length_mm",
     "midline_shift",
+    "plane_values",
     "polygon_area_mm2",
     "polygon_mask",
     "probe",
@@ -76,8 +90,12 @@ KIND_NAMES = {
     "midline": "Midline shift",
 }
 
+#: The planes a measurement can lie on: the acquired (axial) slices and the reformatted MPR planes.
+PLANES = ("axial", "coronal", "sagittal")
+
 FORMAT = "ich-viewer measurements"
-FORMAT_VERSION = 1
+#: 2 added the ``plane`` of each measurement (version 1 files load, their measurements are axial).
+FORMAT_VERSION = 2
 
 
 # ------------------------------------------------------------------------------------------------ geometry
@@ -261,6 +279,18 @@ def compute_values(
     raise ValueError(f"unknown measurement kind {kind!r}")
 
 
+def plane_values(kind: str, points: Sequence[Point], mpr: Any, plane: str, index: int) -> dict[str, float]:
+    """The values of a measurement on reformatted plane ``index`` of ``plane`` (``"coronal"``/``"sagittal"``;
+    ``"axial"`` also works, on the grid's axial planes) of an :class:`~ich_viewer.core.mpr.MprVolume`.
+
+    Millimetres use the plane's grid spacing (:meth:`MprVolume.plane_spacing`: ``(dz, dx)`` coronal, ``(dz, dy)``
+    sagittal); ROI statistics and the probe use the HU of the *thin* plane through ``index``
+    (``mpr.plane(plane, index)``, no slab), whatever thick slab the pane shows. ``points`` are pixel coordinates
+    of that plane as drawn (row 0 at the top)."""
+    image = mpr.plane(plane, int(index))
+    return compute_values(kind, points, tuple(float(v) for v in mpr.plane_spacing(plane)), image)
+
+
 def _num(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -305,9 +335,36 @@ def new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+@dataclass(frozen=True)
+class SliceKey:
+    """Which image a measurement lies on (see "Planes" in the module docstring).
+
+    Attributes
+    ----------
+    series_uid : str
+        (0020,000E) Series Instance UID.
+    sop_uid : str
+        (0008,0018) SOP Instance UID of the acquired slice ("" on a reformatted plane).
+    index : int
+        Display index of the slice (axial), or plane index of the MPR grid (coronal ``j``, sagittal ``i``).
+    plane : str
+        One of :data:`PLANES`.
+    """
+
+    series_uid: str
+    sop_uid: str
+    index: int
+    plane: str = "axial"
+
+    @classmethod
+    def reformatted(cls, series_uid: str, plane: str, index: int) -> SliceKey:
+        """The key of reformatted plane ``index`` of ``plane`` of a series."""
+        return cls(str(series_uid), "", int(index), plane)
+
+
 @dataclass(frozen=True, eq=True)
 class Measurement:
-    """One measurement on one slice of a series.
+    """One measurement on one slice (or reformatted plane) of a series.
 
     Attributes
     ----------
@@ -318,15 +375,20 @@ class Measurement:
         ellipse = 2 opposite corners of its box; freehand = the polygon's vertices; probe = 1 point; midline =
         the 2 points of the line, then the point whose distance is measured.
     series_uid, sop_uid : str
-        (0020,000E) Series Instance UID and (0008,0018) SOP Instance UID of the slice.
+        (0020,000E) Series Instance UID and (0008,0018) SOP Instance UID of the slice ("" on a reformatted
+        plane).
     index : int
-        Display index of the slice (as in ``inspect --json``).
+        Display index of the slice (as in ``inspect --json``); on a reformatted plane its plane index.
     values : dict
         What :func:`compute_values` gave (HU values need the slice's pixels).
     id : str
         Unique within the study.
     label : str
         Optional user text.
+    plane : str
+        One of :data:`PLANES`: ``"axial"`` (an acquired slice, the default and what files without a plane hold),
+        or the reformatted ``"coronal"`` / ``"sagittal"`` plane number ``index`` (``sop_uid`` is then empty and
+        ``points`` are pixel coordinates of that plane; see the module docstring).
     """
 
     kind: str
@@ -337,6 +399,7 @@ class Measurement:
     values: Mapping[str, float] = field(default_factory=dict, hash=False)
     id: str = field(default_factory=new_id)
     label: str = ""
+    plane: str = "axial"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -345,11 +408,28 @@ class Measurement:
         n = len(self.points)
         if (need and n != need) or (not need and n < 3):
             raise ValueError(f"a {self.kind} measurement needs {need or 'at least 3'} points, got {n}")
+        if self.plane not in PLANES:
+            raise ValueError(f"unknown plane {self.plane!r} (one of {', '.join(PLANES)})")
         object.__setattr__(self, "points", tuple((float(x), float(y)) for x, y in self.points))
 
-    def on_slice(self, series_uid: str, sop_uid: str, index: int) -> bool:
-        """True when this measurement belongs to that slice."""
-        return self.series_uid == series_uid and self.sop_uid == sop_uid and self.index == index
+    @classmethod
+    def on_key(cls, kind: str, points: Iterable[Point], key: SliceKey, **kw: Any) -> Measurement:
+        """A measurement of ``kind`` on the image ``key`` (``values``, ``id``, ``label`` as keywords)."""
+        return cls(kind, tuple(points), key.series_uid, key.sop_uid, key.index, plane=key.plane, **kw)
+
+    @property
+    def key(self) -> SliceKey:
+        """The image it lies on."""
+        return SliceKey(self.series_uid, self.sop_uid, self.index, self.plane)
+
+    def on_slice(self, series_uid: str, sop_uid: str, index: int, plane: str = "axial") -> bool:
+        """True when this measurement belongs to that slice (or reformatted plane)."""
+        return (
+            self.series_uid == series_uid
+            and self.sop_uid == sop_uid
+            and self.index == index
+            and self.plane == plane
+        )
 
     def moved(self, points: Iterable[Point], values: Mapping[str, float]) -> Measurement:
         """A copy with other points and values (same id)."""
@@ -372,6 +452,7 @@ class Measurement:
                 k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.values.items()
             },
             "label": self.label,
+            "plane": self.plane,
         }
 
     @classmethod
@@ -389,6 +470,7 @@ class Measurement:
             values=values,
             id=str(d["id"]),
             label=str(d.get("label", "")),
+            plane=str(d.get("plane") or "axial"),  # files of version 1: axial only
         )
 
 
@@ -412,6 +494,7 @@ CSV_COLUMNS = (
     "pixels",
     "label",
     "points",
+    "plane",
 )
 
 
@@ -483,9 +566,13 @@ class MeasurementStore:
         """The measurement with that id, or None."""
         return next((m for m in self._items if m.id == measurement_id), None)
 
-    def for_slice(self, series_uid: str, sop_uid: str, index: int) -> list[Measurement]:
-        """The measurements of one slice."""
-        return [m for m in self._items if m.on_slice(series_uid, sop_uid, index)]
+    def for_slice(self, series_uid: str, sop_uid: str, index: int, plane: str = "axial") -> list[Measurement]:
+        """The measurements of one slice (or reformatted plane)."""
+        return [m for m in self._items if m.on_slice(series_uid, sop_uid, index, plane)]
+
+    def for_key(self, key: SliceKey) -> list[Measurement]:
+        """The measurements on the image ``key``."""
+        return [m for m in self._items if m.key == key]
 
     # ---------------------------------------------------------------------------------------------- changes
     def add(self, m: Measurement) -> Measurement:
@@ -603,7 +690,9 @@ class MeasurementStore:
 
     def csv_text(self) -> str:
         """The measurements as CSV, one row each, columns :data:`CSV_COLUMNS` (empty cells where a value does
-        not apply); ``slice`` is the 1-based image number on screen, ``index`` the display index."""
+        not apply); ``slice`` is the 1-based image number on screen, ``index`` the display index (of a
+        reformatted measurement: its plane number, 1-based, and plane index); ``plane`` (the last column, so the
+        columns before it are those of version 1) is ``axial``, ``coronal`` or ``sagittal``."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
@@ -617,6 +706,7 @@ class MeasurementStore:
                 "sop_uid": m.sop_uid,
                 "label": m.label,
                 "points": " ".join(f"{x:.2f},{y:.2f}" for x, y in m.points),
+                "plane": m.plane,
             }
             for key, value in m.values.items():
                 if key in CSV_COLUMNS:

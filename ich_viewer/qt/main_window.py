@@ -139,7 +139,8 @@ class MainWindow(QMainWindow):
         self.ai_dock.hide()
         # the measurement tools on the axial view, their list and the tag browser (ich_viewer.qt.tools)
         self.tools = ToolsController(self.study, self.slice_view, self)
-        # in the MPR layouts a click on the axial view moves the crosshair, unless a measuring or hematoma tool draws
+        self.tools.attach_viewer(self.viewer)  # and on the coronal and sagittal panes of the MPR layouts
+        # in the MPR layouts a click on any pane moves the crosshair, unless a measuring or hematoma tool draws
         self.viewer.crosshair_enabled = lambda: self.tools.tool == "pointer" and self.hematoma.mode == "off"
         self.measure_dock = self._dock(
             "Measurements", "measure_dock", self.tools.panel, 260, Qt.DockWidgetArea.RightDockWidgetArea

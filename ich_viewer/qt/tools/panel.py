@@ -1,9 +1,9 @@
-"""The measurements list (a dock): every measurement of the study with its slice and value; select to go to
+"""The measurements list (a dock): every measurement of the study with its slice (or reformatted plane) and value; select to go to
 it, Del or the context menu to delete, copy its value, and export all as CSV or JSON."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QFont, QGuiApplication
@@ -18,11 +18,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ich_viewer.core.measurements import KIND_NAMES, Measurement, short_text
+from ich_viewer.core.measurements import KIND_NAMES, Measurement, SliceKey, short_text
 
-__all__ = ["MeasurementPanel"]
+__all__ = ["MeasurementPanel", "image_text"]
 
 _ID = Qt.ItemDataRole.UserRole
+_PLANE_PREFIX = {"coronal": "Cor", "sagittal": "Sag"}
+
+
+def image_text(m: Measurement) -> str:
+    """The list's image column: the image number of an axial slice (``12``), ``Cor 12`` / ``Sag 40`` for a
+    reformatted plane (1-based plane number, as in the pane's corner)."""
+    prefix = _PLANE_PREFIX.get(m.plane)
+    return f"{prefix} {m.index + 1}" if prefix else str(m.index + 1)
 
 
 class MeasurementPanel(QWidget):
@@ -55,7 +63,7 @@ class MeasurementPanel(QWidget):
         self.tree.itemSelectionChanged.connect(self._on_selection_changed)
         self.tree.setColumnWidth(0, 24)
         self.tree.setColumnWidth(1, 92)
-        self.tree.setColumnWidth(2, 30)
+        self.tree.setColumnWidth(2, 48)
 
         layout.addWidget(self.tree, 1)
         buttons = QHBoxLayout()
@@ -73,11 +81,28 @@ class MeasurementPanel(QWidget):
         self._rows: dict[str, QTreeWidgetItem] = {}
         self._filling = False
 
-    def set_measurements(self, measurements: Sequence[Measurement], current_slice: tuple | None) -> None:
-        """Show ``measurements``; those on ``current_slice`` ``(series_uid, sop_uid, index)`` in bold.
+    def set_measurements(
+        self,
+        measurements: Sequence[Measurement],
+        current_slice: SliceKey | tuple | Collection[SliceKey] | None,
+    ) -> None:
+        """Show ``measurements``; those on the images on screen in bold: ``current_slice`` is one
+        :class:`SliceKey`, a collection of them (every pane), or an axial ``(series_uid, sop_uid, index)``.
 
         Rows are updated in place when the same measurements are listed (so a selection signal that leads
         here never deletes the row it comes from)."""
+        if current_slice is None:
+            on_screen: set[SliceKey] = set()
+        elif isinstance(current_slice, SliceKey):
+            on_screen = {current_slice}
+        elif (
+            isinstance(current_slice, tuple)
+            and len(current_slice) in (3, 4)
+            and isinstance(current_slice[0], str)
+        ):
+            on_screen = {SliceKey(*current_slice)}
+        else:
+            on_screen = set(current_slice)
         selected = self.selected_id()
         self._filling = True
         try:
@@ -92,12 +117,15 @@ class MeasurementPanel(QWidget):
             for n, m in enumerate(measurements, start=1):
                 row = self._rows[m.id]
                 for col, text in enumerate(
-                    (str(n), KIND_NAMES[m.kind], str(m.index + 1), short_text(m.kind, m.values))
+                    (str(n), KIND_NAMES[m.kind], image_text(m), short_text(m.kind, m.values))
                 ):
                     row.setText(col, text)
                 row.setToolTip(3, m.text())
                 font = QFont(self.tree.font())
-                font.setBold(current_slice is not None and m.on_slice(*current_slice))
+                font.setBold(m.key in on_screen)
+                row.setToolTip(
+                    2, f"{m.plane.capitalize()} {'image' if m.plane == 'axial' else 'plane'} {m.index + 1}"
+                )
                 for col in range(4):
                     row.setFont(col, font)
             if selected in self._rows and not self._rows[selected].isSelected():

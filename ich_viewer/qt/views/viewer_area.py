@@ -111,7 +111,7 @@ class ViewerArea(QWidget):
         self._mask_grid: np.ndarray | None = None
         self._mask_color = "#ff5050"
         self.layout_name = "axial"
-        #: whether a click on the axial view may move the crosshair (the window says no while a tool draws)
+        #: whether a click on a pane may move the crosshair (the window says no while a tool draws)
         self.crosshair_enabled: Callable[[], bool] = lambda: True
         self.grid = QGridLayout(self)
         self.grid.setContentsMargins(0, 0, 0, 0)
@@ -135,7 +135,7 @@ class ViewerArea(QWidget):
         for view in (self.coronal, self.sagittal):
             view.slice_step_requested.connect(lambda n, p=view.plane: self.mpr.step_plane(p, n))
             view.window_drag.connect(study.drag_window)
-            view.point_picked.connect(mpr.set_point)
+            view.point_picked.connect(self._on_plane_picked)
         self.slice_view.scene().sigMouseClicked.connect(self._on_axial_clicked)
         compare.series_changed.connect(self._on_compare_series_changed)
         compare.index_changed.connect(self._on_compare_index_changed)
@@ -324,6 +324,10 @@ class ViewerArea(QWidget):
         if self.study.info is not None:
             self.slice_view.show_current()
         self.message.emit(self.mpr.slab_text() or "Thin slices")
+
+    def _on_plane_picked(self, grid: np.ndarray) -> None:
+        if self.crosshair_enabled():
+            self.mpr.set_point(grid)
 
     def _on_axial_clicked(self, ev) -> None:
         if self.layout_name not in ("mpr", "grid") or self.mpr.mpr is None or not self.crosshair_enabled():
