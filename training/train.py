@@ -7,7 +7,7 @@
 The same command runs on one device, under ``MirroredStrategy`` when several GPUs are visible (or
 ``--cpu-replicas N`` logical CPUs), and under ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set
 (Kubeflow TFJob, hand-made clusters) or the job runs under SLURM with several tasks
-(``SlurmClusterResolver``). The chief writes the run folder; every other worker writes only its scratch
+(:func:`slurm_cluster`). The chief writes the run folder; every other worker writes only its scratch
 folder (:func:`~training.run_folder.worker_dir`). The input is built per input pipeline by
 ``strategy.distribute_datasets_from_function``: each pipeline decodes (or, from a cache, reads the files of)
 its own share only. ``--batch-size`` is per replica: the global batch is ``batch_size * replicas``, and the
@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,73 @@ def _in_slurm_job() -> bool:
     return bool(os.environ.get("SLURM_JOB_ID")) and int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1
 
 
+def slurm_cluster(environ: Mapping[str, str] | None = None) -> tuple[list[str], int]:
+    """The workers of a SLURM job step and this task's rank, from the step's environment.
+
+    Hosts come from ``SLURM_STEP_NODELIST`` (compressed lists such as ``node[01-04]``) in the order SLURM
+    gives them, with ``SLURM_STEP_TASKS_PER_NODE`` tasks each (``2(x4)``); the task on a node listens on the
+    first port of ``SLURM_STEP_RESV_PORTS`` (``srun --resv-ports``, e.g. ``12000-12003``) or 8888, plus its
+    local index. The rank is ``SLURM_PROCID``.
+
+    ``tf.distribute``'s own ``SlurmClusterResolver`` is not used: it ignores the reserved ports, sorts the
+    hosts, and fails on CPU-only nodes with several tasks (it divides the GPUs of a node among its tasks).
+
+    Returns
+    -------
+    tuple
+        ``(["host:port", ...] in rank order, rank)``.
+
+    Raises
+    ------
+    ValueError
+        When a variable is missing or the task counts disagree with ``SLURM_NTASKS``.
+    """
+    from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import (
+        expand_hostlist,
+        expand_tasks_per_node,
+    )
+
+    env = os.environ if environ is None else environ
+    try:
+        hosts = expand_hostlist(env["SLURM_STEP_NODELIST"])
+        per_node = expand_tasks_per_node(env["SLURM_STEP_TASKS_PER_NODE"])
+        rank = int(env["SLURM_PROCID"])
+    except KeyError as exc:
+        raise ValueError(f"SLURM job without {exc.args[0]}: run the training with srun") from None
+    ports = env.get("SLURM_STEP_RESV_PORTS", "")
+    base = int(ports.split(",")[0].split("-")[0]) if ports else 8888
+    workers = [f"{host}:{base + k}" for host, n in zip(hosts, per_node, strict=False) for k in range(n)]
+    expected = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or len(workers))
+    if len(workers) != expected or not 0 <= rank < len(workers):
+        raise ValueError(
+            f"SLURM step of {expected} tasks, but {env['SLURM_STEP_NODELIST']} with "
+            f"{env['SLURM_STEP_TASKS_PER_NODE']} tasks per node gives {len(workers)} (rank {rank})"
+        )
+    return workers, rank
+
+
+def slurm_cluster_resolver() -> Any:
+    """A cluster resolver for :func:`slurm_cluster` (one task per GPU when the node has several and SLURM did
+    not restrict ``CUDA_VISIBLE_DEVICES`` itself: task ``SLURM_LOCALID`` gets GPU ``SLURM_LOCALID``)."""
+    import tensorflow as tf
+
+    workers, rank = slurm_cluster()
+    local = os.environ.get("SLURM_LOCALID")
+    if local is not None and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        per_node = int(os.environ.get("SLURM_NTASKS_PER_NODE", "0") or 0)
+        if per_node > 1:
+            os.environ["CUDA_VISIBLE_DEVICES"] = local
+    spec = tf.train.ClusterSpec({"worker": workers})
+    return tf.distribute.cluster_resolver.SimpleClusterResolver(
+        spec, task_type="worker", task_id=rank, rpc_layer="grpc"
+    )
+
+
 def choose_strategy(cpu_replicas: int = 0) -> tuple[Any, str]:
     """The tf.distribute strategy for this process and a description.
 
     ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set, or under SLURM with several tasks (the cluster
-    from ``SlurmClusterResolver``: one task per node or per GPU, ports from ``SLURM_STEP_RESV_PORTS`` or
+    from :func:`slurm_cluster`: one task per node or per GPU, ports from ``SLURM_STEP_RESV_PORTS`` or
     8888); ``MirroredStrategy`` when several GPUs are visible, or over ``cpu_replicas`` logical CPU devices;
     else the default (one device) strategy.
     """
@@ -86,7 +149,7 @@ def choose_strategy(cpu_replicas: int = 0) -> tuple[Any, str]:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return strategy, f"MultiWorkerMirroredStrategy ({strategy.num_replicas_in_sync} replicas)"
     if _in_slurm_job():
-        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+        resolver = slurm_cluster_resolver()
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
         return strategy, f"MultiWorkerMirroredStrategy ({strategy.num_replicas_in_sync} replicas, SLURM)"
     if cpu_replicas > 1:

@@ -258,3 +258,34 @@ def test_rsna_end_to_end_direct_and_through_the_cache(tmp_path) -> None:
     assert f"{fx.truncated_sop}_any" in ids  # unreadable, still given its six rows
     assert len(rows) - 1 == 6 * (len(fx.truth) + 1)
     assert all(0.0 <= float(r[1]) <= 1.0 for r in rows[1:])
+
+
+SLURM_ENV = {
+    "SLURM_STEP_NODELIST": "gpu[07-08]",
+    "SLURM_STEP_TASKS_PER_NODE": "2(x2)",
+    "SLURM_STEP_NUM_TASKS": "4",
+    "SLURM_PROCID": "3",
+    "SLURM_STEP_RESV_PORTS": "12000-12003",
+}
+
+
+class TestSlurmCluster:
+    """``slurm_cluster``: the workers of a SLURM step from its environment (as ``srun`` sets it)."""
+
+    ENV = SLURM_ENV
+
+    def test_hosts_tasks_ports_and_rank(self) -> None:
+        from training.train import slurm_cluster
+
+        workers, rank = slurm_cluster(self.ENV)
+        assert workers == ["gpu07:12000", "gpu07:12001", "gpu08:12000", "gpu08:12001"] and rank == 3
+        workers, _ = slurm_cluster({**self.ENV, "SLURM_STEP_RESV_PORTS": ""})
+        assert workers[0] == "gpu07:8888"
+
+    def test_inconsistent_or_missing_variables_are_one_clear_error(self) -> None:
+        from training.train import slurm_cluster
+
+        with pytest.raises(ValueError, match="gives 4"):
+            slurm_cluster({**self.ENV, "SLURM_STEP_NUM_TASKS": "8"})
+        with pytest.raises(ValueError, match="SLURM_PROCID"):
+            slurm_cluster({k: v for k, v in self.ENV.items() if k != "SLURM_PROCID"})

@@ -94,3 +94,61 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
             lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
         )
     return out
+
+
+def _consecutive_free_ports(n: int) -> int:
+    """The first of ``n`` consecutive free ports (``srun --resv-ports`` gives a task ``base + local index``)."""
+    for _ in range(100):
+        base = _free_ports(1)[0]
+        socks = [socket.socket() for _ in range(n)]
+        try:
+            for k, sock in enumerate(socks):
+                sock.bind(("localhost", base + k))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no consecutive free ports")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_slurm_tasks_train_together(tmp_path) -> None:
+    """The same run as ``srun -N 1 -n 2 --resv-ports`` starts it: no TF_CONFIG, only the step's SLURM variables."""
+    port = _consecutive_free_ports(2)
+    out = tmp_path / "run"
+    args = [
+        sys.executable, "-m", "training", "train", "--out", str(out), "--data", "phantom", "--image-size", "32",
+        "--phantom-size", "64", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8",
+        "--train-size", "24", "--val-size", "12", "--workers", "1", "--verbose", "2",
+    ]  # fmt: skip
+    procs = []
+    for rank in range(2):
+        env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+        env.update(
+            SLURM_JOB_ID="4242", SLURM_NTASKS="2", SLURM_STEP_NUM_TASKS="2", SLURM_PROCID=str(rank),
+            SLURM_LOCALID=str(rank), SLURM_STEP_NODELIST="localhost", SLURM_STEP_TASKS_PER_NODE="2",
+            SLURM_STEP_RESV_PORTS=f"{port}-{port + 1}", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+            PYTHONPATH=str(ROOT),
+        )  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
+    outputs = []
+    for p in procs:
+        try:
+            outputs.append(p.communicate(timeout=240)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("SLURM-style training did not finish in 240 s")
+    for p, text in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, text[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["strategy"] == "MultiWorkerMirroredStrategy (2 replicas, SLURM)"
+    assert (out / "best.keras").is_file()
+    assert not (out / ".worker-worker-1" / "best.keras").exists()  # rank 1 is not the chief
