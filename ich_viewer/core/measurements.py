@@ -706,6 +706,7 @@ class MeasurementStore:
                 "sop_uid": m.sop_uid,
                 "label": m.label,
                 "points": " ".join(f"{x:.2f},{y:.2f}" for x, y in m.points),
+                "plane": m.plane,
             }
             for key, value in m.values.items():
                 if key in CSV_COLUMNS:
