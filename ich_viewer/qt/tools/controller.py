@@ -480,6 +480,7 @@ class ToolsController(QObject):
             return
         point = mpr.point.copy()
         point[{"coronal": 1, "sagittal": 2}[m.plane]] = m.index
+        mpr.set_point(point)
 
     def _on_item_moved(self, pane: _Pane, item: MeasurementItem, finished: bool) -> None:
         if self._syncing or self.store is None:
