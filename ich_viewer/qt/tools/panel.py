@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtGui import QFont, QFontMetrics, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -63,7 +63,9 @@ class MeasurementPanel(QWidget):
         self.tree.itemSelectionChanged.connect(self._on_selection_changed)
         self.tree.setColumnWidth(0, 24)
         self.tree.setColumnWidth(1, 92)
-        self.tree.setColumnWidth(2, 48)
+        bold = QFont(self.tree.font())
+        bold.setBold(True)
+        self.tree.setColumnWidth(2, QFontMetrics(bold).horizontalAdvance("Sag 888") + 14)
 
         layout.addWidget(self.tree, 1)
         buttons = QHBoxLayout()
