@@ -3,11 +3,18 @@
 :attr:`HematomaController.mask_changed`, in the reformatted panes), and a panel shows the volume, ABC/2, mean HU
 and slice range; the brush and the eraser correct it and the figures follow.
 
-All the computation is :mod:`ich_viewer.core.segmentation` (the same as ``ich-viewer volume``); this module only
-turns mouse events into its calls and its figures into text.
+In the MPR layouts the tool works on the coronal and sagittal panes too (:meth:`HematomaController.attach_viewer`):
+a click there grows from the series voxel under the mouse, and the brush and the eraser paint a disc *in that
+plane*, edited into the 3-D mask through the plane's voxel mapping (:func:`plane_disc_voxels`: each plane pixel of
+the disc, by the MPR grid, to its nearest voxel of the series).
+
+All the computation is :mod:`ich_viewer.core.segmentation` (the same as ``ich-viewer volume``) and the MPR grid of
+:mod:`ich_viewer.core.mpr`; this module only turns mouse events into their calls and the figures into text.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyqtgraph as pg
@@ -28,7 +35,7 @@ from ich_viewer.qt import actions
 from ich_viewer.qt.study_controller import StudyController
 from ich_viewer.qt.tools.items import DrawCanvas
 
-__all__ = ["MODES", "HematomaController", "HematomaPanel", "figure_texts"]
+__all__ = ["MODES", "HematomaController", "HematomaPanel", "figure_texts", "plane_disc_voxels"]
 
 #: The tool's modes: off, grow (click a clot), brush (add), eraser (remove).
 MODES = ("off", "grow", "brush", "erase")
@@ -38,6 +45,58 @@ _HINTS = {
     "brush": "drag to add to the segmentation",
     "erase": "drag to remove from the segmentation",
 }
+
+
+def plane_disc_voxels(mpr, plane: str, index: int, row: float, column: float, radius_mm: float) -> np.ndarray:
+    """The series voxels under a brush disc drawn on a reformatted plane (no Qt; numpy and the MPR grid only).
+
+    Parameters
+    ----------
+    mpr : MprVolume
+        The series' :class:`~ich_viewer.core.mpr.MprVolume`.
+    plane : str
+        ``"coronal"`` or ``"sagittal"`` (``"axial"``: the grid's axial planes).
+    index : int
+        Plane index (coronal ``j``, sagittal ``i``).
+    row, column : float
+        Centre of the disc in pixel indices of the plane as drawn (:meth:`MprVolume.plane`, row 0 at the top;
+        a pixel's centre is at integer indices).
+    radius_mm : float
+        Radius, measured with the plane's grid spacing (:meth:`MprVolume.plane_spacing`), so the disc is round
+        in millimetres on 5 mm × 0.5 mm pixels; the pixel under the centre is always in it.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(N, 3)``: unique ``(slice, row, column)`` of the series (display order), each the nearest voxel
+        of a plane pixel of the disc (:meth:`MprVolume.grid_to_source`); those outside the series are left out.
+    """
+    row_mm, col_mm = (float(v) for v in mpr.plane_spacing(plane))
+    nz, ny, nx = mpr.shape
+    rows, cols = {"axial": (ny, nx), "coronal": (nz, nx), "sagittal": (nz, ny)}[plane]
+    ry, rx = radius_mm / row_mm, radius_mm / col_mm
+    r0, r1 = max(0, math.floor(row - ry)), min(rows, math.ceil(row + ry) + 1)
+    c0, c1 = max(0, math.floor(column - rx)), min(cols, math.ceil(column + rx) + 1)
+    rr, cc = np.mgrid[r0:r1, c0:c1]
+    inside = ((rr - row) * row_mm) ** 2 + ((cc - column) * col_mm) ** 2 <= radius_mm**2
+    inside |= (rr == round(row)) & (cc == round(column))
+    voxels = []
+    for r, c in zip(rr[inside], cc[inside], strict=True):
+        source = mpr.grid_to_source(mpr.plane_pixel_to_grid(plane, index, float(r), float(c)))
+        voxels.append(np.rint(source))
+    if not voxels:
+        return np.zeros((0, 3), dtype=np.int64)
+    out = np.asarray(voxels, dtype=np.int64)
+    n, srows, scols = mpr.source_shape
+    keep = (
+        (out[:, 0] >= 0)
+        & (out[:, 0] < n)
+        & (out[:, 1] >= 0)
+        & (out[:, 1] < srows)
+        & (out[:, 2] >= 0)
+        & (out[:, 2] < scols)
+    )
+    return np.unique(out[keep], axis=0)
 
 
 def figure_texts(figures: HematomaFigures | None) -> dict[str, str]:
@@ -169,8 +228,20 @@ class HematomaController(QObject):
         for mode in MODES[1:]:
             self.acts[f"hematoma_{mode}"].setCheckable(True)
             self.panel.add_mode_button(self.acts[f"hematoma_{mode}"])
+        self.viewer = None
+        self.plane_canvases: dict[str, DrawCanvas] = {}
         study.series_started.connect(lambda _info: self.reset())
         study.index_changed.connect(lambda _i: self.redraw())
+
+    def attach_viewer(self, viewer) -> None:
+        """Work on the coronal and sagittal panes of ``viewer`` too (a
+        :class:`~ich_viewer.qt.views.viewer_area.ViewerArea`: its ``mpr`` controller and its plane views)."""
+        self.viewer = viewer
+        for view in (viewer.coronal, viewer.sagittal):
+            canvas = DrawCanvas(lambda event, pos, v=view: self._on_plane_canvas(v, event, pos))
+            canvas.setVisible(self.mode != "off")
+            view.viewbox.addItem(canvas)
+            self.plane_canvases[view.plane] = canvas
 
     # ============================================================================================ modes
     def set_mode(self, mode: str) -> None:
@@ -189,6 +260,8 @@ class HematomaController(QObject):
         for m in MODES[1:]:
             self.acts[f"hematoma_{m}"].setChecked(m == mode)
         self.canvas.setVisible(mode != "off")
+        for canvas in self.plane_canvases.values():
+            canvas.setVisible(mode != "off")
         if mode != "off":
             self.tool_started.emit()
             self.panel_wanted.emit()
@@ -262,6 +335,43 @@ class HematomaController(QObject):
         if changed:
             self.redraw()
         return changed
+
+    def paint_plane_at(self, plane: str, index: int, row: float, column: float, erase: bool = False) -> int:
+        """Brush (or erase) a disc of the panel's radius on reformatted plane ``index`` of ``plane`` at its pixel
+        indices ``(row, column)`` (:func:`plane_disc_voxels`); returns the voxels changed."""
+        seg = self.segmentation
+        mpr = self.viewer.mpr.mpr if self.viewer is not None else None
+        if seg is None or mpr is None or tuple(mpr.source_shape) != seg.mask.shape:
+            return 0
+        voxels = plane_disc_voxels(mpr, plane, index, row, column, self.panel.brush_mm.value())
+        if not len(voxels):
+            return 0
+        s, r, c = voxels.T
+        target = np.uint8(0 if erase else 1)
+        changed = seg.mask[s, r, c] != target
+        if not changed.any():
+            return 0
+        seg.mask[s[changed], r[changed], c[changed]] = target
+        # what Segmentation.paint does after an edit: figures recomputed on the next read, views redraw
+        seg._figures = None
+        seg.version += 1
+        self.redraw()
+        self.mask_changed.emit(seg.mask)  # the reformatted panes follow the brush
+        return int(changed.sum())
+
+    def _on_plane_canvas(self, view, event: str, view_pos: QPointF) -> None:
+        if self.mode == "off" or event == "hover" or view.mpr is None:
+            return
+        if self.mode == "grow":
+            voxel = view.voxel_at_scene(view.viewbox.mapViewToScene(view_pos))
+            if event == "click" and voxel is not None:
+                self.grow_at(*voxel)
+            return
+        if event in ("start", "move", "click"):
+            p = view.image_item.mapFromParent(view_pos)  # plane pixel coordinates, centres at +0.5
+            self.paint_plane_at(view.plane, view.index, p.y() - 0.5, p.x() - 0.5, erase=self.mode == "erase")
+        if event in ("finish", "click"):
+            self._changed()
 
     def _on_canvas(self, event: str, view_pos: QPointF) -> None:
         if self.mode == "off" or event == "hover":

@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
         self.tools.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         # the hematoma volume tool: outline on the axial view and, through the viewer, in the reformatted panes
         self.hematoma = HematomaController(self.study, self.slice_view, self)
+        self.hematoma.attach_viewer(self.viewer)  # grow, brush and eraser on the coronal and sagittal panes too
         self.hematoma_dock = self._dock(
             "Hematoma volume",
             "hematoma_dock",

@@ -1,6 +1,7 @@
 """The measurement tools on the reformatted panes of the MPR layout (pytest-qt, offscreen): drawn with the mouse
 on the coronal and sagittal panes, measured with the plane's own grid spacing (5 mm slices × 0.5 mm pixels) and
-the thin plane's HU, edited, moved, deleted, undone, shown only on their plane, persisted, exported."""
+the thin plane's HU, edited, moved, deleted, undone, shown only on their plane, persisted, exported; and the
+hematoma tool (grow, brush, eraser) on those panes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import itertools
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
@@ -17,7 +19,9 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
+from ich_viewer.core.labels import LABELS
 from ich_viewer.core.measurements import ellipse_mask, polygon_mask
+from ich_viewer.phantom.study import write_phantom
 from ich_viewer.qt import dialogs
 from ich_viewer.qt.main_window import MainWindow
 from ich_viewer.qt.settings import make_settings
@@ -366,3 +370,87 @@ class TestPersistence:
             (coronal.id, "coronal", coronal.index),
             (axial.id, "axial", axial.index),
         ]
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    """A 128-px phantom with a 46 mL intraparenchymal clot: (folder, seed voxel inside the clot)."""
+    folder = write_phantom(tmp_path_factory.mktemp("hem") / "ph", seed=4, kind="intraparenchymal", size=128)
+    truth = np.load(folder / "mask.npy") == LABELS.index("intraparenchymal")
+    z = int(np.argmax(truth.sum(axis=(1, 2))))
+    dist = cv2.distanceTransform(truth[z].astype(np.uint8), cv2.DIST_L2, 5)
+    r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return folder, (z, int(r), int(c))
+
+
+class TestHematomaOnThePlanes:
+    """The hematoma tool on the reformatted panes: grow from a click there, brush and eraser in the plane."""
+
+    @pytest.fixture
+    def hem_window(self, qtbot, phantom, data_dir):
+        win = make_window(qtbot)
+        open_mpr(qtbot, win, phantom[0])
+        z, r, c = phantom[1]
+        win.viewer.mpr.set_point(win.viewer.mpr.mpr.source_to_grid((z, r, c)))  # the crosshair in the clot
+        QTest.qWait(30)
+        yield win
+        win.jobs.shutdown(5000)
+
+    def test_grow_from_a_click_on_the_coronal_pane(self, qtbot, hem_window, phantom):
+        win, (z, r, c) = hem_window, phantom[1]
+        mpr = win.viewer.mpr
+        before = mpr.point.copy()
+        coronal = win.viewer.coronal
+        assert coronal.index == r  # an axial series: coronal plane j is the series' row j
+        win.acts["hematoma_grow"].trigger()
+        nz = mpr.mpr.shape[0]
+        click(coronal, c + 0.5, nz - 1 - z + 0.5)
+        qtbot.waitUntil(lambda: not win.hematoma.is_busy(), timeout=LOAD_TIMEOUT_MS)
+        assert win.hematoma.seed == (z, r, c)
+        assert win.hematoma.segmentation.figures().volume_ml > 30
+        np.testing.assert_array_equal(mpr.point, before)  # the tool's click does not move the crosshair
+        assert coronal.outline_item.isVisible()
+
+    def test_brush_on_the_coronal_plane_paints_its_voxels(self, hem_window, phantom):
+        win, r = hem_window, phantom[1][1]
+        hem = win.hematoma
+        win.acts["hematoma_brush"].trigger()  # an empty segmentation to paint in
+        assert hem.mode == "brush" and hem.plane_canvases["coronal"].isVisible()
+        hem.panel.brush_mm.setValue(6.0)
+        mpr = win.viewer.mpr.mpr
+        dz, _, dx = mpr.spacing
+        nz = mpr.shape[0]
+        row, col = 3, 30  # a plane pixel far from the clot: superior slices, on the right
+        click(win.viewer.coronal, col + 0.5, row + 0.5)
+        painted = {tuple(int(x) for x in v) for v in np.argwhere(hem.segmentation.mask)}
+
+        def disc(radius_mm: float) -> set[tuple[int, int, int]]:
+            """The coronal disc in mm (5 mm rows, fine columns) around the clicked pixel, on series row r."""
+            return {
+                (nz - 1 - pr, r, pc)
+                for pr in range(nz)
+                for pc in range(mpr.shape[2])
+                if ((pr - row) * dz) ** 2 + ((pc - col) * dx) ** 2 <= radius_mm**2
+            }
+
+        # the click lands within a screen pixel of the pixel centre: the disc's rim may differ by that much
+        assert len(disc(5.7)) > 10 and disc(5.7) <= painted <= disc(6.3)
+        assert hem.segmentation.figures().voxels == len(painted)
+        assert hem.panel.texts()["voxels"] == str(len(painted))
+        assert win.viewer.coronal.outline_item.isVisible()
+
+    def test_eraser_on_the_sagittal_plane_removes_only_that_plane(self, qtbot, hem_window, phantom):
+        win, (z, r, c) = hem_window, phantom[1]
+        hem = win.hematoma
+        assert hem.grow_at(z, r, c)
+        qtbot.waitUntil(lambda: not hem.is_busy(), timeout=LOAD_TIMEOUT_MS)
+        before = hem.segmentation.mask.copy()
+        win.acts["hematoma_erase"].trigger()
+        hem.panel.brush_mm.setValue(8.0)
+        nz = win.viewer.mpr.mpr.shape[0]
+        assert win.viewer.sagittal.index == c
+        click(win.viewer.sagittal, r + 0.5, nz - 1 - z + 0.5)
+        removed = np.argwhere(before & ~hem.segmentation.mask.astype(bool))
+        assert len(removed) > 20 and set(removed[:, 2]) == {c}  # only voxels of series column c
+        assert hem.segmentation.mask[z, r, c] == 0
+        assert hem.panel.texts()["voxels"] == str(int(hem.segmentation.mask.sum())) != str(int(before.sum()))
