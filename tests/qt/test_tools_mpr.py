@@ -225,6 +225,17 @@ class TestDrawing:
         assert mid.values["shift_mm"] == pytest.approx(8 * PIXEL_MM, abs=0.1)
         assert shown_ids(coronal) == {angle.id, mid.id}
 
+    def test_labels_stay_inside_a_narrow_pane(self, window):
+        coronal = window.viewer.coronal
+        window.tools.set_tool("ellipse")
+        drag(coronal, [(40.0, 3.0), (60.0, 8.0)])  # near the right edge of the 64-column plane
+        item = window.tools.items[only(window).id]
+        (x_lo, x_hi), _ = coronal.viewbox.viewRange()
+        left = item.mapToParent(item.label.pos()).x() - item.label.anchor[0] * (
+            width := item.label.textItem.boundingRect().width() * coronal.viewbox.viewPixelSize()[0]
+        )
+        assert width > 0 and x_lo <= left and left + width <= x_hi + 1e-6
+
     def test_a_drawing_tool_keeps_the_crosshair_in_place(self, window):
         controller = window.viewer.mpr
         coronal = window.viewer.coronal

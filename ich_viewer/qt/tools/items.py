@@ -112,6 +112,7 @@ class MeasurementItem(pg.ROI):
         """The label's text (empty hides it)."""
         self.label.setText(text)
         self.label.setVisible(bool(text))
+        self._place_label()
 
     def set_selected(self, selected: bool) -> None:
         """Show the handles and the highlight colour while selected."""
@@ -130,25 +131,48 @@ class MeasurementItem(pg.ROI):
     def _local(self) -> list[QPointF]:
         return [QPointF(h["pos"]) for h in self.handles]
 
-    def _label_anchor(self, pts: list[QPointF]) -> QPointF:
+    def _label_anchor(self, pts: list[QPointF], left: bool = False) -> QPointF:
+        """Where the label goes (local coordinates): just right of the shape, or just left of it."""
         if not pts:
             return QPointF()
-        gap = 3.0 * max(self.pixel_size)
+        gap = (-3.0 if left else 3.0) * max(self.pixel_size)
         if self.kind in ("ellipse", "freehand"):
-            right = max(p.x() for p in pts)
+            side = min(p.x() for p in pts) if left else max(p.x() for p in pts)
             top = min(p.y() for p in pts)
             bottom = max(p.y() for p in pts)
-            return QPointF(right + gap, (top + bottom) / 2)
+            return QPointF(side + gap, (top + bottom) / 2)
         if self.kind == "angle":
             return QPointF(pts[1].x() + gap, pts[1].y())
         if self.kind == "midline" and len(pts) == 3:
             return QPointF(pts[2].x() + gap, pts[2].y())
-        last = max(pts, key=lambda p: p.x())
-        return QPointF(last.x() + gap, last.y())
+        end = (min if left else max)(pts, key=lambda p: p.x())
+        return QPointF(end.x() + gap, end.y())
+
+    def _place_label(self) -> None:
+        """Put the label right of the shape; where it would run past the right edge of the view (a narrow MPR
+        pane), left of it, or else under it, kept inside the view."""
+        pts = self._local()
+        anchor, side = self._label_anchor(pts), (0, 0.5)
+        box = self.getViewBox()
+        if isinstance(box, pg.ViewBox) and pts and self.label.isVisible():
+            (x_lo, x_hi), _ = box.viewRange()
+            width = self.label.textItem.boundingRect().width() * box.viewPixelSize()[0]
+            if self.mapToParent(anchor).x() + width > x_hi:
+                left = self._label_anchor(pts, left=True)
+                if self.mapToParent(left).x() - width >= x_lo:
+                    anchor, side = left, (1, 0.5)
+                else:  # under the shape, shifted left into the view
+                    under = self.mapToParent(QPointF(max(p.x() for p in pts), max(p.y() for p in pts)))
+                    x = max(x_lo, min(under.x(), x_hi - width))
+                    anchor = self.mapFromParent(QPointF(x, under.y() + 3.0 * max(self.pixel_size)))
+                    side = (0, 0)
+        if tuple(self.label.anchor) != side:
+            self.label.setAnchor(side)
+        self.label.setPos(anchor)
 
     def _on_region_changed(self, *_args) -> None:
         self.prepareGeometryChange()
-        self.label.setPos(self._label_anchor(self._local()))
+        self._place_label()
         self.update()
 
     def _probe_rect(self, p: QPointF) -> QRectF:
@@ -219,6 +243,7 @@ class MeasurementItem(pg.ROI):
     def viewTransformChanged(self) -> None:
         self.prepareGeometryChange()
         super().viewTransformChanged()
+        self._place_label()
 
     def paint(self, p: QPainter, *_args) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
