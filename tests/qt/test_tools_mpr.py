@@ -225,6 +225,17 @@ class TestDrawing:
         assert mid.values["shift_mm"] == pytest.approx(8 * PIXEL_MM, abs=0.1)
         assert shown_ids(coronal) == {angle.id, mid.id}
 
+    def test_a_measurement_under_way_is_dropped_when_its_pane_leaves_the_screen(self, window):
+        tools = window.tools
+        tools.set_tool("angle")
+        drag(window.viewer.coronal, [(40.0, 2.0), (20.0, 2.0)])  # the first arm: under way
+        assert tools.drawer.active and tools.preview is not None
+        window.viewer.set_layout("axial")
+        assert not tools.drawer.active and tools.preview is None
+        window.viewer.set_layout("mpr")
+        click(window.viewer.coronal, 20.0, 10.0)  # a first point again, not the angle's end
+        assert len(tools.store) == 0 and tools.drawer.active
+
     def test_labels_stay_inside_a_narrow_pane(self, window):
         coronal = window.viewer.coronal
         window.tools.set_tool("ellipse")

@@ -243,7 +243,12 @@ class ToolsController(QObject):
             self.panes.append(pane)
         viewer.mpr.volume_changed.connect(self._on_volume_changed)
         viewer.mpr.point_changed.connect(lambda _p: self.refresh())
-        viewer.layout_changed.connect(lambda _name: self.refresh())
+        viewer.layout_changed.connect(self._on_layout_changed)
+        self.refresh()
+
+    def _on_layout_changed(self, _name: str) -> None:
+        if self.drawing_pane is not self.axial and not self.drawing_pane.on_screen():
+            self.cancel_drawing()  # its pane left the screen
         self.refresh()
 
     def pane(self, plane: str) -> _Pane:
