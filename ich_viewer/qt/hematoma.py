@@ -356,7 +356,10 @@ class HematomaController(QObject):
         seg._figures = None
         seg.version += 1
         self.redraw()
-        self.mask_changed.emit(seg.mask)  # the reformatted panes follow the brush
+        if not mpr.interpolated:
+            # the reformatted panes follow the brush while it moves where re-cutting the mask is a mere
+            # transpose; a resampled grid (tilt, oblique: about a second on 512² × 238) waits for the release
+            self.mask_changed.emit(seg.mask)
         return int(changed.sum())
 
     def _on_plane_canvas(self, view, event: str, view_pos: QPointF) -> None:

@@ -21,8 +21,10 @@ from PySide6.QtWidgets import QApplication
 
 from ich_viewer.core.labels import LABELS
 from ich_viewer.core.measurements import ellipse_mask, polygon_mask
+from ich_viewer.core.mpr import StackGeometry, reformat
 from ich_viewer.phantom.study import write_phantom
 from ich_viewer.qt import dialogs
+from ich_viewer.qt.hematoma import plane_disc_voxels
 from ich_viewer.qt.main_window import MainWindow
 from ich_viewer.qt.settings import make_settings
 
@@ -476,3 +478,25 @@ class TestHematomaOnThePlanes:
         assert len(removed) > 20 and set(removed[:, 2]) == {c}  # only voxels of series column c
         assert hem.segmentation.mask[z, r, c] == 0
         assert hem.panel.texts()["voxels"] == str(int(hem.segmentation.mask.sum())) != str(int(before.sum()))
+
+
+def test_plane_disc_voxels_of_a_tilted_series_lie_in_the_disc():
+    """On a 20° gantry tilt the grid is resampled: each voxel of a coronal brush disc is a series voxel whose
+    centre lies within the disc (in patient mm, up to half a voxel of rounding), and the centre's voxel is one."""
+    n, rows, cols = 20, 48, 48
+    tilt = math.radians(20)
+    orientation = np.array([1.0, 0.0, 0.0, 0.0, math.cos(tilt), math.sin(tilt)])
+    positions = np.array([[0.0, 0.0, 2.5 * k] for k in range(n)])
+    mpr = reformat(np.zeros((n, rows, cols), np.int16), StackGeometry(positions, orientation, 0.8, 0.8))
+    assert mpr.interpolated
+    plane, index, row, column, radius = "coronal", mpr.shape[1] // 2, mpr.shape[0] / 2, mpr.shape[2] / 2, 4.0
+    voxels = plane_disc_voxels(mpr, plane, index, row, column, radius)
+    centre = mpr.patient_of(mpr.plane_pixel_to_grid(plane, index, row, column))
+    source = np.rint(mpr.grid_to_source(mpr.plane_pixel_to_grid(plane, index, row, column))).astype(int)
+    assert len(voxels) > 5 and tuple(source) in {tuple(v) for v in voxels}
+    geometry = StackGeometry(positions, orientation, 0.8, 0.8)
+    half_voxel = 0.5 * math.sqrt(2.5**2 + 0.8**2 + 0.8**2)
+    for s, r, c in voxels:
+        p = positions[s] + r * 0.8 * geometry.along_column + c * 0.8 * geometry.along_row
+        d = p - centre
+        assert np.linalg.norm(d) <= math.hypot(radius, 0) + 2 * half_voxel

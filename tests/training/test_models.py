@@ -103,3 +103,27 @@ class TestInitWeightsFrom:
         other = build_model("efficientnet_b0", ModelInput(size=32))
         with pytest.raises(ValueError, match="no layer"):
             init_weights_from(other, path)
+
+
+def test_mixed_precision_keeps_the_probabilities_float32() -> None:
+    """What ``--mixed-precision`` sets on a GPU (mixed_float16), checked on the CPU: float16 compute in the
+    network, float32 variables and a float32 sigmoid head, and a training step that gives a finite loss."""
+    import keras
+
+    from training.models import create_model
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = create_model("ich_cnn", ModelInput(size=32), seed=0)
+        assert model.get_layer("last_conv").compute_dtype == "float16"
+        assert model.get_layer("last_conv").kernel.dtype == "float32"
+        assert model.get_layer("probabilities").compute_dtype == "float32"
+        x = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+        y = np.zeros((4, 6), np.float32)
+        y[:2, 0] = y[:2, 2] = 1
+        assert model(x).dtype == "float32"
+        loss = model.train_on_batch(x, y)
+        assert np.isfinite(np.asarray(loss, dtype=np.float64)).all()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
