@@ -257,7 +257,7 @@ def choose_reading(
 
     The logit offset corrects each label from its rate in the training batches to ``prevalence``. For each
     aggregation weight the study thresholds are chosen: ``any`` at the highest threshold with study
-    sensitivity >= ``min_sensitivity``; each subtype at that rule too, but never below the level that only
+    sensitivity >= ``min_sensitivity`` on the positive studies of each source (PHE-SICH patients, composites); each subtype at that rule too, but never below the level that only
     ``subtype_false_flags`` of the studies known not to have that subtype reach (normal studies and studies of
     other types alike: a subtype flags the study on its own, so a weak subtype must not undo the specificity
     of ``any``, and a few normal studies alone give too optimistic a floor). The weight with the best flag
@@ -281,10 +281,10 @@ def choose_reading(
         study = np.stack([aggregate(apply_logit_offset(r.raw_slice_probs, offset), w) for r in results])
         ys = np.stack([r.case.study_labels for r in results])
         thresholds = {}
+        sources = np.array([r.case.source for r in results])
         for k, label in enumerate(LABELS):
             keep = ys[:, k] >= 0
-            y, p = ys[keep, k], study[keep, k]
-            thr = _threshold_at_sensitivity(y, p, min_sensitivity)
+            thr = _threshold_per_source(ys[keep, k], study[keep, k], sources[keep], min_sensitivity)
             without = ys[:, k] == 0  # studies known not to have this subtype
             if k > 0 and without.any():
                 floor = float(np.quantile(study[without, k], 1.0 - subtype_false_flags, method="higher"))
@@ -313,6 +313,21 @@ def choose_reading(
     _, w, thresholds = best
     report["chosen_neighbour_weight"] = w
     return {"logit_offset": list(offset), "neighbour_weight": w}, thresholds, report
+
+
+def _threshold_per_source(
+    y: np.ndarray, p: np.ndarray, sources: np.ndarray, min_sensitivity: float, min_positives: int = 3
+) -> float:
+    """The highest threshold that keeps sensitivity >= ``min_sensitivity`` on the positives of *every* source
+    with at least ``min_positives`` of them (all sources pooled when none has that many): easy positives of
+    one kind (large real hematomas) must not buy the misses of another (small synthetic subtypes)."""
+    thresholds = []
+    for source in np.unique(sources):
+        pos = (sources == source) & (y == 1)
+        if pos.sum() >= min_positives:
+            mine = pos | (y == 0)
+            thresholds.append(_threshold_at_sensitivity(y[mine], p[mine], min_sensitivity))
+    return min(thresholds) if thresholds else _threshold_at_sensitivity(y, p, min_sensitivity)
 
 
 def _threshold_at_sensitivity(y: np.ndarray, p: np.ndarray, min_sensitivity: float) -> float:
@@ -426,7 +441,8 @@ def calibrate_folder(
                 + ", ".join(_split_patients(phe_root, "val"))
                 + f", composites on their normal levels, {phantom_studies} phantom studies (seeds 40000000+)",
                 "rule": f"study level, on the real-anatomy validation studies (PHE-SICH, normal levels, "
-                f"composites): highest threshold with sensitivity >= {min_sensitivity} per label, a subtype "
+                f"composites): highest threshold with sensitivity >= {min_sensitivity} per label on each source's "
+                "positive studies, a subtype "
                 "never below what 2 % of the studies without that subtype reach; aggregation weight with the best "
                 "flag specificity",
                 "prevalence": dict(zip(LABELS, RSNA_PREVALENCE, strict=True)),
