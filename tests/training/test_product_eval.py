@@ -152,7 +152,7 @@ def test_the_sensitivity_holds_for_each_source() -> None:
             labels[2:4, 0] = 1
             raw[2:4, 0] = 0.95 if kind == "easy" else rng.uniform(0.25, 0.6)
         results.append(_result(labels, raw, f"p{j}", "phe-sich" if kind == "easy" else "composite"))
-    reading, thresholds, report = choose_reading(results, [0.5] * 6, [0.5] * 6, min_sensitivity=0.9)
+    reading, thresholds, _ = choose_reading(results, [0.5] * 6, [0.5] * 6, min_sensitivity=0.9)
     from ich_viewer.inference.reading import aggregate
 
     score = np.array([aggregate(r.raw_slice_probs, reading["neighbour_weight"])[0] for r in results])
