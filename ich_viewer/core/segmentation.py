@@ -658,6 +658,22 @@ class Segmentation:
             self.version += 1
         return changed
 
+    def set_voxels(self, voxels: np.ndarray, value: int) -> int:
+        """Set ``voxels`` (int ``(n, 3)`` ``(slice, row, column)`` indices of the mask) to ``value`` (1 brush,
+        0 eraser), e.g. a disc drawn on a reformatted plane; returns the voxels changed."""
+        voxels = np.asarray(voxels, dtype=np.intp).reshape(-1, 3)
+        if not len(voxels):
+            return 0
+        s, r, c = voxels.T
+        target = np.uint8(1 if value else 0)
+        changed = self.mask[s, r, c] != target
+        n = int(changed.sum())
+        if n:
+            self.mask[s[changed], r[changed], c[changed]] = target
+            self._figures = None
+            self.version += 1
+        return n
+
     def clear(self) -> None:
         """Remove the whole segmentation."""
         if self.mask.any():

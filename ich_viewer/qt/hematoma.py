@@ -346,21 +346,15 @@ class HematomaController(QObject):
         voxels = plane_disc_voxels(mpr, plane, index, row, column, self.panel.brush_mm.value())
         if not len(voxels):
             return 0
-        s, r, c = voxels.T
-        target = np.uint8(0 if erase else 1)
-        changed = seg.mask[s, r, c] != target
-        if not changed.any():
+        changed = seg.set_voxels(voxels, 0 if erase else 1)
+        if not changed:
             return 0
-        seg.mask[s[changed], r[changed], c[changed]] = target
-        # what Segmentation.paint does after an edit: figures recomputed on the next read, views redraw
-        seg._figures = None
-        seg.version += 1
         self.redraw()
         if not mpr.interpolated:
             # the reformatted panes follow the brush while it moves where re-cutting the mask is a mere
             # transpose; a resampled grid (tilt, oblique: about a second on 512² × 238) waits for the release
             self.mask_changed.emit(seg.mask)
-        return int(changed.sum())
+        return changed
 
     def _on_plane_canvas(self, view, event: str, view_pos: QPointF) -> None:
         if self.mode == "off" or event == "hover" or view.mpr is None:

@@ -147,6 +147,18 @@ def test_brush_and_eraser_change_the_volume_by_the_painted_voxels():
     assert seg.figures().empty
 
 
+def test_set_voxels_edits_the_mask_and_the_figures():
+    truth = _ellipsoid((8, 70, 90), (15.0, 8.0, 8.0))
+    seg = Segmentation.grow(head(truth), SPACING, (8, 70, 90))
+    before, version = seg.figures().voxels, seg.version
+    outside = np.array([[8, 70, 130], [8, 71, 130], [9, 70, 130]])
+    assert seg.set_voxels(outside, 1) == 3
+    assert seg.version == version + 1 and seg.figures().voxels == before + 3
+    assert seg.set_voxels(outside, 1) == 0 and seg.version == version + 1  # no change, no new version
+    assert seg.set_voxels(outside[:2], 0) == 2 and seg.figures().voxels == before + 1
+    assert seg.set_voxels(np.zeros((0, 3), int), 1) == 0
+
+
 def test_paint_disc_is_round_in_mm_on_non_square_pixels():
     mask = np.zeros((1, 40, 40), np.uint8)
     changed = paint_disc(mask, 0, 20, 20, radius_mm=4.0, spacing=(1.0, 1.0, 0.5))
