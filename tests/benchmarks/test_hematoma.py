@@ -58,3 +58,41 @@ def test_region_grow_time(kind, seed, figures):
         f"baseline {base * 1000:.0f} ms, ratio {t / base:.2f}"
     )
     assert ml > 40
+
+
+def test_phantom_sweep(figures):
+    """The README's validation sweep: seeds 0-15 of every kind at 256 px, the clot of that kind >= 5 mL, acute
+    (blood >= 55 HU, no acute-on-chronic level), one lesion; seed = the deepest voxel of the truth. Prints, per
+    kind, the cases within +-10 % volume and Dice >= 0.85, and every miss."""
+    from ich_viewer.core.segmentation import Segmentation
+    from tests.core.test_segmentation_phantoms import deepest_voxel
+
+    for kind in ("intraparenchymal", "epidural", "subdural", "intraventricular"):
+        label = LABELS.index(kind)
+        met, errors, misses = 0, [], []
+        for seed in range(16):
+            study = generate_study(seed, kind=kind, n_slices=32, size=256)
+            lesions = [les for les in study.lesions if les.label == label]
+            if len(lesions) != 1 or lesions[0].hu < 55 or getattr(lesions[0], "chronic_hu", None) is not None:
+                continue
+            truth = study.mask == label
+            voxel_ml = float(np.prod(study.spacing_mm)) / 1000.0
+            true_ml = truth.sum() * voxel_ml
+            if true_ml < 5.0:
+                continue
+            seg = Segmentation.grow(study.hu, study.spacing_mm, deepest_voxel(truth))
+            got = seg.mask.astype(bool)
+            dice = 2.0 * (got & truth).sum() / (got.sum() + truth.sum())
+            error = seg.figures().volume_ml / true_ml - 1.0
+            errors.append(abs(error))
+            if abs(error) <= 0.10 and dice >= 0.85:
+                met += 1
+            else:
+                misses.append(f"seed {seed} ({true_ml:.1f} mL): {error * 100:+.1f} %, Dice {dice:.2f}")
+        figures.add(
+            "hematoma",
+            f"phantom sweep, {kind}, 256 px: within 10 % and Dice >= 0.85",
+            f"{met} / {len(errors)} (median |error| {np.median(errors) * 100:.1f} %)",
+            baseline="; ".join(misses) or "no miss",
+        )
+        assert errors
