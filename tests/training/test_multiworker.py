@@ -29,23 +29,19 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_two_local_workers_train_together(tmp_path) -> None:
-    ports = _free_ports(2)
-    cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    out = tmp_path / "run"
-    args = [
+def _train_args(out, epochs: int) -> list[str]:
+    return [
         sys.executable, "-m", "training", "train", "--out", str(out), "--data", "phantom", "--image-size", "32",
-        "--phantom-size", "64", "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "8",
+        "--phantom-size", "64", "--epochs", str(epochs), "--steps-per-epoch", "2", "--batch-size", "8",
         "--train-size", "24", "--val-size", "12", "--workers", "1", "--verbose", "2",
     ]  # fmt: skip
+
+
+def _run_together(args: list[str], envs: list[dict[str, str]], what: str) -> list[str]:
+    """Start one training process per environment, wait for all (240 s), check they exit 0; their outputs."""
     procs = []
-    for index in range(2):
-        env = dict(
-            os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        )
-        env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(ROOT))
+    for env in envs:
+        env = {**env, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
         procs.append(
             subprocess.Popen(
                 args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -58,9 +54,25 @@ def test_two_local_workers_train_together(tmp_path) -> None:
         except subprocess.TimeoutExpired:
             for q in procs:
                 q.kill()
-            pytest.fail("multi-worker training did not finish in 240 s")
+            pytest.fail(f"{what} did not finish in 240 s")
     for p, text in zip(procs, outputs, strict=True):
         assert p.returncode == 0, text[-3000:]
+    return outputs
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_local_workers_train_together(tmp_path) -> None:
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    out = tmp_path / "run"
+    envs = [
+        dict(
+            os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        )
+        for index in range(2)
+    ]
+    outputs = _run_together(_train_args(out, 2), envs, "multi-worker training")
     run = json.loads((out / "run.json").read_text())
     assert run["strategy"] == "MultiWorkerMirroredStrategy (2 replicas)"
     assert run["epochs_run"] == 2
@@ -119,35 +131,16 @@ def test_two_slurm_tasks_train_together(tmp_path) -> None:
     """The same run as ``srun -N 1 -n 2 --resv-ports`` starts it: no TF_CONFIG, only the step's SLURM variables."""
     port = _consecutive_free_ports(2)
     out = tmp_path / "run"
-    args = [
-        sys.executable, "-m", "training", "train", "--out", str(out), "--data", "phantom", "--image-size", "32",
-        "--phantom-size", "64", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8",
-        "--train-size", "24", "--val-size", "12", "--workers", "1", "--verbose", "2",
-    ]  # fmt: skip
-    procs = []
+    envs = []
     for rank in range(2):
         env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
         env.update(
             SLURM_JOB_ID="4242", SLURM_NTASKS="2", SLURM_STEP_NUM_TASKS="2", SLURM_PROCID=str(rank),
             SLURM_LOCALID=str(rank), SLURM_STEP_NODELIST="localhost", SLURM_STEP_TASKS_PER_NODE="2",
-            SLURM_STEP_RESV_PORTS=f"{port}-{port + 1}", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-            PYTHONPATH=str(ROOT),
+            SLURM_STEP_RESV_PORTS=f"{port}-{port + 1}",
         )  # fmt: skip
-        procs.append(
-            subprocess.Popen(
-                args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-        )
-    outputs = []
-    for p in procs:
-        try:
-            outputs.append(p.communicate(timeout=240)[0])
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            pytest.fail("SLURM-style training did not finish in 240 s")
-    for p, text in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, text[-3000:]
+        envs.append(env)
+    _run_together(_train_args(out, 1), envs, "SLURM-style training")
     run = json.loads((out / "run.json").read_text())
     assert run["strategy"] == "MultiWorkerMirroredStrategy (2 replicas, SLURM)"
     assert (out / "best.keras").is_file()
