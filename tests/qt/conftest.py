@@ -25,6 +25,17 @@ def isolated_settings(tmp_path_factory, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    """A 128-px phantom with a 46 mL intraparenchymal clot: (folder, seed voxel: the clot's deepest voxel)."""
+    from ich_viewer.core.labels import LABELS
+    from ich_viewer.phantom.study import write_phantom
+    from tests.core.test_segmentation_phantoms import deepest_voxel
+
+    folder = write_phantom(tmp_path_factory.mktemp("hem") / "ph", seed=4, kind="intraparenchymal", size=128)
+    return folder, deepest_voxel(np.load(folder / "mask.npy") == LABELS.index("intraparenchymal"))
+
+
 def head_volume(n_slices: int, rows: int, cols: int, seed: int = 0) -> np.ndarray:
     """A crude head: padding -2000 outside a circle, skull ring 900 HU, brain 30..50 HU, an 70 HU blob.
 

@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
 from ich_viewer.__main__ import main
-from ich_viewer.core.labels import LABELS
-from ich_viewer.phantom.study import write_phantom
 from ich_viewer.qt.main_window import MainWindow
 from ich_viewer.qt.settings import make_settings
 
 LOAD_TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory):
-    """A 128-px phantom with a 46 mL intraparenchymal clot: (folder, seed, headless JSON)."""
-    folder = write_phantom(tmp_path_factory.mktemp("hem") / "ph", seed=4, kind="intraparenchymal", size=128)
-    truth = np.load(folder / "mask.npy") == LABELS.index("intraparenchymal")
-    z = int(np.argmax(truth.sum(axis=(1, 2))))
-    dist = cv2.distanceTransform(truth[z].astype(np.uint8), cv2.DIST_L2, 5)
-    r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return folder, (z, int(r), int(c))
 
 
 @pytest.fixture

@@ -6,13 +6,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import itertools
 import json
 import math
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -21,6 +20,7 @@ from ich_viewer.core.measurements import compute_values, ellipse_mask, polygon_m
 from ich_viewer.qt import dialogs
 from ich_viewer.qt.main_window import MainWindow
 from ich_viewer.qt.settings import make_settings
+from tests.qt import mouse
 
 LOAD_TIMEOUT_MS = 60_000
 ROW_MM, COL_MM = 0.8, 0.5  # non-square pixels
@@ -62,39 +62,17 @@ def open_and_wait(qtbot, win: MainWindow, path) -> None:
 
 
 def at(win: MainWindow, x: float, y: float) -> QPoint:
-    """Viewport position of image pixel coordinates (x = column, y = row)."""
-    view = win.slice_view
-    return view.mapFromScene(view.image_item.mapToScene(QPointF(x, y)))
-
-
-def _event(widget, kind, pos, changed, held):
-    return QMouseEvent(
-        kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), changed, held, Qt.KeyboardModifier.NoModifier
-    )
+    """Viewport position of image pixel coordinates (x = column, y = row) on the axial view."""
+    return mouse.pixel_pos(win.slice_view, x, y)
 
 
 def drag(win: MainWindow, path: list[tuple[float, float]], steps: int = 6) -> None:
     """Press at the first point, move through the others (``steps`` moves per leg), release at the last."""
-    widget = win.slice_view.viewport()
-    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
-    points = [at(win, x, y) for x, y in path]
-    QApplication.sendEvent(widget, _event(widget, QMouseEvent.Type.MouseButtonPress, points[0], left, left))
-    for a, b in itertools.pairwise(points):
-        for i in range(1, steps + 1):
-            QTest.qWait(15)
-            QApplication.sendEvent(
-                widget, _event(widget, QMouseEvent.Type.MouseMove, a + (b - a) * (i / steps), none, left)
-            )
-    QTest.qWait(15)
-    QApplication.sendEvent(
-        widget, _event(widget, QMouseEvent.Type.MouseButtonRelease, points[-1], left, none)
-    )
-    QTest.qWait(15)
+    mouse.drag(win.slice_view, path, steps)
 
 
 def click(win: MainWindow, x: float, y: float) -> None:
-    QTest.mouseClick(win.slice_view.viewport(), Qt.MouseButton.LeftButton, pos=at(win, x, y))
-    QTest.qWait(15)
+    mouse.click(win.slice_view, x, y)
 
 
 def key(win: MainWindow, k: Qt.Key, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
@@ -221,13 +199,18 @@ class TestDrawing:
         widget = window.slice_view.viewport()
         mid, none = Qt.MouseButton.MiddleButton, Qt.MouseButton.NoButton
         a, b = at(window, 20, 20), at(window, 30, 30)
-        QApplication.sendEvent(widget, _event(widget, QMouseEvent.Type.MouseButtonPress, a, mid, mid))
+        QApplication.sendEvent(
+            widget, mouse.mouse_event(widget, QMouseEvent.Type.MouseButtonPress, a, mid, mid)
+        )
         for i in range(1, 6):
             QTest.qWait(15)
             QApplication.sendEvent(
-                widget, _event(widget, QMouseEvent.Type.MouseMove, a + (b - a) * (i / 5), none, mid)
+                widget,
+                mouse.mouse_event(widget, QMouseEvent.Type.MouseMove, a + (b - a) * (i / 5), none, mid),
             )
-        QApplication.sendEvent(widget, _event(widget, QMouseEvent.Type.MouseButtonRelease, b, mid, none))
+        QApplication.sendEvent(
+            widget, mouse.mouse_event(widget, QMouseEvent.Type.MouseButtonRelease, b, mid, none)
+        )
         assert window.slice_view.viewbox.viewRange() != before
         assert len(window.tools.store) == 0
 

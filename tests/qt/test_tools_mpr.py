@@ -7,26 +7,21 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 import math
 
-import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
 
-from ich_viewer.core.labels import LABELS
 from ich_viewer.core.measurements import ellipse_mask, polygon_mask
 from ich_viewer.core.mpr import StackGeometry, reformat
-from ich_viewer.phantom.study import write_phantom
 from ich_viewer.qt import dialogs
 from ich_viewer.qt.hematoma import plane_disc_voxels
 from ich_viewer.qt.main_window import MainWindow
 from ich_viewer.qt.settings import make_settings
+from tests.qt.mouse import click, drag
 
 LOAD_TIMEOUT_MS = 60_000
 SLICE_MM, PIXEL_MM = 5.0, 0.5  # anisotropic: coronal/sagittal pixels are 5 mm tall, 0.5 mm wide
@@ -69,41 +64,6 @@ def window(qtbot, study, data_dir):
     open_mpr(qtbot, win, study[0])
     yield win
     win.jobs.shutdown(5000)
-
-
-def at(view, x: float, y: float) -> QPoint:
-    """Viewport position of pixel coordinates (x = column, y = row) of the image the pane shows."""
-    return view.mapFromScene(view.image_item.mapToScene(QPointF(x, y)))
-
-
-def _event(widget, kind, pos, changed, held):
-    return QMouseEvent(
-        kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), changed, held, Qt.KeyboardModifier.NoModifier
-    )
-
-
-def drag(view, path: list[tuple[float, float]], steps: int = 6) -> None:
-    """Press at the first point, move through the others, release at the last (pixel coordinates)."""
-    widget = view.viewport()
-    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
-    points = [at(view, x, y) for x, y in path]
-    QApplication.sendEvent(widget, _event(widget, QMouseEvent.Type.MouseButtonPress, points[0], left, left))
-    for a, b in itertools.pairwise(points):
-        for i in range(1, steps + 1):
-            QTest.qWait(15)
-            QApplication.sendEvent(
-                widget, _event(widget, QMouseEvent.Type.MouseMove, a + (b - a) * (i / steps), none, left)
-            )
-    QTest.qWait(15)
-    QApplication.sendEvent(
-        widget, _event(widget, QMouseEvent.Type.MouseButtonRelease, points[-1], left, none)
-    )
-    QTest.qWait(15)
-
-
-def click(view, x: float, y: float) -> None:
-    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=at(view, x, y))
-    QTest.qWait(15)
 
 
 def key(win: MainWindow, k: Qt.Key, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
@@ -394,17 +354,6 @@ class TestPersistence:
             (coronal.id, "coronal", coronal.index),
             (axial.id, "axial", axial.index),
         ]
-
-
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory):
-    """A 128-px phantom with a 46 mL intraparenchymal clot: (folder, seed voxel inside the clot)."""
-    folder = write_phantom(tmp_path_factory.mktemp("hem") / "ph", seed=4, kind="intraparenchymal", size=128)
-    truth = np.load(folder / "mask.npy") == LABELS.index("intraparenchymal")
-    z = int(np.argmax(truth.sum(axis=(1, 2))))
-    dist = cv2.distanceTransform(truth[z].astype(np.uint8), cv2.DIST_L2, 5)
-    r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return folder, (z, int(r), int(c))
 
 
 class TestHematomaOnThePlanes:
