@@ -1,4 +1,5 @@
-"""``ich-viewer volume PATH --at SLICE,ROW,COL --json``: segment the clot holding a voxel and print its volume."""
+"""``ich-viewer volume PATH --at SLICE,ROW,COL --json``: segment the clot holding a voxel and print its volume
+(``--at`` more than once: the union of the parts grown from each seed)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,14 @@ def parse_hu_range(text: str) -> tuple[float, float]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path")
-    p.add_argument("--at", required=True, metavar="SLICE,ROW,COL", help="seed voxel inside the clot")
+    p.add_argument(
+        "--at",
+        required=True,
+        action="append",
+        metavar="SLICE,ROW,COL",
+        help="seed voxel inside the clot; give it again for each further part of a clot in parts that do not "
+        "touch (both lateral ventricles): the union is measured",
+    )
     p.add_argument("--json", action="store_true", help="print the contract's JSON on stdout")
     p.add_argument("--series", metavar="UID", help="series to use (default: the largest CT series)")
     p.add_argument(
@@ -57,7 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    seed = parse_at(args.at)
+    ats = args.at if isinstance(args.at, list) else [args.at]
+    seeds = [parse_at(text) for text in ats]
     hu_range = parse_hu_range(args.hu_range)
     if args.mask_out and not str(args.mask_out).endswith(".npy"):
         raise UsageError("--mask-out must name a .npy file")
@@ -68,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from ich_viewer.dicom.series import load_path
 
     series = load_path(args.path, args.series)
-    seg = Segmentation.grow(series.hu, series.info.spacing_mm, seed, GrowParams(hu_range=hu_range))
-    result = report(seg.figures(), series.info.series_uid, seed, hu_range)
+    seg = Segmentation.grow_parts(series.hu, series.info.spacing_mm, seeds, GrowParams(hu_range=hu_range))
+    result = report(seg.figures(), series.info.series_uid, seeds[0], hu_range, seg.seeds)
     if args.mask_out:
         try:
             np.save(args.mask_out, seg.mask.astype(np.uint8, copy=False))

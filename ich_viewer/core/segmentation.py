@@ -19,11 +19,21 @@ slices by face connectivity; only the slices the clot reaches are processed.
    so the partial-volume rim of the tables cannot carry the grow along the skull into the scalp.
 4. Leak control at thin bridges: an in-plane morphological opening (a disc of ``neck_mm`` diameter) cuts
    bridges narrower than that (a clot touching a dense sinus, the falx or brain that noise lifted into range);
-   the 3-D component of the opened candidates that holds the seed is the clot's core.
+   the 3-D component of the opened candidates that holds the seed is the clot's core. In-plane pieces join
+   where they overlap on adjacent slices; a piece of at least ``link_min_mm2`` that overlaps nothing there
+   joins the pieces within ``link_mm`` (4 mm) of it, so a thin crescent that follows the curving skull inwards
+   from slice to slice stays one clot.
 5. Reconstruction: the core grows back, a few pixels in-plane and never farther than the bridges cut, into the
    candidates of step 2 (also the rim next to bone), to recover the clot's thin tips and its edge lost by the
    opening. Where the opening removed the seed itself (a clot thinner than the disc), the plain connected
    component of the candidates is used.
+6. Partial volume: the ring next to the clot gains the voxels that are at least half clot, against bone (HU
+   above the range, below the bone's) and against fluid (HU below the range, above the midpoint of the clot
+   and the darkest fluid within 2 mm), as the truth of a half-clot voxel would.
+
+A clot in parts that do not touch (blood in both lateral ventricles, the two limbs of a tentorial subdural) is
+segmented by growing from one seed per part and taking the union (:meth:`Segmentation.grow` with ``add=True``,
+Shift+click in the viewer, ``--at`` given more than once on the command line).
 
 Figures (:func:`measure`)
 -------------------------
@@ -93,6 +103,13 @@ class GrowParams:
         Add the partial-volume voxels between clot and bone that are at least half clot.
     rim_mm : float
         How deep that rim may go (mm).
+    fluid_rim : bool
+        Add the partial-volume voxels between clot and fluid (CSF) that are at least half clot.
+    link_mm : float
+        A piece that overlaps nothing on the next slice is joined to the pieces there within this distance
+        (in-plane, mm) that are at least a quarter of its area; 0 = strict overlap only.
+    link_min_mm2 : float
+        Only pieces of at least this area (mm²) link that way.
     """
 
     hu_range: tuple[float, float] = DEFAULT_HU_RANGE
@@ -102,6 +119,9 @@ class GrowParams:
     median: int = 3
     bone_rim: bool = True
     rim_mm: float = 1.0
+    link_mm: float = 4.0
+    link_min_mm2: float = 20.0
+    fluid_rim: bool = True
 
 
 @dataclass(frozen=True)
@@ -300,11 +320,19 @@ def _box(stats: np.ndarray, label: int) -> tuple[slice, slice]:
 
 
 def _connected(
-    n_slices: int, seed: tuple[int, int, int], get_labels, should_stop=None
+    n_slices: int,
+    seed: tuple[int, int, int],
+    get_labels,
+    should_stop=None,
+    link_kernel: np.ndarray | None = None,
+    link_min_px: int = 0,
 ) -> dict[int, np.ndarray]:
     """The 3-D component holding ``seed``: in-plane components joined where they overlap on adjacent slices.
 
     ``get_labels(z) -> (labels, stats)``; returns ``{slice: bool mask}`` (empty when the seed is background).
+    Where a piece overlaps nothing on an adjacent slice and ``link_kernel`` is given, the piece dilated by that
+    kernel is tried instead, and joins the components there of at least a quarter of the piece's area (a thin
+    crescent that follows the curving skull moves inwards by more than its own width from slice to slice).
     """
     s, r, c = seed
     labels, _ = get_labels(s)
@@ -328,13 +356,39 @@ def _connected(
         for nz in (z - 1, z + 1):
             if not 0 <= nz < n_slices:
                 continue
-            nlabels, _ = get_labels(nz)
-            for other in np.unique(nlabels[box][piece]):
-                key = (nz, int(other))
-                if other and key not in seen:
+            nlabels, nstats = get_labels(nz)
+            others = [int(v) for v in np.unique(nlabels[box][piece]) if v]
+            if not others and link_kernel is not None and piece.sum() >= link_min_px:
+                others = _near_components(nlabels, nstats, labels.shape, box, piece, link_kernel)
+            for other in others:
+                key = (nz, other)
+                if key not in seen:
                     seen.add(key)
                     queue.append(key)
     return region
+
+
+def _near_components(
+    nlabels: np.ndarray,
+    nstats: np.ndarray,
+    shape: tuple[int, ...],
+    box: tuple[slice, slice],
+    piece: np.ndarray,
+    kernel: np.ndarray,
+) -> list[int]:
+    """Components of ``nlabels`` within the piece dilated by ``kernel`` with at least a quarter of its area."""
+    pad = kernel.shape[0] // 2
+    y0, y1 = max(0, box[0].start - pad), min(shape[0], box[0].stop + pad)
+    x0, x1 = max(0, box[1].start - pad), min(shape[1], box[1].stop + pad)
+    local = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    local[box[0].start - y0 : box[0].stop - y0, box[1].start - x0 : box[1].stop - x0] = piece
+    near = cv2.dilate(local, kernel).astype(bool)
+    area = int(piece.sum())
+    return [
+        int(v)
+        for v in np.unique(nlabels[y0:y1, x0:x1][near])
+        if v and int(nstats[v, cv2.CC_STAT_AREA]) * 4 >= area
+    ]
 
 
 def grow_region(
@@ -392,10 +446,12 @@ def grow_region(
     cache = _SliceCache(hu, (dz, dy, dx), params)
     cav = cache.cavity(s)
     cache.compartment = bool(cav[r, c]) if cav is not None else None
-    region = _connected(n, (s, r, c), cache.labels, should_stop)
+    link = _disc(_px(params.link_mm, math.sqrt(dy * dx))) if params.link_mm > 0 else None
+    link_min = math.ceil(params.link_min_mm2 / (dy * dx))
+    region = _connected(n, (s, r, c), cache.labels, should_stop, link, link_min)
     if not region:
         # the opening removed the seed: a clot thinner than the neck size; take the plain component
-        region = _connected(n, (s, r, c), cache.plain_labels, should_stop)
+        region = _connected(n, (s, r, c), cache.plain_labels, should_stop, link, link_min)
         if not region:
             raise SeedError(
                 f"no clot found at seed ({s}, {r}, {c}): it touches bone or lies outside the skull's compartment "
@@ -416,9 +472,40 @@ def grow_region(
                 break
             grown = nxt
         out[z] = grown
-    if params.bone_rim and out.any():
-        _add_bone_rim(out, hu, cache, float(np.asarray(hu, dtype=np.float64)[out.astype(bool)].mean()))
+    if out.any() and (params.bone_rim or params.fluid_rim):
+        clot_hu = float(np.asarray(hu, dtype=np.float64)[out.astype(bool)].mean())
+        if params.fluid_rim:
+            _add_fluid_rim(out, hu, cache, clot_hu)
+        if params.bone_rim:
+            _add_bone_rim(out, hu, cache, clot_hu)
     return out
+
+
+def _add_fluid_rim(out: np.ndarray, hu: np.ndarray, cache: _SliceCache, clot_hu: float) -> None:
+    """Add the partial-volume voxels between the clot and darker fluid (CSF), in place: a voxel next to the clot
+    (one pixel ring) whose raw HU is below the blood range is at least half clot when it lies above the midpoint
+    of the clot's mean HU and the darkest smoothed HU within about 2 mm (half-maximum edge). Next to brain the
+    midpoint lies above the range's low end, so only edges against fluid (layering blood in a ventricle, a
+    crescent against CSF) gain voxels."""
+    lo = cache.params.hu_range[0]
+    kernel = _disc(1)
+    margin = 1 + cache.bone_ref_kernel.shape[0]
+    for z in np.flatnonzero(out.reshape(out.shape[0], -1).any(axis=1)):
+        ys, xs = np.nonzero(out[z])
+        box = (
+            slice(max(0, ys.min() - margin), ys.max() + margin + 1),
+            slice(max(0, xs.min() - margin), xs.max() + margin + 1),
+        )
+        mask = out[z][box]
+        raw = np.asarray(hu[z][box], dtype=np.float32)
+        background = cv2.erode(_smooth(raw, cache.params.median).astype(np.float32), cache.bone_ref_kernel)
+        ring = cv2.dilate(mask, kernel).astype(bool) & ~mask.astype(bool)
+        ring &= (raw < lo) & (raw >= 0.5 * (clot_hu + background))
+        ring &= cache.bone(z)[box] == 0
+        cav = cache.cavity(z)
+        if cav is not None and cache.compartment is not None:
+            ring &= cav[box] if cache.compartment else ~cav[box]
+        mask[ring] = 1
 
 
 def _add_bone_rim(out: np.ndarray, hu: np.ndarray, cache: _SliceCache, clot_hu: float) -> None:
@@ -600,6 +687,9 @@ class Segmentation:
     mask : numpy.ndarray
         uint8 ``(slices, rows, columns)``, 1 = clot.
     seed : (int, int, int) or None
+        The first seed.
+    seeds : tuple of (int, int, int)
+        Every seed grown from, in order (the first, then each part added with :meth:`merge`).
     hu_range : (float, float)
     version : int
         Incremented by every change (views redraw when it moves).
@@ -611,6 +701,7 @@ class Segmentation:
     seed: tuple[int, int, int] | None = None
     hu_range: tuple[float, float] = DEFAULT_HU_RANGE
     version: int = 0
+    seeds: tuple[tuple[int, int, int], ...] = ()
     _figures: HematomaFigures | None = field(default=None, repr=False)
 
     @classmethod
@@ -632,15 +723,61 @@ class Segmentation:
         """Region grow from ``seed`` (:func:`grow_region`); raises :class:`SeedError` as it does."""
         params = params or GrowParams()
         mask = grow_region(hu, spacing, seed, params, should_stop=should_stop)
+        first = tuple(int(v) for v in seed)
         seg = cls(
             hu=hu,
             spacing=_check_volume(hu, spacing),
             mask=mask,
-            seed=tuple(int(v) for v in seed),  # type: ignore[arg-type]
+            seed=first,  # type: ignore[arg-type]
             hu_range=tuple(float(v) for v in params.hu_range),  # type: ignore[arg-type]
+            seeds=(first,),  # type: ignore[arg-type]
         )
         seg.figures()
         return seg
+
+    @classmethod
+    def grow_parts(
+        cls,
+        hu: np.ndarray,
+        spacing: Sequence[float],
+        seeds: Sequence[Sequence[int]],
+        params: GrowParams | None = None,
+        *,
+        should_stop=None,
+    ) -> Segmentation:
+        """The union of the region grows from every seed (a clot in parts that do not touch); a seed inside
+        what an earlier one grew adds nothing. Raises :class:`SeedError` for the first seed outside blood."""
+        if not seeds:
+            raise ValueError("at least one seed is needed")
+        seg = cls.grow(hu, spacing, seeds[0], params, should_stop=should_stop)
+        for seed in seeds[1:]:
+            if seg.contains(seed):
+                seg.seeds = (*seg.seeds, tuple(int(v) for v in seed))  # type: ignore[assignment]
+                continue
+            seg.merge(cls.grow(hu, spacing, seed, params, should_stop=should_stop))
+        return seg
+
+    def contains(self, voxel: Sequence[int]) -> bool:
+        """True when ``(slice, row, column)`` is inside the volume and segmented."""
+        s, r, c = (int(v) for v in voxel)
+        n, rows, cols = self.mask.shape
+        return 0 <= s < n and 0 <= r < rows and 0 <= c < cols and bool(self.mask[s, r, c])
+
+    def merge(self, part: Segmentation) -> int:
+        """Add another grow (``part``, on the same volume) to this segmentation: the union of the masks, its
+        seeds appended. Returns the voxels added."""
+        if part.mask.shape != self.mask.shape:
+            raise ValueError(f"cannot merge a {part.mask.shape} segmentation into a {self.mask.shape} one")
+        added = part.mask.astype(bool) & ~self.mask.astype(bool)
+        n = int(added.sum())
+        self.seeds = (*self.seeds, *part.seeds)
+        if self.seed is None:
+            self.seed = part.seed
+        if n:
+            self.mask[added] = 1
+            self._figures = None
+            self.version += 1
+        return n
 
     def figures(self) -> HematomaFigures:
         """:func:`measure` of the current mask (cached until the next edit)."""
@@ -683,10 +820,16 @@ class Segmentation:
 
 
 def report(
-    figures: HematomaFigures, series_uid: str, seed: Sequence[int], hu_range: Sequence[float]
+    figures: HematomaFigures,
+    series_uid: str,
+    seed: Sequence[int],
+    hu_range: Sequence[float],
+    seeds: Sequence[Sequence[int]] = (),
 ) -> dict[str, object]:
     """The ``volume --json`` object of the contract (``ich_viewer/schemas/volume.json``), shared by the command
-    line and the GUI: volumes in mL to two decimals, mean HU to one.
+    line and the GUI: volumes in mL to two decimals, mean HU to one. ``seed`` is the first seed; when a clot
+    was grown from several (``seeds``, more than one), they are listed under ``"seeds"`` (an extension of the
+    contract; one seed gives exactly the contract's keys).
 
     Raises
     ------
@@ -704,4 +847,5 @@ def report(
         "mean_hu": round(figures.mean_hu, 1),
         "slices": [int(figures.slices[0]), int(figures.slices[1])],
         "hu_range": [float(hu_range[0]), float(hu_range[1])],
+        **({"seeds": [[int(v) for v in sd] for sd in seeds]} if len(seeds) > 1 else {}),
     }

@@ -41,10 +41,15 @@ __all__ = ["MODES", "HematomaController", "HematomaPanel", "figure_texts", "plan
 MODES = ("off", "grow", "brush", "erase")
 OUTLINE_COLOR = "#ff5050"
 _HINTS = {
-    "grow": "click inside a clot to segment it",
+    "grow": "click inside a clot to segment it; Shift+click adds a part that does not touch it",
     "brush": "drag to add to the segmentation",
     "erase": "drag to remove from the segmentation",
 }
+
+
+def _shift(canvas: DrawCanvas | None) -> bool:
+    """True when the canvas's last click held Shift (grow: add a part)."""
+    return canvas is not None and bool(canvas.modifiers & Qt.KeyboardModifier.ShiftModifier)
 
 
 def plane_disc_voxels(mpr, plane: str, index: int, row: float, column: float, radius_mm: float) -> np.ndarray:
@@ -281,8 +286,12 @@ class HematomaController(QObject):
         self.panel.message.setText("Cleared.")
 
     # ============================================================================================ grow
-    def grow_at(self, slice_index: int, row: int, column: int) -> bool:
-        """Start the region grow from voxel ``(slice, row, column)``; False when no series is loaded."""
+    def grow_at(self, slice_index: int, row: int, column: int, add: bool = False) -> bool:
+        """Start the region grow from voxel ``(slice, row, column)``; False when no series is loaded.
+
+        ``add`` (Shift+click) grows a further part of the same clot and adds it to the segmentation (blood in
+        both lateral ventricles, the two limbs of a tentorial subdural); without a segmentation it is a plain
+        grow."""
         series = self.study.series
         if series is None:
             self.panel.message.setText("Wait until the series is loaded.")
@@ -290,8 +299,15 @@ class HematomaController(QObject):
         from ich_viewer.qt.workers import hematoma_job
 
         seed = (int(slice_index), int(row), int(column))
-        self.panel.message.setText(f"Segmenting from Im {seed[0] + 1}, row {seed[1]}, column {seed[2]}…")
         uid = series.info.series_uid
+        add = add and self.segmentation is not None and self.series_uid == uid
+        if add and self.segmentation.contains(seed):
+            self.panel.message.setText(
+                "That voxel is already segmented: Shift+click a part outside the outline."
+            )
+            return False
+        verb = "Adding the part at" if add else "Segmenting from"
+        self.panel.message.setText(f"{verb} Im {seed[0] + 1}, row {seed[1]}, column {seed[2]}…")
         self.study.jobs.start(
             "hematoma",
             hematoma_job,
@@ -299,20 +315,33 @@ class HematomaController(QObject):
             series.info.spacing_mm,
             seed,
             self.panel.hu_range(),
-            returned=lambda seg: self._on_grown(seg, uid, seed),
+            returned=lambda seg: self._on_grown(seg, uid, seed, add),
             errored=self._on_failed,
         )
         return True
 
-    def _on_grown(self, seg: Segmentation, series_uid: str, seed: tuple[int, int, int]) -> None:
+    def _on_grown(
+        self, seg: Segmentation, series_uid: str, seed: tuple[int, int, int], add: bool = False
+    ) -> None:
         if self.study.series is None or self.study.series.info.series_uid != series_uid:
             return
-        self.segmentation = seg
-        self.series_uid = series_uid
-        self.seed = seed
-        self.panel.message.setText("Brush (B) adds, eraser (Shift+B) removes; the figures follow.")
+        if add and self.segmentation is not None and self.series_uid == series_uid:
+            added = self.segmentation.merge(seg)  # on the GUI thread: the worker grew the part alone
+            parts = len(self.segmentation.seeds)
+            self.panel.message.setText(
+                f"Part added ({added} voxels; {parts} parts). Shift+click adds another; brush (B) adds, "
+                "eraser (Shift+B) removes."
+            )
+        else:
+            self.segmentation = seg
+            self.series_uid = series_uid
+            self.seed = seed
+            self.panel.message.setText(
+                "Shift+click adds a part that does not touch it; brush (B) adds, eraser (Shift+B) removes; "
+                "the figures follow."
+            )
         self._changed()
-        self.status.emit(f"Hematoma: {seg.figures().summary()}", 8000)
+        self.status.emit(f"Hematoma: {self.segmentation.figures().summary()}", 8000)
 
     def _on_failed(self, exc: BaseException) -> None:
         from ich_viewer.errors import IchViewerError
@@ -362,7 +391,7 @@ class HematomaController(QObject):
         if self.mode == "grow":
             voxel = view.voxel_at_scene(view.viewbox.mapViewToScene(view_pos))
             if event == "click" and voxel is not None:
-                self.grow_at(*voxel)
+                self.grow_at(*voxel, add=_shift(self.plane_canvases.get(view.plane)))
             return
         if event in ("start", "move", "click"):
             p = view.image_item.mapFromParent(view_pos)  # plane pixel coordinates, centres at +0.5
@@ -376,7 +405,7 @@ class HematomaController(QObject):
         voxel = self.view.voxel_at_scene(self.canvas.mapToScene(view_pos))
         if self.mode == "grow":
             if event == "click" and voxel is not None:
-                self.grow_at(*voxel)
+                self.grow_at(*voxel, add=_shift(self.canvas))
             return
         if voxel is not None and event in ("start", "move", "click"):
             self.paint_at(*voxel, erase=self.mode == "erase")

@@ -188,3 +188,114 @@ def test_report_matches_the_contract():
     assert doc["voxels"] == int(seg.mask.sum())
     with pytest.raises(ValueError):
         report(Segmentation.empty(hu, SPACING).figures(), "1.2.3", (8, 70, 90), (45, 100))
+
+
+# ------------------------------------------------------------------------------------ thin, curving, in parts
+def _vertex_crescent(n: int = 8):
+    """A 'vertex': the skull's inner radius shrinks 5 px (2.5 mm) per slice, and a 2 mm thick subdural crescent
+    (120 degrees, 70 HU) lies under it on every slice, so that a slice's crescent never overlaps the next's."""
+    size = SIZE
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    c = (size - 1) / 2.0
+    r = np.hypot(y - c, x - c)
+    theta = np.degrees(np.arctan2(y - c, x - c))
+    hu = np.full((n, size, size), -1000.0, np.float32)
+    truth = np.zeros((n, size, size), bool)
+    for k in range(n):
+        inner = 70.0 - 5.0 * k
+        hu[k][r < inner + 6] = 1200.0
+        hu[k][r < inner] = 35.0
+        band = (r >= inner - 4) & (r < inner) & (np.abs(theta) <= 60)
+        hu[k][band] = 70.0
+        truth[k] = band
+    hu += np.random.default_rng(3).normal(0.0, 3.0, hu.shape).astype(np.float32)
+    return hu, truth
+
+
+def test_a_thin_crescent_that_follows_the_skull_inwards_stays_one_clot():
+    hu, truth = _vertex_crescent()
+    z = 3
+    rows, cols = np.nonzero(truth[z])
+    i = int(np.argmax(cols))  # the crescent's middle (theta 0)
+    seed = (z, int(rows[i]), int(cols[i]) - 2)
+    mask = grow_region(hu, SPACING, seed).astype(bool)
+    assert mask.any(axis=(1, 2)).all(), "every slice of the crescent is reached"
+    assert dice(mask, truth) >= 0.85
+    strict = grow_region(hu, SPACING, seed, GrowParams(link_mm=0.0)).astype(bool)
+    assert strict.any(axis=(1, 2)).sum() == 1  # without the link the seed's slice alone
+
+
+def test_small_pieces_never_link_across_a_gap():
+    """A clot's small end piece (3 mm²) does not take a separate blob on the next slice 3 mm away."""
+    hu = head(np.zeros((N, SIZE, SIZE), bool), noise=0.0)
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    clot = np.zeros((N, SIZE, SIZE), bool)
+    clot[4:8] = np.hypot(y - 60, x - 80) <= 10  # the clot, slices 4-7
+    clot[8] = np.hypot(y - 60, x - 80) <= 2  # its small end piece (13 px, 3 mm^2)
+    other = np.hypot(y - 60, x - 92) <= 5  # a separate blob on slice 9, 3 mm from it
+    hu[clot] = 65.0
+    hu[9][other] = 65.0
+    mask = grow_region(hu, SPACING, (5, 60, 80)).astype(bool)
+    assert mask[8].any() and not mask[9].any()
+    loose = grow_region(hu, SPACING, (5, 60, 80), GrowParams(link_min_mm2=0.0)).astype(bool)
+    assert loose[9].any()  # the rule that keeps it out
+
+
+def test_a_large_piece_does_not_link_to_a_speck():
+    """Above a clot's last slice, a speck (a quarter of its area or less) 2.5 mm from it stays out."""
+    hu = head(np.zeros((N, SIZE, SIZE), bool), noise=0.0)
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    hu[4:8][:, np.hypot(y - 60, x - 80) <= 10] = 65.0  # 79 mm^2 per slice
+    speck = np.hypot(y - 60, x - 95) <= 1.5  # 9 px, 2 mm^2
+    hu[8][speck] = 65.0
+    mask = grow_region(hu, SPACING, (5, 60, 80)).astype(bool)
+    assert mask[7].any() and not mask[8].any()
+    hu[8][np.hypot(y - 60, x - 97) <= 6] = 65.0  # a piece of a third of its area there does join
+    assert grow_region(hu, SPACING, (5, 60, 80))[8].any()
+
+
+def test_the_edge_against_fluid_takes_the_half_clot_voxels():
+    """Blood layering under CSF: the interface row (55 % blood, 38 HU) belongs to the clot; the edge against brain
+    (a 23 % blood voxel at 42 HU) does not."""
+    hu = head(np.zeros((N, SIZE, SIZE), bool), noise=0.0)
+    hu[6:10, 60:72, 60:101] = 5.0  # CSF of a ventricle
+    hu[6:10, 71, 60:101] = 38.0  # the interface: partial volume of blood and CSF
+    hu[6:10, 72:85, 60:111] = 65.0  # layering blood
+    hu[6:10, 72:85, 111] = 42.0  # partial volume against brain
+    mask = grow_region(hu, SPACING, (7, 78, 80)).astype(bool)
+    assert mask[7, 71, 62:99].all()
+    assert not mask[7, 74:84, 111].any()
+    plain = grow_region(hu, SPACING, (7, 78, 80), GrowParams(fluid_rim=False)).astype(bool)
+    assert not plain[7, 71].any()
+
+
+def _two_blobs():
+    a = _ellipsoid((8, 60, 55), (12.0, 7.0, 7.0))
+    b = _ellipsoid((8, 60, 105), (12.0, 7.0, 7.0))
+    return head(a | b), a, b
+
+
+def test_a_clot_in_two_parts_is_the_union_of_two_grows():
+    hu, a, b = _two_blobs()
+    one = Segmentation.grow(hu, SPACING, (8, 60, 55))
+    assert dice(one.mask, a) > 0.9 and not (one.mask.astype(bool) & b).any()
+    both = Segmentation.grow_parts(hu, SPACING, [(8, 60, 55), (8, 60, 105)])
+    assert dice(both.mask, a | b) > 0.9
+    assert both.seed == (8, 60, 55) and both.seeds == ((8, 60, 55), (8, 60, 105))
+    assert (
+        both.figures().voxels
+        == one.figures().voxels + Segmentation.grow(hu, SPACING, (8, 60, 105)).figures().voxels
+    )
+    # a seed inside what is already segmented adds nothing
+    again = Segmentation.grow_parts(hu, SPACING, [(8, 60, 55), (8, 61, 56)])
+    assert np.array_equal(again.mask, one.mask) and len(again.seeds) == 2
+    # merge is the GUI's Shift+click: the figures follow, the version moves
+    version = one.version
+    added = one.merge(Segmentation.grow(hu, SPACING, (8, 60, 105)))
+    assert added > 0 and one.version == version + 1 and np.array_equal(one.mask, both.mask)
+    out = report(both.figures(), "1.2.3", both.seed, (45.0, 100.0), both.seeds)
+    validate("volume", out)
+    assert out["seed"] == [8, 60, 55] and out["seeds"] == [[8, 60, 55], [8, 60, 105]]
+    assert "seeds" not in report(one.figures(), "1.2.3", (8, 60, 55), (45.0, 100.0), ((8, 60, 55),))
+    with pytest.raises(SeedError):
+        Segmentation.grow_parts(hu, SPACING, [(8, 60, 55), (8, 20, 80)])  # the second seed is brain

@@ -114,3 +114,63 @@ def test_click_in_brain_says_why(qtbot, window, phantom):
     assert "outside the blood range" in window.hematoma.panel.message.text()
     assert window.hematoma.segmentation is None
     assert window.hematoma.panel.texts()["volume"] == "–"
+
+
+def test_shift_click_adds_a_part_that_does_not_touch(qtbot, window, tmp_path, capsys):
+    """Blood in both lateral ventricles: a click grows one side, a Shift+click on the other adds it (the figures
+    are those of ``volume --at A --at B``); a plain click there starts again from that side alone; a Shift+click
+    inside the outline says so and changes nothing."""
+    from ich_viewer.core.labels import LABELS
+    from ich_viewer.phantom.study import write_phantom
+    from tests.core.test_segmentation_phantoms import deepest_voxel, missed_part
+
+    folder = write_phantom(tmp_path / "ivh", seed=14, kind="intraventricular", size=128)
+    truth = np.load(folder / "mask.npy") == LABELS.index("intraventricular")
+    first = deepest_voxel(truth)
+    open_at(qtbot, window, folder, first[0])
+    grow_by_click(qtbot, window, first[1], first[2])
+    hem = window.hematoma
+    one = hem.segmentation.figures().voxels
+    second = missed_part(truth, hem.segmentation.mask.astype(bool), window.study.info.spacing_mm)
+    assert second is not None and not hem.segmentation.contains(second)
+    window.study.set_index(second[0])
+    qtbot.waitUntil(lambda: window.slice_view.shows(second[0]), timeout=LOAD_TIMEOUT_MS)
+
+    def click(row, col, modifier=Qt.KeyboardModifier.NoModifier):
+        view = window.slice_view
+        pos = view.mapFromScene(view.image_item.mapToScene(QPointF(col + 0.5, row + 0.5)))
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, modifier, pos)
+        QTest.qWait(20)
+        qtbot.waitUntil(lambda: not hem.is_busy(), timeout=LOAD_TIMEOUT_MS)
+
+    click(second[1], second[2], Qt.KeyboardModifier.ShiftModifier)
+    seg = hem.segmentation
+    assert seg.seeds == (first, second) and hem.seed == first
+    assert "Part added" in hem.panel.message.text()
+    assert (
+        main(
+            [
+                "volume",
+                str(folder),
+                "--at",
+                ",".join(map(str, first)),
+                "--at",
+                ",".join(map(str, second)),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    headless = json.loads(capsys.readouterr().out)
+    assert seg.figures().voxels == headless["voxels"] > one
+    assert hem.panel.texts()["volume"] == f"{headless['volume_ml']:.1f} mL"
+    assert int(window.viewer._mask.sum()) == headless["voxels"]  # the reformatted panes follow
+    # Shift+click inside the outline: nothing changes
+    click(second[1], second[2], Qt.KeyboardModifier.ShiftModifier)
+    assert (
+        "already segmented" in hem.panel.message.text()
+        and hem.segmentation.figures().voxels == headless["voxels"]
+    )
+    # a plain click there: a new segmentation of that side alone
+    click(second[1], second[2])
+    assert hem.segmentation.seeds == (second,) and hem.segmentation.figures().voxels < headless["voxels"]

@@ -263,11 +263,13 @@ class MeasurementItem(pg.ROI):
 class DrawCanvas(pg.GraphicsObject):
     """An invisible item over the whole view that takes left-button drags and clicks while a tool is active
     (other buttons go on to the view: pan and zoom keep working). ``handler(event, view_pos)`` gets
-    ``"start"``, ``"move"``, ``"finish"``, ``"click"`` and ``"hover"``."""
+    ``"start"``, ``"move"``, ``"finish"``, ``"click"`` and ``"hover"``; :attr:`modifiers` holds the keyboard
+    modifiers of the last click or drag start."""
 
     def __init__(self, handler: Callable[[str, QPointF], None]) -> None:
         super().__init__()
         self.handler = handler
+        self.modifiers = Qt.KeyboardModifier.NoModifier
         self.setZValue(Z_CANVAS)
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
         self.setVisible(False)
@@ -284,6 +286,7 @@ class DrawCanvas(pg.GraphicsObject):
             return
         ev.accept()
         if ev.isStart():
+            self.modifiers = ev.modifiers()
             self.handler("start", QPointF(ev.buttonDownPos()))
             self.handler("move", QPointF(ev.pos()))
         elif ev.isFinish():
@@ -296,6 +299,7 @@ class DrawCanvas(pg.GraphicsObject):
             ev.ignore()
             return
         ev.accept()
+        self.modifiers = ev.modifiers()
         self.handler("click", QPointF(ev.pos()))
 
     def hoverEvent(self, ev) -> None:
