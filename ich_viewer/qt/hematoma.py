@@ -329,8 +329,8 @@ class HematomaController(QObject):
             added = self.segmentation.merge(seg)  # on the GUI thread: the worker grew the part alone
             parts = len(self.segmentation.seeds)
             self.panel.message.setText(
-                f"Part added ({added} voxels; {parts} parts). Shift+click adds another; brush (B) adds, "
-                "eraser (Shift+B) removes."
+                f"Part added ({added} voxels; {parts} parts). ABC/2 assumes one ellipsoidal clot: read the "
+                "volume. Shift+click adds another part; brush (B) adds, eraser (Shift+B) removes."
             )
         else:
             self.segmentation = seg

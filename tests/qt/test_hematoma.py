@@ -146,7 +146,7 @@ def test_shift_click_adds_a_part_that_does_not_touch(qtbot, window, tmp_path, ca
     click(second[1], second[2], Qt.KeyboardModifier.ShiftModifier)
     seg = hem.segmentation
     assert seg.seeds == (first, second) and hem.seed == first
-    assert "Part added" in hem.panel.message.text()
+    assert "Part added" in hem.panel.message.text() and "ABC/2 assumes one" in hem.panel.message.text()
     assert (
         main(
             [
