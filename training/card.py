@@ -85,6 +85,25 @@ def card_markdown(model_dir: str | Path) -> str:
             pg = (fig.get(source) or {}).get("pointing_game")
             if pg:
                 out.append(f"| {name} | {pg['slices']} | {pg['hit_rate']:.3f} |")
+        strata = [
+            (name, stratum, m)
+            for source, name in _SOURCES.items()
+            for stratum, m in ((fig.get(source) or {}).get("slice_any_by_stratum") or {}).items()
+        ]
+        if strata:
+            out += [
+                "",
+                "Error analysis: slice `any` ROC-AUC of each kind of positive slice against all negative slices of "
+                "the same data (dense = median clot HU within 5 HU of the brain window's top, 80 HU: next to "
+                "bone it is as white as the skull in every input channel):",
+                "",
+                "| data | positive slices | positives | slice AUC | pointing game |",
+                "|---|---|---|---|---|",
+            ]
+            for name, stratum, m in strata:
+                auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"
+                pg = "n/a" if m["pointing_game"] is None else f"{m['pointing_game']:.3f}"
+                out.append(f"| {name} | {stratum} | {m['positives']} | {auc} | {pg} |")
     hu = metrics.get("hu_versus_brain_window")
     if hu:
         out += [

@@ -239,7 +239,33 @@ def figures(
         hits = [h for r in sel for h in r.hits.values()]
         if hits:
             entry["pointing_game"] = {"slices": len(hits), "hit_rate": round(float(np.mean(hits)), 4)}
+        strata = _strata_figures(sel)
+        if strata:
+            entry["slice_any_by_stratum"] = strata
         out[source] = entry
+    return out
+
+
+def _strata_figures(results: Sequence[CaseResult]) -> dict[str, Any]:
+    """Error analysis: slice ``any`` ROC-AUC of each stratum's positive slices against all negative slices,
+    with the stratum's pointing game (cases with :attr:`~training.studies.StudyCase.strata` only)."""
+    names = sorted({name for r in results for name in r.case.strata.values()})
+    if not names:
+        return {}
+    neg = np.concatenate([r.slice_probs[r.case.slice_labels[:, 0] == 0, 0] for r in results])
+    out: dict[str, Any] = {}
+    for name in names:
+        pos = np.array(
+            [r.slice_probs[i, 0] for r in results for i, s in r.case.strata.items() if s == name], np.float64
+        )
+        hits = [r.hits[i] for r in results for i, s in r.case.strata.items() if s == name and i in r.hits]
+        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        out[name] = {
+            "positives": len(pos),
+            "negatives": len(neg),
+            "roc_auc": _auc(y, np.r_[pos, neg]),
+            "pointing_game": round(float(np.mean(hits)), 4) if hits else None,
+        }
     return out
 
 
@@ -557,6 +583,11 @@ def format_figures(fig: dict[str, Any]) -> str:
         if "pointing_game" in entry:
             pg = entry["pointing_game"]
             lines.append(f"{source:<18}pointing game: {pg['hit_rate']:.3f} over {pg['slices']} slices")
+        for name, m in entry.get("slice_any_by_stratum", {}).items():
+            lines.append(
+                f"{source:<18}slice any AUC, {name}: {f(m['roc_auc'])} ({m['positives']} positive slices; "
+                f"pointing {f(m['pointing_game'])})"
+            )
     return "\n".join(lines)
 
 

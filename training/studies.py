@@ -57,6 +57,8 @@ class StudyCase:
         float32 ``(slices, 6)`` in display order; -1 where unknown.
     regions : dict of int to numpy.ndarray
         Slice index -> bool ``(rows, cols)`` lesion region (positive slices with a known place).
+    strata : dict of int to str
+        Positive slice index -> its stratum for the error analysis (phantoms: :func:`phantom_stratum`).
     """
 
     folder: Path
@@ -64,6 +66,7 @@ class StudyCase:
     patient: str
     slice_labels: np.ndarray = field(repr=False)
     regions: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    strata: dict[int, str] = field(default_factory=dict, repr=False)
 
     @property
     def study_labels(self) -> np.ndarray:
@@ -71,6 +74,32 @@ class StudyCase:
         y = self.slice_labels
         out = np.where((y == 1).any(axis=0), 1.0, np.where((y == 0).all(axis=0), 0.0, -1.0))
         return out.astype(np.float32)
+
+
+#: A clot whose median HU is within 5 HU of the brain window's top (80 HU) is "dense": next to bone it is
+#: nearly the same white as the skull in every channel the model has (what a brain window keeps).
+DENSE_CLOT_HU = 75.0
+STRATA = ("extra-axial, dense (>= 75 HU)", "extra-axial, < 75 HU", "intra-axial")
+
+
+def phantom_stratum(labels: np.ndarray, hu: np.ndarray, mask: np.ndarray) -> str:
+    """The error-analysis stratum of a positive slice: extra-axial (epidural or subdural) dense or not, or
+    intra-axial (intraparenchymal, intraventricular, subarachnoid only).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        ``(6,)`` the slice's labels (LABELS order).
+    hu : numpy.ndarray
+        ``(rows, cols)`` the slice in HU.
+    mask : numpy.ndarray
+        ``(rows, cols)`` bool, the blood of the slice.
+    """
+    extra = labels[LABELS.index("epidural")] > 0 or labels[LABELS.index("subdural")] > 0
+    if not extra:
+        return STRATA[2]
+    dense = mask.any() and float(np.median(hu[mask])) >= DENSE_CLOT_HU
+    return STRATA[0] if dense else STRATA[1]
 
 
 def write_ct_series(
@@ -237,7 +266,8 @@ def build_cases(
         write_study_dicom(study, folder)
         labels = study.labels.astype(np.float32)
         regions = {i: study.mask[i] > 0 for i in range(len(labels)) if labels[i, 0] > 0}
-        cases.append(StudyCase(folder, "phantom", f"phantom-{phantom_seed0 + j}", labels, regions))
+        strata = {i: phantom_stratum(labels[i], study.hu[i], m) for i, m in regions.items()}
+        cases.append(StudyCase(folder, "phantom", f"phantom-{phantom_seed0 + j}", labels, regions, strata))
     return cases
 
 

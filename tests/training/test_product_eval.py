@@ -58,6 +58,8 @@ def test_cases_are_dicom_series_with_their_labels(cases) -> None:
             assert set(case.regions) == {i for i, s in enumerate(items) if s.hemorrhage}
         if case.source == "phe-sich-normal":
             assert case.study_labels.tolist() == [0.0] * len(LABELS)
+        if case.source == "phantom":
+            assert set(case.strata) == set(case.regions)
         if case.source == "composite":
             assert case.study_labels[0] == 1 and case.regions
             for i, region in case.regions.items():
@@ -251,3 +253,50 @@ def test_card_tables_come_from_model_json(tmp_path: Path) -> None:
     text = card_markdown(tmp_path)
     assert "| PHE-SICH held-out patients | any | 10 | 4 | 0.950 (0.900–0.990) | 0.900 |" in text
     assert "| PHE-SICH held-out patients | 4 | 0.750 |" in text and "0005" in text
+
+
+def test_phantom_strata_separate_dense_extra_axial_blood() -> None:
+    from training.studies import STRATA, phantom_stratum
+
+    y = np.zeros(6)
+    y[0] = y[LABELS.index("subdural")] = 1
+    hu = np.full((8, 8), 35.0)
+    mask = np.zeros((8, 8), bool)
+    mask[2:4, 2:6] = True
+    hu[mask] = 80.0
+    assert phantom_stratum(y, hu, mask) == STRATA[0]
+    hu[mask] = 62.0
+    assert phantom_stratum(y, hu, mask) == STRATA[1]
+    y2 = np.zeros(6)
+    y2[0] = y2[LABELS.index("intraventricular")] = 1
+    hu[mask] = 80.0
+    assert phantom_stratum(y2, hu, mask) == STRATA[2]
+
+
+def test_strata_figures_rank_each_stratum_against_the_negatives(tmp_path: Path) -> None:
+    import json
+
+    from training.card import card_markdown
+    from training.studies import STRATA, StudyCase
+
+    labels = np.zeros((6, 6), np.float32)
+    labels[:3, 0] = 1
+    probs = np.zeros((6, 6), np.float32)
+    probs[:, 0] = [0.9, 0.8, 0.1, 0.3, 0.2, 0.4]  # dense slices 0-1 above every negative, slice 2 below all
+    case = StudyCase(
+        Path("/nowhere"),
+        "phantom",
+        "p",
+        labels,
+        {0: np.ones((2, 2), bool)},
+        {0: STRATA[0], 1: STRATA[0], 2: STRATA[2]},
+    )
+    result = CaseResult(case, probs, probs.max(axis=0), True, [], probs, np.arange(6), {0: True})
+    fig = figures([result], {"any": 0.5}, ci=False)
+    strata = fig["phantom"]["slice_any_by_stratum"]
+    assert strata[STRATA[0]] == {"positives": 2, "negatives": 3, "roc_auc": 1.0, "pointing_game": 1.0}
+    assert strata[STRATA[2]]["roc_auc"] == 0.0 and strata[STRATA[2]]["pointing_game"] is None
+    fig["data"] = {"path": "DICOM", "phantom_studies": "1"}
+    (tmp_path / "model.json").write_text(json.dumps({"metrics": {"heldout_product_path": fig}}))
+    text = card_markdown(tmp_path)
+    assert f"| phantom studies, 512 px | {STRATA[0]} | 2 | 1.000 | 1.000 |" in text
