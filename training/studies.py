@@ -83,7 +83,7 @@ STRATA = ("extra-axial, dense (>= 75 HU)", "extra-axial, < 75 HU", "intra-axial"
 
 
 def phantom_stratum(labels: np.ndarray, hu: np.ndarray, mask: np.ndarray) -> str:
-    """The error-analysis stratum of a positive slice: extra-axial (epidural or subdural) dense or not, or
+    """The error-analysis stratum of a positive phantom or composite slice: extra-axial (epidural or subdural) dense or not, or
     intra-axial (intraparenchymal, intraventricular, subarachnoid only).
 
     Parameters
@@ -257,7 +257,7 @@ def build_cases(
                     n_hu, n_pos, kind, rng, out / f"comp-{patient}-{c}-{kind}", f"{patient}-{c}"
                 )
                 if case is not None:
-                    cases.append(StudyCase(case[0], "composite", patient, case[1], case[2]))
+                    cases.append(StudyCase(case[0], "composite", patient, *case[1:]))
     kinds = ["none", *SUBTYPES]
     for j in range(phantom_studies):
         kind = kinds[j % len(kinds)]
@@ -290,5 +290,10 @@ def _composite_case(hu: np.ndarray, positions, kind: str, rng: np.random.Generat
             regions[i] = comp.mask > 0
         if regions:
             _write_grey_case(out, folder, f"comp-{key}", f"composite {kind}", positions)
-            return folder, labels, regions
+            return (
+                folder,
+                labels,
+                regions,
+                {i: phantom_stratum(labels[i], out[i], m) for i, m in regions.items()},
+            )
     return None

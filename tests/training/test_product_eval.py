@@ -58,7 +58,7 @@ def test_cases_are_dicom_series_with_their_labels(cases) -> None:
             assert set(case.regions) == {i for i, s in enumerate(items) if s.hemorrhage}
         if case.source == "phe-sich-normal":
             assert case.study_labels.tolist() == [0.0] * len(LABELS)
-        if case.source == "phantom":
+        if case.source in ("phantom", "composite"):
             assert set(case.strata) == set(case.regions)
         if case.source == "composite":
             assert case.study_labels[0] == 1 and case.regions
