@@ -293,7 +293,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         ("V",),
         "&Tools",
         True,
-        tip="Click inside a clot: 3-D region grow, volume in mL, ABC/2, mean HU (V)",
+        tip="Click inside a clot: 3-D region grow, volume in mL, ABC/2, mean HU; Shift+click adds a part (V)",
         args=("grow",),
         owner=_HEMATOMA,
     ),
@@ -470,7 +470,10 @@ def shortcut_help_text(mapping: Mapping[str, str], specs: Iterable[ActionSpec] =
     mouse = ", ".join(
         f"{button} drag = {_MOUSE_HELP[mapping[button]]}" for button in ("left", "middle", "right")
     )
-    lines = [f"Mouse: {mouse}, wheel = slices (Settings ▸ Mouse Buttons to change)."]
+    lines = [
+        f"Mouse: {mouse}, wheel = slices (Settings ▸ Mouse Buttons to change).",
+        "Hematoma Volume: click inside a clot; Shift+click adds a part that does not touch it.",
+    ]
     groups: dict[str, list[str]] = {}
     for spec in specs:
         keys = [QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in spec.shortcuts]
