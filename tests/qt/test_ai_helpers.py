@@ -152,9 +152,9 @@ class TestActionTable:
             names = [n for n in names if n]
             if names:
                 assert f"{' or '.join(names)}: {spec.text.replace('&', '').rstrip('…')}" in text, spec.id
+        assert "Ctrl+R: Run AI" in text and "G: Heatmap" in text
         assert "Up or Right: Next Slice" in text
         assert "Shift+click adds a part" in text
-        assert "Up or Right: Next Slice" in text
 
     def test_help_follows_the_table_and_the_mouse_mapping(self, qapp):
         extra = ActionSpec("flip", "&Flip Image", "flip", ("Ctrl+Alt+F",), "&View")
