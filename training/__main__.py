@@ -113,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
         "--png-dir", metavar="DIR", help="real data: extra brain-window PNGs in normal/ and intraparenchymal/"
     )
     t.add_argument("--composites-per-type", type=int, default=600, help="real data: composites per subtype")
+    t.add_argument(
+        "--composite-variant",
+        choices=("broad", "phantom"),
+        default="broad",
+        help="real data: the composites' lesion laws (phantom: epidural and subdural as the phantom draws them, "
+        "thin crescents, falx layers, isodense subdurals)",
+    )
     t.add_argument("--phantom-slices", type=int, default=600, help="real data: pure phantom slices at 512 px")
     t.add_argument("--phantom-share", type=float, default=0.10, help="real data: share of phantoms per batch")
     t.add_argument("--init-from", metavar="RUN", help="start from the best weights of an earlier run")
@@ -247,6 +254,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         phe_sich=a.phe_sich,
         png_dir=a.png_dir,
         composites_per_type=a.composites_per_type,
+        composite_variant=a.composite_variant,
         phantom_slices=a.phantom_slices,
         phantom_share=a.phantom_share,
         init_from=a.init_from,

@@ -184,10 +184,11 @@ def _job_real(filename: str) -> tuple[np.ndarray, np.ndarray]:
     return _unit(mi, ds.hu(item)), y
 
 
-def _job_composite(args: tuple[str, int, str]) -> tuple[np.ndarray, np.ndarray] | None:
+def _job_composite(args: tuple) -> tuple[np.ndarray, np.ndarray] | None:
     from ich_viewer.phantom.composite import analyse_host, composite_lesion
 
-    filename, seed, kind = args
+    filename, seed, kind = args[:3]
+    variant = args[3] if len(args) > 3 else "broad"
     ds, mi = _WORKER["ds"], _WORKER["mi"]
     rng = np.random.default_rng([seed, 0xC0])
     cached = _WORKER.get("host")
@@ -199,14 +200,14 @@ def _job_composite(args: tuple[str, int, str]) -> tuple[np.ndarray, np.ndarray] 
     _, hu, host = cached
     if host is None:
         return None
-    comp = composite_lesion(hu, kind, rng, host=host)
+    comp = composite_lesion(hu, kind, rng, host=host, variant=variant)
     if comp is None:
         return None
     labels = comp.labels.copy()
     out = comp.hu
     if rng.random() < 0.15:  # a second, different type on the same slice
         other = str(rng.choice([k for k in SUBTYPES if k != kind]))
-        second = composite_lesion(out, other, rng)
+        second = composite_lesion(out, other, rng, variant=variant)
         if second is not None:
             out = second.hu
             labels = np.maximum(labels, second.labels)
@@ -241,6 +242,7 @@ def build_bank(
     patients: Sequence[str],
     png_items: Sequence[tuple[Path, int]] = (),
     composites_per_type: int = 400,
+    composite_variant: str = "broad",
     phantoms: int = 400,
     phantom_seed0: int = 0,
     seed: int = 0,
@@ -259,6 +261,8 @@ def build_bank(
         Extra brain-window PNGs (:func:`read_png_folder`).
     composites_per_type : int
         Composites drawn per subtype (hosts cycle through the split's negative slices).
+    composite_variant : str
+        The composites' lesion laws (:data:`ich_viewer.phantom.composite.VARIANTS`).
     phantoms : int
         Pure phantom slices at 512 px: half without blood, half cycling through the subtypes.
     phantom_seed0, seed : int
@@ -286,7 +290,12 @@ def build_bank(
         for kind in SUBTYPES:
             hosts = rng.choice(len(negatives), size=composites_per_type * 5, replace=True)
             comp_jobs += [
-                (negatives[int(h)].filename, seed * 1_000_003 + j * 7919 + SUBTYPES.index(kind), kind)
+                (
+                    negatives[int(h)].filename,
+                    seed * 1_000_003 + j * 7919 + SUBTYPES.index(kind),
+                    kind,
+                    composite_variant,
+                )
                 for j, h in enumerate(hosts)
             ]
         order = {f: rng.random() for f in sorted({job[0] for job in comp_jobs})}  # hosts in random order
@@ -492,6 +501,7 @@ def real_banks(config: Any) -> tuple[Bank, Bank, dict[str, Any]]:
         patients=train_p,
         png_items=png_train,
         composites_per_type=n_comp,
+        composite_variant=config.composite_variant,
         phantoms=n_ph,
         phantom_seed0=0,
         seed=config.seed,
@@ -503,6 +513,7 @@ def real_banks(config: Any) -> tuple[Bank, Bank, dict[str, Any]]:
         patients=val_p,
         png_items=png_val,
         composites_per_type=max(1, n_comp // 4),
+        composite_variant=config.composite_variant,
         phantoms=max(2, n_ph // 4),
         phantom_seed0=10_000_000,
         seed=config.seed + 1,
@@ -518,6 +529,7 @@ def real_banks(config: Any) -> tuple[Bank, Bank, dict[str, Any]]:
             "test_patients": test_p,
         },
         "png_dir": str(config.png_dir) if config.png_dir else None,
+        "composite_variant": config.composite_variant,
         "train": train.describe(),
         "val": val.describe(),
         "counts": {"train": train.counts, "val": val.counts},

@@ -98,6 +98,7 @@ class TrainConfig:
     phe_sich: str | None = None
     png_dir: str | None = None
     composites_per_type: int = 600
+    composite_variant: str = "broad"
     phantom_slices: int = 600
     phantom_share: float = 0.10
     # start from the weights of an earlier run's best checkpoint (same architecture and input)

@@ -32,6 +32,7 @@ from ich_viewer.phantom.anatomy import ramp, smooth_field_2d
 
 __all__ = [
     "BLOOD_HU",
+    "VARIANTS",
     "Composite",
     "HostAnatomy",
     "analyse_host",
@@ -40,6 +41,9 @@ __all__ = [
 
 #: The density range of acute blood drawn (HU).
 BLOOD_HU: tuple[float, float] = (50.0, 90.0)
+#: The lesion laws of :func:`composite_lesion`: ``broad`` (the default) and ``phantom`` (extra-axial collections
+#: as the phantom draws them).
+VARIANTS: tuple[str, ...] = ("broad", "phantom")
 
 #: HU from which a pixel counts as bone (or calcification) when finding the cavity; valid both for HU input
 #: and for slices that were clipped to a brain window (top 80 HU).
@@ -179,8 +183,16 @@ def _angular_distance(theta: np.ndarray, theta0: float) -> np.ndarray:
     return np.minimum(d, np.float32(2 * np.pi) - d)
 
 
-def _convexity(host: HostAnatomy, rng: np.random.Generator, *, lens: bool) -> np.ndarray:
-    """Coverage in [0, 1] of an extra-axial collection against the inner table."""
+def _convexity(
+    host: HostAnatomy, rng: np.random.Generator, *, lens: bool, variant: str = "broad"
+) -> np.ndarray:
+    """Coverage in [0, 1] of an extra-axial collection against the inner table.
+
+    ``broad``: lenses 40-110 mm long and a quarter to a half as thick as half their length, crescents 3-14 mm
+    thick over 90-240 mm. ``phantom``: the phantom's own size laws (:func:`ich_viewer.phantom.lesions.sample_lesion`):
+    lenses over a half-angle of 0.25-0.55 rad, 4-28 mm thick (most of them thin), crescents over 0.6-1.25 rad,
+    2-15 mm thick with a thickness law skewed to thin ones.
+    """
     theta = _angles(host)
     theta0 = float(rng.uniform(-np.pi, np.pi))
     # radius of the inner table around theta0: the deepest cavity pixel's distance to the centre there
@@ -189,7 +201,16 @@ def _convexity(host: HostAnatomy, rng: np.random.Generator, *, lens: bool) -> np
     radius_mm = (
         float(np.hypot(rr - host.centre[0], cc - host.centre[1]).max()) * host.pixel_mm if rr.size else 60.0
     )
-    if lens:  # biconvex: 40-110 mm long, thickness a quarter to a half of the half-length
+    if variant == "phantom":
+        size = float(rng.random())
+        if lens:
+            span = float(rng.uniform(0.25, 0.55))
+            h_max, power = min(4.0 + 24.0 * size**1.3, 0.7 * span * 70.0), 1.0
+        else:
+            span = float(rng.uniform(0.6, 1.25))
+            h_max, power = 2.0 + 13.0 * size**1.5, float(rng.uniform(0.25, 0.5))
+        half_mm = span * max(radius_mm, 20.0)
+    elif lens:  # biconvex: 40-110 mm long, thickness a quarter to a half of the half-length
         half_mm = rng.uniform(20.0, 55.0)
         h_max, power = half_mm * rng.uniform(0.25, 0.5), 1.0
     else:  # crescent: long and thin
@@ -200,6 +221,39 @@ def _convexity(host: HostAnatomy, rng: np.random.Generator, *, lens: bool) -> np
     thickness = np.float32(h_max) * np.power(np.clip(1.0 - s * s, 0.0, 1.0), np.float32(power))
     cover = ramp(thickness - host.depth_mm, host.pixel_mm) * (thickness > 0.2)
     return cover * host.cavity
+
+
+def _falx(host: HostAnatomy, rng: np.random.Generator) -> np.ndarray | None:
+    """Coverage of a subdural layer along one side of the falx, as the phantom draws it (2-6 mm thick, 40-90 mm
+    long, thickest in its middle): the falx is taken as the cavity's long axis through its centroid (the
+    head's midline on an axial slice, whatever the image's orientation)."""
+    m = cv2.moments(host.cavity.astype(np.uint8), binaryImage=True)
+    if m["m00"] <= 0:
+        return None
+    cy, cx = m["m01"] / m["m00"], m["m10"] / m["m00"]
+    angle = 0.5 * np.arctan2(2.0 * m["mu11"], m["mu20"] - m["mu02"])  # of the long axis, from the x axis
+    rows, cols = host.cavity.shape
+    r = np.arange(rows, dtype=np.float32)[:, None] - np.float32(cy)
+    c = np.arange(cols, dtype=np.float32)[None, :] - np.float32(cx)
+    ca, sa = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    along = (c * ca + r * sa) * np.float32(host.pixel_mm)  # mm along the midline
+    across = (-c * sa + r * ca) * np.float32(host.pixel_mm)  # mm from it
+    extent = float(np.abs(along[host.cavity]).max())
+    if extent < 40.0:
+        return None
+    side = float(rng.choice([-1.0, 1.0]))
+    h_max = float(rng.uniform(2.0, 6.0))
+    half = float(rng.uniform(20.0, 45.0))
+    v0 = float(rng.uniform(-0.4, 0.4)) * extent
+    h = np.float32(h_max) * np.sqrt(
+        np.clip(1.0 - ((along - np.float32(v0)) / np.float32(half)) ** 2, 0.0, 1.0)
+    )
+    du = across * np.float32(side)
+    cover = (
+        ramp(du - np.float32(0.5), host.pixel_mm) * ramp(h + np.float32(0.5) - du, host.pixel_mm) * (h > 0.2)
+    )
+    cover = cover * (host.depth_mm > 1.0)
+    return cover * host.cavity if cover.any() else None
 
 
 def _subarachnoid(host: HostAnatomy, rng: np.random.Generator) -> np.ndarray | None:
@@ -266,6 +320,7 @@ def composite_lesion(
     *,
     pixel_mm: float = 0.45,
     host: HostAnatomy | None = None,
+    variant: str = "broad",
 ) -> Composite | None:
     """Draw one synthetic hemorrhage of type ``kind`` into a real slice.
 
@@ -281,6 +336,11 @@ def composite_lesion(
         Pixel spacing in mm.
     host : HostAnatomy, optional
         :func:`analyse_host` of ``hu`` when already computed.
+    variant : str
+        ``broad`` (the default, :data:`VARIANTS`): the shapes and densities above. ``phantom``: epidural and
+        subdural collections follow the phantom's own laws (:func:`_convexity`; 18 % of subdurals along the
+        falx, :func:`_falx`; 30 % of subdurals isodense at 40-50 HU, the rest 55-85 HU, and epidurals 55-85 HU,
+        as :mod:`ich_viewer.phantom.lesions` draws them); the other types are unchanged.
 
     Returns
     -------
@@ -290,16 +350,22 @@ def composite_lesion(
     """
     if kind not in SUBTYPES:
         raise ValueError(f"unknown hemorrhage type {kind!r}; expected one of {', '.join(SUBTYPES)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown composite variant {variant!r}; expected one of {', '.join(VARIANTS)}")
     hu = np.asarray(hu, dtype=np.float32)
     host = host if host is not None else analyse_host(hu, pixel_mm)
     if host is None:
         return None
     if kind in ("epidural", "subdural") and host.area_mm2 < _MIN_CONVEXITY_MM2:
         return None  # skull base or vertex: no smooth stretch of inner table to follow
+    blood_range = BLOOD_HU
+    if variant == "phantom" and kind in ("epidural", "subdural"):
+        blood_range = (40.0, 50.0) if kind == "subdural" and rng.random() < 0.3 else (55.0, 85.0)
     if kind == "epidural":
-        cover = _convexity(host, rng, lens=True)
+        cover = _convexity(host, rng, lens=True, variant=variant)
     elif kind == "subdural":
-        cover = _convexity(host, rng, lens=False)
+        falx = variant == "phantom" and rng.random() < 0.18
+        cover = _falx(host, rng) if falx else _convexity(host, rng, lens=False, variant=variant)
     elif kind == "subarachnoid":
         cover = _subarachnoid(host, rng)
     elif kind == "intraventricular":
@@ -311,7 +377,7 @@ def composite_lesion(
     cover = np.where(cover >= 0.02, cover, 0).astype(np.float32)
     if not cover.any():
         return None
-    blood = np.float32(rng.uniform(*BLOOD_HU))
+    blood = np.float32(rng.uniform(*blood_range))
     texture = smooth_field_2d(rng, hu.shape, 0.7) * np.float32(host.noise_sd)
     value = blood + texture
     out = hu + cover * (value - hu)
