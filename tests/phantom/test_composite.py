@@ -105,3 +105,78 @@ class TestCompositeLesion:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown hemorrhage type"):
         composite_lesion(np.zeros((64, 64), np.float32), "chronic", np.random.default_rng(0))
+
+
+def _placed_variant(hosts: list[np.ndarray], kind: str, n: int, variant: str = "phantom"):
+    rng = np.random.default_rng(4321)
+    out = []
+    for _ in range(20 * n):
+        host = hosts[int(rng.integers(len(hosts)))]
+        c = composite_lesion(host, kind, rng, pixel_mm=PIXEL_MM, variant=variant)
+        if c is not None:
+            out.append((host, c))
+        if len(out) == n:
+            return out
+    pytest.fail(f"{kind}: placed only {len(out)} of {n} lesions")
+
+
+class TestPhantomVariant:
+    """``variant="phantom"``: epidural and subdural collections as the phantom draws them."""
+
+    @pytest.mark.parametrize("kind", ["epidural", "subdural"])
+    def test_mask_labels_and_bone(self, hosts: list[np.ndarray], kind: str) -> None:
+        for host, c in _placed_variant(hosts, kind, 8):
+            np.testing.assert_array_equal(c.mask > 0, c.hu != host)
+            assert set(np.unique(c.mask)) == {0, LABELS.index(kind)}
+            assert c.labels[0] == 1 and c.labels[LABELS.index(kind)] == 1 and c.labels.sum() == 2
+            assert not ((c.mask > 0) & (host >= 78)).any(), "blood drawn into bone"
+
+    def test_subdurals_are_thin_crescents_falx_layers_and_isodense_ones(
+        self, hosts: list[np.ndarray]
+    ) -> None:
+        placed = _placed_variant(hosts, "subdural", 60)
+        thickest, deep, densities = [], [], []
+        for host, c in placed:
+            anatomy = analyse_host(host, PIXEL_MM)
+            blood = c.mask > 0
+            assert (blood & ~anatomy.cavity).sum() == 0
+            depth = anatomy.depth_mm[blood]
+            thickest.append(float(depth.max()))
+            deep.append(float(np.median(depth)) > 15.0)  # away from the inner table: along the falx
+            core = blood & (np.abs(c.hu - host) > 3)
+            densities.append(float(np.median(c.hu[core])) if core.any() else np.nan)
+        thickest = np.array(thickest)
+        # the phantom's thickness law (2 + 13 size^1.5 mm) makes most crescents thin
+        assert np.median(thickest[~np.array(deep)]) < 8.0
+        assert (thickest[~np.array(deep)] <= 4.0).sum() >= 5
+        # 18 % of subdurals along the falx (60 draws: 3 to 20 expected within reason)
+        assert 3 <= sum(deep) <= 20
+        # 30 % isodense (40-50 HU), the rest acute (55-85 HU), with the host's noise on top
+        d = np.array(densities)
+        assert 8 <= int(((d > 35) & (d < 53)).sum()) <= 30
+        assert np.nanmax(d) < 92
+
+    def test_a_falx_layer_lies_along_the_midline(self, hosts: list[np.ndarray]) -> None:
+        from ich_viewer.phantom.composite import _falx
+
+        anatomy = analyse_host(hosts[0], PIXEL_MM)
+        cover = _falx(anatomy, np.random.default_rng(5))
+        assert cover is not None and cover.max() > 0.9
+        # the phantom head is drawn upright, its falx near the image's vertical centre line: the layer is a
+        # vertical band next to it, at most 6.5 mm wide and 30 mm or more long
+        rows, cols = np.nonzero(cover > 0.5)
+        mid = hosts[0].shape[1] / 2
+        assert np.abs((cols - mid) * PIXEL_MM).max() <= 10.0
+        assert (cols.max() - cols.min()) * PIXEL_MM <= 7.0
+        assert (rows.max() - rows.min()) * PIXEL_MM >= 30.0
+
+    def test_reproducible_and_the_default_is_broad(self, hosts: list[np.ndarray]) -> None:
+        a = composite_lesion(hosts[0], "subdural", np.random.default_rng(7), variant="phantom")
+        b = composite_lesion(hosts[0], "subdural", np.random.default_rng(7), variant="phantom")
+        np.testing.assert_array_equal(a.hu, b.hu)
+        broad = composite_lesion(hosts[0], "subdural", np.random.default_rng(7))
+        same = composite_lesion(hosts[0], "subdural", np.random.default_rng(7), variant="broad")
+        np.testing.assert_array_equal(broad.hu, same.hu)
+        assert not np.array_equal(broad.hu, a.hu)
+        with pytest.raises(ValueError, match="unknown composite variant"):
+            composite_lesion(hosts[0], "subdural", np.random.default_rng(7), variant="thin")

@@ -37,6 +37,35 @@ def bank(phe):
     )
 
 
+def test_the_composite_variant_reaches_the_bank(tmp_path: Path) -> None:
+    """The same seeds with ``composite_variant="phantom"`` draw other extra-axial composites, and leave the real
+    slices and the other composite types as they are."""
+    phe = write_phe_sich(tmp_path / "phe", n_patients=2, n_slices=4, size=512)  # 512 px: room for convexities
+    banks = [
+        build_bank(
+            phe_root=phe.root,
+            patients=phe.patients,
+            composites_per_type=2,
+            composite_variant=variant,
+            phantoms=0,
+            model_input=MI,
+            workers=1,
+        )
+        for variant in ("broad", "phantom")
+    ]
+    extra = [label_index("epidural"), label_index("subdural")]
+    parts = []
+    for b in banks:
+        comp = b.group == GROUPS.index("composite")
+        is_extra = comp & (b.y[:, extra].max(axis=1) == 1)
+        assert is_extra.any()
+        parts.append((b.x[~comp], b.x[comp & ~is_extra], b.x[is_extra]))
+    (real_a, other_a, extra_a), (real_b, other_b, extra_b) = parts
+    np.testing.assert_array_equal(real_a, real_b)
+    assert len(other_a) and np.array_equal(other_a[:1], other_b[:1])
+    assert not np.array_equal(extra_a[:1], extra_b[:1])
+
+
 class TestBank:
     def test_groups_and_labels(self, bank, phe) -> None:
         groups = {g: int((bank.group == i).sum()) for i, g in enumerate(GROUPS)}
@@ -104,6 +133,8 @@ def test_train_real_end_to_end(tmp_path: Path, phe) -> None:
             "4",
             "--composites-per-type",
             "1",
+            "--composite-variant",
+            "phantom",
             "--phantom-slices",
             "2",
             "--workers",
@@ -115,5 +146,6 @@ def test_train_real_end_to_end(tmp_path: Path, phe) -> None:
     assert rc == 0
     run = json.loads((out / "run.json").read_text())
     assert run["model_input"]["clip"] == [40.0, 80.0]
+    assert run["config"]["composite_variant"] == "phantom" and run["data"]["composite_variant"] == "phantom"
     assert run["data"]["phe_sich"]["test_patients"] is not None
     assert (out / "best.keras").is_file() and (out / "thresholds.json").is_file()
