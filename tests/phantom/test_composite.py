@@ -27,17 +27,18 @@ def hosts() -> list[np.ndarray]:
     return full + [clip.shared_domain(h) for h in full]
 
 
-def _placed(hosts: list[np.ndarray], kind: str, n: int = 6):
-    rng = np.random.default_rng(1234)
+def _placed(hosts: list[np.ndarray], kind: str, n: int = 6, *, variant: str = "broad", seed: int = 1234):
+    rng = np.random.default_rng(seed)
     out = []
-    for _ in range(200):
+    tries = max(200, 20 * n)
+    for _ in range(tries):
         host = hosts[int(rng.integers(len(hosts)))]
-        c = composite_lesion(host, kind, rng, pixel_mm=PIXEL_MM)
+        c = composite_lesion(host, kind, rng, pixel_mm=PIXEL_MM, variant=variant)
         if c is not None:
             out.append((host, c))
         if len(out) == n:
             return out
-    pytest.fail(f"{kind}: placed only {len(out)} of {n} lesions in 200 tries")
+    pytest.fail(f"{kind}: placed only {len(out)} of {n} lesions in {tries} tries")
 
 
 class TestAnalyseHost:
@@ -107,25 +108,12 @@ def test_unknown_kind_is_refused() -> None:
         composite_lesion(np.zeros((64, 64), np.float32), "chronic", np.random.default_rng(0))
 
 
-def _placed_variant(hosts: list[np.ndarray], kind: str, n: int, variant: str = "phantom"):
-    rng = np.random.default_rng(4321)
-    out = []
-    for _ in range(20 * n):
-        host = hosts[int(rng.integers(len(hosts)))]
-        c = composite_lesion(host, kind, rng, pixel_mm=PIXEL_MM, variant=variant)
-        if c is not None:
-            out.append((host, c))
-        if len(out) == n:
-            return out
-    pytest.fail(f"{kind}: placed only {len(out)} of {n} lesions")
-
-
 class TestPhantomVariant:
     """``variant="phantom"``: epidural and subdural collections as the phantom draws them."""
 
     @pytest.mark.parametrize("kind", ["epidural", "subdural"])
     def test_mask_labels_and_bone(self, hosts: list[np.ndarray], kind: str) -> None:
-        for host, c in _placed_variant(hosts, kind, 8):
+        for host, c in _placed(hosts, kind, 8, variant="phantom", seed=4321):
             np.testing.assert_array_equal(c.mask > 0, c.hu != host)
             assert set(np.unique(c.mask)) == {0, LABELS.index(kind)}
             assert c.labels[0] == 1 and c.labels[LABELS.index(kind)] == 1 and c.labels.sum() == 2
@@ -134,7 +122,7 @@ class TestPhantomVariant:
     def test_subdurals_are_thin_crescents_falx_layers_and_isodense_ones(
         self, hosts: list[np.ndarray]
     ) -> None:
-        placed = _placed_variant(hosts, "subdural", 60)
+        placed = _placed(hosts, "subdural", 60, variant="phantom", seed=4321)
         thickest, deep, densities = [], [], []
         for host, c in placed:
             anatomy = analyse_host(host, PIXEL_MM)
