@@ -94,8 +94,8 @@ def card_markdown(model_dir: str | Path) -> str:
             out += [
                 "",
                 "Error analysis: slice `any` ROC-AUC of each kind of positive slice against all negative slices of "
-                "the same data (dense = median clot HU within 5 HU of the brain window's top, 80 HU: next to "
-                "bone it is as white as the skull in every input channel):",
+                "the same data (extra-axial = epidural or subdural on the slice; dense = median clot HU of 75 or "
+                "more, within 5 HU of the brain window's top):",
                 "",
                 "| data | positive slices | positives | slice AUC | pointing game |",
                 "|---|---|---|---|---|",
