@@ -64,10 +64,16 @@ def training_data_text(run: dict[str, Any]) -> str:
             if run["data"].get("png_dir")
             else ""
         )
+        variant = (
+            " (epidural and subdural collections drawn by the phantom's own laws: thin crescents, falx layers, "
+            "isodense subdurals)"
+            if run["data"].get("composite_variant") == "phantom"
+            else ""
+        )
         return (
             f"real head CT: {len(phe['train_patients'])} patients with spontaneous intracerebral hemorrhage of "
             f"{CITATION}{extra}; every subtype also learned from synthetic hemorrhages composited into the "
-            f"normal slices of those patients, and from synthetic 512 px phantoms; split by patient "
+            f"normal slices of those patients{variant}, and from synthetic 512 px phantoms; split by patient "
             f"({len(phe['val_patients'])} validation and {len(phe['test_patients'])} held-out test patients)"
         )
     if config.data == "phe-sich":

@@ -42,8 +42,8 @@ def _series(study):
             "subdural",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="known gap (issue 14): the model misses this thin synthetic subdural (phantom slice subdural "
-                "AUC 0.71, phantom study sensitivity 0.44 on the product path); remove when it passes",
+                reason="known gap (issue 14): the model misses this thin synthetic subdural (2.2 on the product path: "
+                "phantom slice subdural AUC 0.71, phantom study sensitivity 0.56); remove when it passes",
             ),
         ),
         (103, "epidural"),
