@@ -140,3 +140,20 @@ def two_series_study(tmp_path) -> tuple[Path, np.ndarray, np.ndarray]:
     (folder / "notes.txt").write_text("not a dicom file\n")
     (folder / "broken.dcm").write_bytes(b"DICM" * 10)
     return folder, big, small
+
+
+def shown_window(qtbot, size: tuple[int, int] = (1400, 800), model_dir=None):
+    """A main window with fresh preferences, shown and exposed; AI off unless ``model_dir`` is given."""
+    from ich_viewer.qt.main_window import MainWindow
+    from ich_viewer.qt.settings import make_settings
+
+    win = MainWindow(settings=make_settings())
+    if model_dir is None:
+        win.configure_ai(enabled=False)
+    else:
+        win.configure_ai(enabled=True, model_dir=str(model_dir))
+    qtbot.addWidget(win)
+    win.resize(*size)
+    win.show()
+    qtbot.waitExposed(win)
+    return win

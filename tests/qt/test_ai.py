@@ -23,6 +23,7 @@ from ich_viewer.qt.settings import Preferences, make_settings
 from ich_viewer.qt.study_controller import StudyController
 from ich_viewer.schemas import validate
 from tests.inference.helpers import write_tiny_model_folder
+from tests.qt.conftest import shown_window
 
 AI_TIMEOUT_MS = 180_000
 
@@ -33,13 +34,7 @@ def tiny_model(tmp_path_factory):
 
 
 def make_window(qtbot, model_dir) -> MainWindow:
-    win = MainWindow(settings=make_settings())
-    win.configure_ai(enabled=True, model_dir=str(model_dir))
-    qtbot.addWidget(win)
-    win.resize(1300, 850)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return shown_window(qtbot, (1300, 850), model_dir)
 
 
 @pytest.fixture

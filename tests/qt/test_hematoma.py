@@ -12,7 +12,7 @@ from PySide6.QtTest import QTest
 
 from ich_viewer.__main__ import main
 from ich_viewer.qt.main_window import MainWindow
-from ich_viewer.qt.settings import make_settings
+from tests.qt.conftest import shown_window
 
 LOAD_TIMEOUT_MS = 60_000
 
@@ -20,12 +20,7 @@ LOAD_TIMEOUT_MS = 60_000
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("ICH_VIEWER_DATA_DIR", str(tmp_path / "appdata"))
-    win = MainWindow(settings=make_settings())
-    win.configure_ai(enabled=False)
-    qtbot.addWidget(win)
-    win.resize(1280, 800)
-    win.show()
-    qtbot.waitExposed(win)
+    win = shown_window(qtbot, (1280, 800))
     yield win
     win.jobs.shutdown(5000)
 

@@ -17,7 +17,7 @@ from ich_viewer.dicom.series import scan
 from ich_viewer.qt.main_window import MainWindow
 from ich_viewer.qt.settings import make_settings
 from ich_viewer.qt.views.slice_view import SliceView
-from tests.qt.conftest import head_volume, write_ct_series
+from tests.qt.conftest import head_volume, shown_window, write_ct_series
 from tests.qt.test_cli_gui import run_cli
 
 LOAD_TIMEOUT_MS = 60_000
@@ -25,12 +25,7 @@ LOAD_TIMEOUT_MS = 60_000
 
 @pytest.fixture
 def window(qtbot):
-    win = MainWindow(settings=make_settings())
-    win.configure_ai(enabled=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 800)
-    win.show()
-    qtbot.waitExposed(win)
+    win = shown_window(qtbot, (1400, 800))
     yield win
     win.jobs.shutdown(5000)
 

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import QApplication
 from ich_viewer.core.measurements import compute_values, ellipse_mask, polygon_mask
 from ich_viewer.qt import dialogs
 from ich_viewer.qt.main_window import MainWindow
-from ich_viewer.qt.settings import make_settings
 from tests.qt import mouse
+from tests.qt.conftest import shown_window
 
 LOAD_TIMEOUT_MS = 60_000
 ROW_MM, COL_MM = 0.8, 0.5  # non-square pixels
@@ -34,13 +34,7 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def make_window(qtbot) -> MainWindow:
-    win = MainWindow(settings=make_settings())
-    win.configure_ai(enabled=False)
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return shown_window(qtbot, (1200, 800))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from ich_viewer.core.mpr import StackGeometry, reformat
 from ich_viewer.qt import dialogs
 from ich_viewer.qt.hematoma import plane_disc_voxels
 from ich_viewer.qt.main_window import MainWindow
-from ich_viewer.qt.settings import make_settings
+from tests.qt.conftest import shown_window
 from tests.qt.mouse import click, drag
 
 LOAD_TIMEOUT_MS = 60_000
@@ -29,13 +29,7 @@ N_SLICES, ROWS, COLS = 12, 64, 64
 
 
 def make_window(qtbot) -> MainWindow:
-    win = MainWindow(settings=make_settings())
-    win.configure_ai(enabled=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return shown_window(qtbot, (1400, 800))
 
 
 @pytest.fixture
