@@ -65,8 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ats = args.at if isinstance(args.at, list) else [args.at]
-    seeds = [parse_at(text) for text in ats]
+    seeds = [parse_at(text) for text in args.at]  # --at is repeatable: a list
     hu_range = parse_hu_range(args.hu_range)
     if args.mask_out and not str(args.mask_out).endswith(".npy"):
         raise UsageError("--mask-out must name a .npy file")

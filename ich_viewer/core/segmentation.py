@@ -481,6 +481,19 @@ def grow_region(
     return out
 
 
+def _clot_boxes(out: np.ndarray, margin: int):
+    """``(slice index, (rows, cols) box)`` of every slice with clot: the clot's bounding box grown by ``margin``."""
+    for z in np.flatnonzero(out.reshape(out.shape[0], -1).any(axis=1)):
+        ys, xs = np.nonzero(out[z])
+        yield (
+            int(z),
+            (
+                slice(max(0, ys.min() - margin), ys.max() + margin + 1),
+                slice(max(0, xs.min() - margin), xs.max() + margin + 1),
+            ),
+        )
+
+
 def _add_fluid_rim(out: np.ndarray, hu: np.ndarray, cache: _SliceCache, clot_hu: float) -> None:
     """Add the partial-volume voxels between the clot and darker fluid (CSF), in place: a voxel next to the clot
     (one pixel ring) whose raw HU is below the blood range is at least half clot when it lies above the midpoint
@@ -490,12 +503,7 @@ def _add_fluid_rim(out: np.ndarray, hu: np.ndarray, cache: _SliceCache, clot_hu:
     lo = cache.params.hu_range[0]
     kernel = _disc(1)
     margin = 1 + cache.bone_ref_kernel.shape[0]
-    for z in np.flatnonzero(out.reshape(out.shape[0], -1).any(axis=1)):
-        ys, xs = np.nonzero(out[z])
-        box = (
-            slice(max(0, ys.min() - margin), ys.max() + margin + 1),
-            slice(max(0, xs.min() - margin), xs.max() + margin + 1),
-        )
+    for z, box in _clot_boxes(out, margin):
         mask = out[z][box]
         raw = np.asarray(hu[z][box], dtype=np.float32)
         background = cv2.erode(_smooth(raw, cache.params.median).astype(np.float32), cache.bone_ref_kernel)
@@ -516,12 +524,7 @@ def _add_bone_rim(out: np.ndarray, hu: np.ndarray, cache: _SliceCache, clot_hu: 
     hi = cache.params.hu_range[1]
     kernel = _disc(1)
     margin = cache.rim_steps + cache.bone_ref_kernel.shape[0]
-    for z in np.flatnonzero(out.reshape(out.shape[0], -1).any(axis=1)):
-        ys, xs = np.nonzero(out[z])
-        box = (
-            slice(max(0, ys.min() - margin), ys.max() + margin + 1),
-            slice(max(0, xs.min() - margin), xs.max() + margin + 1),
-        )
+    for z, box in _clot_boxes(out, margin):
         bone = cache.bone(z)[box]
         if not bone.any():
             continue
