@@ -184,11 +184,10 @@ def _job_real(filename: str) -> tuple[np.ndarray, np.ndarray]:
     return _unit(mi, ds.hu(item)), y
 
 
-def _job_composite(args: tuple) -> tuple[np.ndarray, np.ndarray] | None:
+def _job_composite(args: tuple[str, int, str, str]) -> tuple[np.ndarray, np.ndarray] | None:
     from ich_viewer.phantom.composite import analyse_host, composite_lesion
 
-    filename, seed, kind = args[:3]
-    variant = args[3] if len(args) > 3 else "broad"
+    filename, seed, kind, variant = args
     ds, mi = _WORKER["ds"], _WORKER["mi"]
     rng = np.random.default_rng([seed, 0xC0])
     cached = _WORKER.get("host")
