@@ -95,7 +95,8 @@ def card_markdown(model_dir: str | Path) -> str:
                 "",
                 "Error analysis: slice `any` ROC-AUC of each kind of positive slice against all negative slices of "
                 "the same data (extra-axial = epidural or subdural on the slice; dense = median clot HU of 75 or "
-                "more, within 5 HU of the brain window's top):",
+                "more, within 5 HU of the brain window's top; isodense = below 55 HU, nearly black in the blood "
+                "channel):",
                 "",
                 "| data | positive slices | positives | slice AUC | pointing game |",
                 "|---|---|---|---|---|",

@@ -79,12 +79,21 @@ class StudyCase:
 #: A clot whose median HU is within 5 HU of the brain window's top (80 HU) is "dense": next to bone it is
 #: nearly the same white as the skull in every channel the model has (what a brain window keeps).
 DENSE_CLOT_HU = 75.0
-STRATA = ("extra-axial, dense (>= 75 HU)", "extra-axial, < 75 HU", "intra-axial")
+#: A clot whose median HU is below 55 HU is "isodense": in the blood channel (50-80 HU) it is nearly black, and
+#: in the brain window it is a few grey levels above cortex.
+ISODENSE_CLOT_HU = 55.0
+STRATA = (
+    "extra-axial, dense (>= 75 HU)",
+    "extra-axial, 55-75 HU",
+    "extra-axial, isodense (< 55 HU)",
+    "intra-axial",
+)
 
 
 def phantom_stratum(labels: np.ndarray, hu: np.ndarray, mask: np.ndarray) -> str:
-    """The error-analysis stratum of a positive phantom or composite slice: extra-axial (epidural or subdural) dense or not, or
-    intra-axial (intraparenchymal, intraventricular, subarachnoid only).
+    """The error-analysis stratum of a positive phantom or composite slice: extra-axial (epidural or subdural) by
+    the clot's median HU (dense, :data:`DENSE_CLOT_HU` or more; isodense, below :data:`ISODENSE_CLOT_HU`; or in
+    between), or intra-axial (intraparenchymal, intraventricular, subarachnoid only).
 
     Parameters
     ----------
@@ -97,9 +106,13 @@ def phantom_stratum(labels: np.ndarray, hu: np.ndarray, mask: np.ndarray) -> str
     """
     extra = labels[LABELS.index("epidural")] > 0 or labels[LABELS.index("subdural")] > 0
     if not extra:
-        return STRATA[2]
-    dense = mask.any() and float(np.median(hu[mask])) >= DENSE_CLOT_HU
-    return STRATA[0] if dense else STRATA[1]
+        return STRATA[3]
+    if not mask.any():
+        return STRATA[1]
+    clot = float(np.median(hu[mask]))
+    if clot >= DENSE_CLOT_HU:
+        return STRATA[0]
+    return STRATA[2] if clot < ISODENSE_CLOT_HU else STRATA[1]
 
 
 def write_ct_series(

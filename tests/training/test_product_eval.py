@@ -265,12 +265,19 @@ def test_phantom_strata_separate_dense_extra_axial_blood() -> None:
     mask[2:4, 2:6] = True
     hu[mask] = 80.0
     assert phantom_stratum(y, hu, mask) == STRATA[0]
+    hu[mask] = 75.0
+    assert phantom_stratum(y, hu, mask) == STRATA[0]
     hu[mask] = 62.0
     assert phantom_stratum(y, hu, mask) == STRATA[1]
+    hu[mask] = 55.0
+    assert phantom_stratum(y, hu, mask) == STRATA[1]
+    hu[mask] = 47.0
+    assert phantom_stratum(y, hu, mask) == STRATA[2] == "extra-axial, isodense (< 55 HU)"
     y2 = np.zeros(6)
     y2[0] = y2[LABELS.index("intraventricular")] = 1
-    hu[mask] = 80.0
-    assert phantom_stratum(y2, hu, mask) == STRATA[2]
+    for blood in (80.0, 47.0):
+        hu[mask] = blood
+        assert phantom_stratum(y2, hu, mask) == STRATA[3]
 
 
 def test_strata_figures_rank_each_stratum_against_the_negatives(tmp_path: Path) -> None:
@@ -289,13 +296,13 @@ def test_strata_figures_rank_each_stratum_against_the_negatives(tmp_path: Path) 
         "p",
         labels,
         {0: np.ones((2, 2), bool)},
-        {0: STRATA[0], 1: STRATA[0], 2: STRATA[2]},
+        {0: STRATA[0], 1: STRATA[0], 2: STRATA[3]},
     )
     result = CaseResult(case, probs, probs.max(axis=0), True, [], probs, np.arange(6), {0: True})
     fig = figures([result], {"any": 0.5}, ci=False)
     strata = fig["phantom"]["slice_any_by_stratum"]
     assert strata[STRATA[0]] == {"positives": 2, "negatives": 3, "roc_auc": 1.0, "pointing_game": 1.0}
-    assert strata[STRATA[2]]["roc_auc"] == 0.0 and strata[STRATA[2]]["pointing_game"] is None
+    assert strata[STRATA[3]]["roc_auc"] == 0.0 and strata[STRATA[3]]["pointing_game"] is None
     fig["data"] = {"path": "DICOM", "phantom_studies": "1"}
     (tmp_path / "model.json").write_text(json.dumps({"metrics": {"heldout_product_path": fig}}))
     text = card_markdown(tmp_path)
