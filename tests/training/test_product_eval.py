@@ -307,3 +307,18 @@ def test_strata_figures_rank_each_stratum_against_the_negatives(tmp_path: Path) 
     (tmp_path / "model.json").write_text(json.dumps({"metrics": {"heldout_product_path": fig}}))
     text = card_markdown(tmp_path)
     assert f"| phantom studies, 512 px | {STRATA[0]} | 2 | 1.000 | 1.000 |" in text
+
+
+def test_readme_model_card_is_the_bundled_folders_card() -> None:
+    """The README's card tables are exactly what ``python -m training card`` prints for the bundled folder.
+
+    Every figure the card gives must be the one recorded in model.json: re-run ``card`` and paste it between the
+    markers when the folder's figures change.
+    """
+    from ich_viewer.resources import default_model_dir
+    from training.card import card_markdown
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    card = readme[readme.index("<!-- card:start -->") : readme.index("<!-- card:end -->")]
+    expected = card_markdown(default_model_dir()).strip()
+    assert expected in card, "README's model card is out of date: run `python -m training card` and paste it"
