@@ -121,7 +121,13 @@ def card_markdown(model_dir: str | Path) -> str:
             "",
             f"Reading: slabs of {reading['slab_mm']:g} mm for thin series; logit offsets "
             f"{', '.join(f'{k} {v:+.2f}' for k, v in zip(LABELS, reading['logit_offset'], strict=True))}; "
-            f"neighbour weight {reading['neighbour_weight']:g}; thresholds "
+            f"neighbour weight {reading['neighbour_weight']:g}; "
+            + (
+                f"a slice stands alone with p^{reading['alone_exponent']:g}; "
+                if reading.get("alone_exponent")
+                else ""
+            )
+            + "thresholds "
             f"{', '.join(f'{k} {100 * float(thresholds[k]):.2f} %' for k in LABELS)}.",
         ]
     return "\n".join(out) + "\n"

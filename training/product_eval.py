@@ -277,6 +277,7 @@ def choose_reading(
     *,
     min_sensitivity: float = 0.9,
     weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75),
+    alone_exponents: Sequence[float] = (0.0, 32.0, 16.0, 8.0, 4.0),
     subtype_false_flags: float = 0.02,
 ) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
     """Choose the calibration, aggregation weight and study-level thresholds on validation cases.
@@ -286,8 +287,10 @@ def choose_reading(
     sensitivity >= ``min_sensitivity`` on the positive studies of each source (PHE-SICH patients, composites); each subtype at that rule too, but never below the level that only
     ``subtype_false_flags`` of the studies known not to have that subtype reach (normal studies and studies of
     other types alike: a subtype flags the study on its own, so a weak subtype must not undo the specificity
-    of ``any``, and a few normal studies alone give too optimistic a floor). The weight with the best flag
-    specificity (then ``any`` AUC) wins.
+    of ``any``, and a few normal studies alone give too optimistic a floor). Then, at those thresholds, the
+    smallest ``alone_exponent`` (the lowest bar for one slice to carry the study alone) that flags no more of
+    the studies without blood; 0 (never alone) when every exponent would. The weight with the best flag
+    specificity, then flag sensitivity, then ``any`` AUC wins (ties: the smaller weight).
 
     Returns
     -------
@@ -302,43 +305,61 @@ def choose_reading(
     # at most +-4 (a factor of ~55 on the odds): a label nearly absent from training batches is not inflated
     offset = tuple(float(v) for v in np.clip(np.log(pv / (1 - pv)) - np.log(tr / (1 - tr)), -4.0, 4.0))
     report: dict[str, Any] = {"logit_offset": [round(v, 4) for v in offset], "candidates": []}
+    ys = np.stack([r.case.study_labels for r in results])
+    sources = np.array([r.case.source for r in results])
+    keep = ys[:, 0] >= 0
+    y0 = ys[keep, 0]
+
+    def scores(w: float, alone: float) -> np.ndarray:
+        return np.stack([aggregate(apply_logit_offset(r.raw_slice_probs, offset), w, alone) for r in results])
+
+    def flag_rates(study: np.ndarray, thresholds: dict[str, float]) -> tuple[float, float, float]:
+        flagged = np.zeros(len(results), bool)
+        for k, label in enumerate(LABELS):
+            flagged |= study[:, k] >= thresholds[label]
+        spec = float((~flagged[keep][y0 == 0]).mean()) if (y0 == 0).any() else 0.0
+        sens = float(flagged[keep][y0 == 1].mean()) if (y0 == 1).any() else 0.0
+        return spec, sens, _auc(y0.astype(int), study[keep, 0]) or 0.0
+
     best = None
     for w in weights:
-        study = np.stack([aggregate(apply_logit_offset(r.raw_slice_probs, offset), w) for r in results])
-        ys = np.stack([r.case.study_labels for r in results])
+        study = scores(w, 0.0)
         thresholds = {}
-        sources = np.array([r.case.source for r in results])
         for k, label in enumerate(LABELS):
-            keep = ys[:, k] >= 0
-            thr = _threshold_per_source(ys[keep, k], study[keep, k], sources[keep], min_sensitivity)
+            known = ys[:, k] >= 0
+            thr = _threshold_per_source(ys[known, k], study[known, k], sources[known], min_sensitivity)
             without = ys[:, k] == 0  # studies known not to have this subtype
             if k > 0 and without.any():
                 floor = float(np.quantile(study[without, k], 1.0 - subtype_false_flags, method="higher"))
                 thr = max(thr, float(np.nextafter(np.float32(floor), np.float32(1.0))))
             thresholds[label] = min(thr, 0.999)
-        flagged = np.zeros(len(results), bool)
-        for k, label in enumerate(LABELS):
-            flagged |= study[:, k] >= thresholds[label]
-        keep = ys[:, 0] >= 0
-        y0 = ys[keep, 0]
-        spec = float((~flagged[keep][y0 == 0]).mean()) if (y0 == 0).any() else 0.0
-        sens = float(flagged[keep][y0 == 1].mean()) if (y0 == 1).any() else 0.0
-        auc = _auc(y0.astype(int), study[keep, 0]) or 0.0
+        spec, sens, auc = flag_rates(study, thresholds)
+        # then, at those thresholds, the lowest bar for a slice standing alone (smallest exponent) that flags no
+        # validation study without blood that neighbour support alone leaves unflagged
+        alone = 0.0
+        for k_alone in sorted(e for e in alone_exponents if e > 0):
+            s_k, n_k, a_k = flag_rates(scores(w, k_alone), thresholds)
+            if s_k >= spec:
+                alone, sens, auc = k_alone, n_k, a_k
+                break
         cand = {
             "neighbour_weight": w,
+            "alone_exponent": alone,
             "study_any_auc": round(auc, 4),
             "flag_sensitivity": round(sens, 4),
             "flag_specificity": round(spec, 4),
             "thresholds": {k: round(v, 6) for k, v in thresholds.items()},
         }
         report["candidates"].append(cand)
-        key = (round(spec, 3), round(auc, 4), -w)
+        key = (round(spec, 3), round(sens, 3), round(auc, 4), -w)
         if best is None or key > best[0]:
-            best = (key, w, thresholds)
+            best = (key, (w, alone), thresholds)
     assert best is not None
-    _, w, thresholds = best
+    _, (w, alone), thresholds = best
     report["chosen_neighbour_weight"] = w
-    return {"logit_offset": list(offset), "neighbour_weight": w}, thresholds, report
+    report["chosen_alone_exponent"] = alone
+    reading = {"logit_offset": list(offset), "neighbour_weight": w, "alone_exponent": alone}
+    return reading, thresholds, report
 
 
 def _threshold_per_source(
@@ -457,6 +478,7 @@ def calibrate_folder(
             slab_mm=slab_mm,
             logit_offset=tuple(reading["logit_offset"]),
             neighbour_weight=reading["neighbour_weight"],
+            alone_exponent=reading["alone_exponent"],
         )
 
         def update(o: dict[str, Any]) -> None:
@@ -469,8 +491,8 @@ def calibrate_folder(
                 "rule": f"study level, on the real-anatomy validation studies (PHE-SICH, normal levels, "
                 f"composites): highest threshold with sensitivity >= {min_sensitivity} per label on each source's "
                 "positive studies, a subtype "
-                "never below what 2 % of the studies without that subtype reach; aggregation weight with the best "
-                "flag specificity",
+                "never below what 2 % of the studies without that subtype reach; aggregation weight and "
+                "alone exponent with the best flag specificity, then flag sensitivity",
                 "prevalence": dict(zip(LABELS, RSNA_PREVALENCE, strict=True)),
                 "selection": report,
             }
@@ -480,7 +502,8 @@ def calibrate_folder(
         val = figures(run_cases(engine, cases, pointing=False), thresholds, ci=False)
         _update_model_json(model_dir, lambda o: o.setdefault("metrics", {}).update(validation_studies=val))
         print(
-            f"calibrate: done in {time.monotonic() - t0:.0f} s; chosen {report['chosen_neighbour_weight']}",
+            f"calibrate: done in {time.monotonic() - t0:.0f} s; chosen neighbour weight "
+            f"{report['chosen_neighbour_weight']}, alone exponent {report['chosen_alone_exponent']}",
             flush=True,
         )
         return {

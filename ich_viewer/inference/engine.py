@@ -45,7 +45,8 @@ class Prediction:
         :data:`~ich_viewer.core.labels.LABELS` order.
     study_probabilities : numpy.ndarray
         float32, shape ``(6,)``: per label, the study probability of the model folder's reading (the maximum
-        over slices, or over slices supported by a neighbour: :func:`~ich_viewer.inference.reading.aggregate`).
+        over slices, or over slices supported by a neighbour or near-certain alone:
+        :func:`~ich_viewer.inference.reading.aggregate`).
     flagged : bool
         True when the series is applicable and a label's study probability is >= its threshold.
     top_slices : tuple of int
@@ -458,7 +459,7 @@ class InferenceEngine:
                 raise ModelError(f"the sequence head of {self.info.name} produced non-finite probabilities")
             offset = self.info.sequence_head.logit_offset
         out = apply_logit_offset(out, offset)
-        study = aggregate(out, reading.neighbour_weight)
+        study = aggregate(out, reading.neighbour_weight, reading.alone_exponent)
         if total < n_slices:  # back to the original slices: each gets its slab's probabilities
             out = out[owner]
         check = domain_problems(series.info)

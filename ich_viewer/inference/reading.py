@@ -12,7 +12,10 @@ order, as the model folder's ``reading`` object (model.json) says:
    ``p_i ** (1 - w) * n_i ** w``, with ``n_i`` the higher probability of the two neighbouring slices (slabs)
    and ``w`` = ``neighbour_weight`` (:func:`aggregate`). ``w = 0`` is the plain maximum; ``w > 0`` needs
    evidence on a neighbouring slice too, so that one noisy slice (at the skull base, say) does not flag a
-   whole study. The weight is chosen on study-level validation and recorded in the model card.
+   whole study. With ``alone_exponent`` ``k`` >= 1 a slice may also stand alone with the score ``p_i ** k``:
+   a near-certain finding on one slice (a small subarachnoid bleed in one sulcus, a contusion within one 5 mm
+   slice) still reaches the study, while a moderate one still needs its neighbour. 0 turns that off. Both are
+   chosen on study-level validation and recorded in the model card.
 
 Folders without a ``reading`` object read every slice as it is, uncalibrated, with the plain maximum.
 """
@@ -44,11 +47,14 @@ class ReadingConfig:
         Added to each label's logit, LABELS order.
     neighbour_weight : float
         ``w`` of the aggregation, in [0, 1).
+    alone_exponent : float
+        ``k`` of the aggregation: 0 (off) or >= 1.
     """
 
     slab_mm: float = 0.0
     logit_offset: tuple[float, ...] = field(default_factory=lambda: (0.0,) * len(LABELS))
     neighbour_weight: float = 0.0
+    alone_exponent: float = 0.0
 
     def __post_init__(self) -> None:
         offsets = tuple(float(v) for v in self.logit_offset)
@@ -59,6 +65,9 @@ class ReadingConfig:
         object.__setattr__(self, "logit_offset", offsets)
         if not 0.0 <= float(self.neighbour_weight) < 1.0:
             raise ValueError(f"neighbour_weight must be in [0, 1), got {self.neighbour_weight}")
+        k = float(self.alone_exponent)
+        if not (k == 0.0 or 1.0 <= k <= 1000.0):
+            raise ValueError(f"alone_exponent must be 0 (off) or in [1, 1000], got {self.alone_exponent}")
         if not 0.0 <= float(self.slab_mm) <= 20.0:
             raise ValueError(f"slab_mm must be in [0, 20], got {self.slab_mm}")
 
@@ -68,6 +77,7 @@ class ReadingConfig:
             "slab_mm": float(self.slab_mm),
             "logit_offset": [round(v, 6) for v in self.logit_offset],
             "neighbour_weight": float(self.neighbour_weight),
+            "alone_exponent": float(self.alone_exponent),
         }
 
     @classmethod
@@ -80,6 +90,7 @@ class ReadingConfig:
                 slab_mm=float(obj.get("slab_mm", 0.0)),
                 logit_offset=tuple(obj.get("logit_offset", (0.0,) * len(LABELS))),
                 neighbour_weight=float(obj.get("neighbour_weight", 0.0)),
+                alone_exponent=float(obj.get("alone_exponent", 0.0)),
             )
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"malformed reading description: {exc}") from None
@@ -132,7 +143,9 @@ def apply_logit_offset(probabilities: np.ndarray, offset: tuple[float, ...]) -> 
     return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
 
 
-def aggregate(probabilities: np.ndarray, neighbour_weight: float = 0.0) -> np.ndarray:
+def aggregate(
+    probabilities: np.ndarray, neighbour_weight: float = 0.0, alone_exponent: float = 0.0
+) -> np.ndarray:
     """Study probability per label from per-slice probabilities (see the module docstring).
 
     Parameters
@@ -141,6 +154,8 @@ def aggregate(probabilities: np.ndarray, neighbour_weight: float = 0.0) -> np.nd
         float ``(n, 6)``, slices in display order (or slabs).
     neighbour_weight : float
         ``w`` in [0, 1); 0 gives the maximum over slices.
+    alone_exponent : float
+        ``k``: 0 (off), or >= 1 to let a slice stand alone with the score ``p_i ** k``.
 
     Returns
     -------
@@ -156,4 +171,6 @@ def aggregate(probabilities: np.ndarray, neighbour_weight: float = 0.0) -> np.nd
     neighbours = np.maximum(padded[:-2], padded[2:])
     w = float(neighbour_weight)
     score = np.power(p, 1.0 - w) * np.power(neighbours, w)
+    if alone_exponent > 0:
+        score = np.maximum(score, np.power(p, float(alone_exponent)))
     return score.max(axis=0).astype(np.float32)

@@ -55,10 +55,29 @@ class TestCalibrationAndAggregation:
         assert (aggregate(p, 0.5) <= p.max(axis=0) + 1e-7).all()
         np.testing.assert_allclose(aggregate(p[:1], 0.5), p[0])  # a single slice is its own study
 
+    def test_a_near_certain_slice_stands_alone(self) -> None:
+        p = np.full((7, 6), 0.02, np.float32)
+        p[2, 0] = 0.99  # a small bleed seen on one 5 mm slice only
+        p[5, 1] = 0.6  # a moderate, isolated finding (noise at the skull base, say)
+        without = aggregate(p, 0.5)
+        assert without[0] < 0.2 and without[1] < 0.2  # neighbour support alone drops both
+        alone = aggregate(p, 0.5, 16.0)
+        assert alone[0] == pytest.approx(0.99**16, rel=1e-5)  # 0.85: the certain slice carries the study
+        assert alone[1] == pytest.approx(without[1])  # 0.6 ** 16 < 0.001: the moderate one still needs support
+        p[3, 1] = 0.6  # now supported by its neighbour
+        assert aggregate(p, 0.5, 16.0)[1] == pytest.approx(aggregate(p, 0.5)[1])
+        np.testing.assert_allclose(aggregate(p, 0.5, 1.0), p.max(axis=0), rtol=1e-6)  # k = 1: the plain maximum
+        assert (aggregate(p, 0.5, 4.0) <= p.max(axis=0) + 1e-7).all()
+
     def test_config_round_trip_and_validation(self) -> None:
-        cfg = ReadingConfig(slab_mm=5, logit_offset=(-1, 0, 0, 0, 0, 0.5), neighbour_weight=0.25)
+        cfg = ReadingConfig(slab_mm=5, logit_offset=(-1, 0, 0, 0, 0, 0.5), neighbour_weight=0.25, alone_exponent=16)
         assert ReadingConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
         assert ReadingConfig.from_json(None) == ReadingConfig()
+        # a folder written before the alone exponent existed reads as before (off)
+        assert ReadingConfig.from_json({"slab_mm": 5, "neighbour_weight": 0.5}).alone_exponent == 0.0
+        for bad in (0.5, -1.0, 5000.0):
+            with pytest.raises(ValueError, match="alone_exponent"):
+                ReadingConfig(alone_exponent=bad)
         with pytest.raises(ValueError):
             ReadingConfig(neighbour_weight=1.0)
         with pytest.raises(ValueError):
@@ -140,3 +159,7 @@ class TestEngineReading:
         pred = engine.predict(series)
         np.testing.assert_allclose(pred.probabilities, apply_logit_offset(raw, offset), atol=1e-5)
         np.testing.assert_allclose(pred.study_probabilities, aggregate(pred.probabilities, 0.5), atol=1e-6)
+        # the folder's alone exponent too: with k = 1 a slice always stands alone, the plain maximum
+        info = dataclasses.replace(info, reading=dataclasses.replace(info.reading, alone_exponent=1.0))
+        pred = InferenceEngine(tiny_engine.model, info, tiny_engine.device).predict(series)
+        np.testing.assert_allclose(pred.study_probabilities, pred.probabilities.max(axis=0), atol=1e-6)

@@ -106,13 +106,53 @@ def test_choose_reading_meets_the_sensitivity_on_validation() -> None:
         results.append(_result(labels, raw.astype(np.float32), f"p{j}"))
     reading, thresholds, report = choose_reading(results, [0.5] * 6, [0.5] * 6, min_sensitivity=0.9)
     assert reading["logit_offset"] == pytest.approx([0.0] * 6)
-    assert len(report["candidates"]) == 4
-    chosen = next(c for c in report["candidates"] if c["neighbour_weight"] == reading["neighbour_weight"])
+    assert len(report["candidates"]) == 4  # one per weight, each with its alone exponent
+    chosen = next(
+        c
+        for c in report["candidates"]
+        if (c["neighbour_weight"], c["alone_exponent"]) == (reading["neighbour_weight"], reading["alone_exponent"])
+    )
     assert chosen["flag_sensitivity"] >= 0.9
     # isolated single-slice alarms are what neighbour support removes: it must win here
     assert reading["neighbour_weight"] > 0
     assert chosen["flag_specificity"] >= max(c["flag_specificity"] for c in report["candidates"])
     assert set(thresholds) == set(LABELS)
+
+
+def test_the_reading_lets_a_certain_single_slice_flag_when_validation_has_such_bleeds() -> None:
+    """The operating point comes from neighbour support (normal studies have isolated false alarms as high as
+    the bleeds' slices, so the plain maximum cannot separate them). A few small bleeds are seen on one slice
+    only, near-certainly: support alone misses them, so the chosen reading lets such a slice stand alone, at no
+    cost to the normal studies."""
+    rng = np.random.default_rng(6)
+    kinds = ["normal"] * 30 + ["large"] * 30 + ["small"] * 3
+    results = []
+    for j, kind in enumerate(kinds):
+        labels = np.zeros((10, 6))
+        raw = rng.uniform(0.0, 0.1, (10, 6))
+        if kind == "normal":
+            raw[rng.integers(10), 0] = rng.uniform(0.5, 0.9)  # an isolated false alarm, as high as a bleed
+        elif kind == "large":
+            labels[3:6, 0] = 1
+            raw[3:6, 0] = rng.uniform(0.5, 0.9, 3)
+        else:
+            labels[7, 0] = 1
+            raw[7, 0] = rng.uniform(0.985, 0.999)
+        results.append(_result(labels, raw.astype(np.float32), f"p{j}"))
+    reading, thresholds, _ = choose_reading(results, [0.5] * 6, [0.5] * 6, min_sensitivity=0.9)
+    from ich_viewer.inference.reading import aggregate
+
+    w, k = reading["neighbour_weight"], reading["alone_exponent"]
+    assert w > 0 and k >= 1.0
+    kinds_a = np.array(kinds)
+    score = np.array([aggregate(r.raw_slice_probs, w, k)[0] for r in results])
+    supported = np.array([aggregate(r.raw_slice_probs, w)[0] for r in results])
+    assert (supported[kinds_a == "small"] < thresholds["any"]).all()  # neighbour support alone misses them
+    assert (score[kinds_a == "small"] >= thresholds["any"]).all()  # standing alone, they flag
+    # and not one normal study more is flagged than with support alone
+    assert (score[kinds_a == "normal"] >= thresholds["any"]).sum() <= (
+        supported[kinds_a == "normal"] >= thresholds["any"]
+    ).sum()
 
 
 def test_a_subtype_never_flags_the_studies_of_another_type() -> None:
@@ -135,7 +175,10 @@ def test_a_subtype_never_flags_the_studies_of_another_type() -> None:
     from ich_viewer.inference.reading import aggregate
 
     edh = LABELS.index("epidural")
-    score = [float(aggregate(r.raw_slice_probs, reading["neighbour_weight"])[edh]) for r in results]
+    score = [
+        float(aggregate(r.raw_slice_probs, reading["neighbour_weight"], reading["alone_exponent"])[edh])
+        for r in results
+    ]
     confused = [v for v, r in zip(score, results, strict=True) if r.case.study_labels[2] == 1]
     true = [v for v, r in zip(score, results, strict=True) if r.case.study_labels[edh] == 1]
     assert thresholds["epidural"] > max(confused)  # not one intraparenchymal study flagged as epidural
@@ -157,7 +200,9 @@ def test_the_sensitivity_holds_for_each_source() -> None:
     reading, thresholds, _ = choose_reading(results, [0.5] * 6, [0.5] * 6, min_sensitivity=0.9)
     from ich_viewer.inference.reading import aggregate
 
-    score = np.array([aggregate(r.raw_slice_probs, reading["neighbour_weight"])[0] for r in results])
+    score = np.array(
+        [aggregate(r.raw_slice_probs, reading["neighbour_weight"], reading["alone_exponent"])[0] for r in results]
+    )
     subtle = np.array([r.case.source == "composite" and r.case.study_labels[0] == 1 for r in results])
     assert np.mean(score[subtle] >= thresholds["any"]) >= 0.9
 
