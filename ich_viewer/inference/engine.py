@@ -24,7 +24,13 @@ from ich_viewer.dicom.records import Series
 from ich_viewer.errors import ModelError, NotCTError, NoUsableSeriesError
 from ich_viewer.inference.domain import domain_problems
 from ich_viewer.inference.model_folder import ModelInfo
-from ich_viewer.inference.reading import aggregate, apply_logit_offset, slab_groups, slab_volume
+from ich_viewer.inference.reading import (
+    aggregate,
+    apply_logit_offset,
+    slab_groups,
+    slab_volume,
+    unsupported_note,
+)
 
 __all__ = ["DEFAULT_BATCH_SIZE", "TOP_SLICES", "InferenceEngine", "Prediction", "check_series"]
 
@@ -463,6 +469,9 @@ class InferenceEngine:
         if total < n_slices:  # back to the original slices: each gets its slab's probabilities
             out = out[owner]
         check = domain_problems(series.info)
+        why = unsupported_note(out, study, self.info.thresholds, reading) if check.applicable else None
+        if why:
+            notes = [*notes, why]
         return Prediction.from_probabilities(
             out,
             self.info.thresholds,

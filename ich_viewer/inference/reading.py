@@ -30,7 +30,14 @@ import numpy as np
 
 from ich_viewer.core.labels import LABELS
 
-__all__ = ["ReadingConfig", "aggregate", "apply_logit_offset", "slab_groups", "slab_volume"]
+__all__ = [
+    "ReadingConfig",
+    "aggregate",
+    "apply_logit_offset",
+    "slab_groups",
+    "slab_volume",
+    "unsupported_note",
+]
 
 _EPS = 1e-6
 
@@ -174,3 +181,59 @@ def aggregate(
     if alone_exponent > 0:
         score = np.maximum(score, np.power(p, float(alone_exponent)))
     return score.max(axis=0).astype(np.float32)
+
+
+def unsupported_note(
+    probabilities: np.ndarray,
+    study_probabilities: np.ndarray,
+    thresholds: dict[str, float],
+    reading: ReadingConfig,
+    *,
+    max_images: int = 5,
+) -> str | None:
+    """Why slices at or above a threshold did not flag the study, in one line (None when nothing needs saying).
+
+    With neighbour support a slice can reach its label's threshold while the study does not: the plot and the
+    slice rows then show it above the line under a "Not flagged" banner. This line says why, so that the two
+    cannot read as a contradiction.
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray
+        float ``(slices, 6)``, per original slice in display order (images are numbered from 1).
+    study_probabilities : numpy.ndarray
+        float ``(6,)``, :func:`aggregate` of the same reading.
+    thresholds : dict of str to float
+        Threshold per label (missing: 0.5).
+    reading : ReadingConfig
+        The folder's reading (its ``neighbour_weight`` and ``alone_exponent``).
+    max_images : int
+        At most this many image numbers are listed.
+
+    Returns
+    -------
+    str or None
+    """
+    p = np.asarray(probabilities, dtype=np.float32)
+    study = np.asarray(study_probabilities, dtype=np.float32).reshape(len(LABELS))
+    if reading.neighbour_weight <= 0 or p.ndim != 2 or p.shape[0] < 2:
+        return None
+    thr = np.array([float(thresholds.get(label, 0.5)) for label in LABELS], np.float32)
+    if (study >= thr).any():
+        return None  # flagged: the slices above their thresholds are the reason
+    labels = [k for k in range(len(LABELS)) if (p[:, k] >= thr[k]).any()]
+    if not labels:
+        return None
+    images = sorted({int(i) for k in labels for i in np.flatnonzero(p[:, k] >= thr[k])})
+    shown = ", ".join(str(i + 1) for i in images[:max_images]) + (" …" if len(images) > max_images else "")
+    names = ", ".join(LABELS[k] for k in labels)
+    text = (
+        f"Not flagged although image{'s' if len(images) > 1 else ''} {shown} reach{'' if len(images) > 1 else 'es'} "
+        f"the {names} threshold: no neighbouring slice supports {'them' if len(images) > 1 else 'it'}"
+    )
+    if reading.alone_exponent > 0:
+        bars = ", ".join(
+            f"{LABELS[k]} {100.0 * float(thr[k]) ** (1.0 / reading.alone_exponent):.1f} %" for k in labels
+        )
+        text += f" (one slice alone needs {bars})"
+    return text + "."

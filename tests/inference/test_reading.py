@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from ich_viewer.core.labels import LABELS
 from ich_viewer.dicom.records import SeriesInfo
 from ich_viewer.inference.domain import MIN_COVERAGE_MM, domain_problems
 from ich_viewer.inference.reading import (
@@ -16,6 +17,7 @@ from ich_viewer.inference.reading import (
     apply_logit_offset,
     slab_groups,
     slab_volume,
+    unsupported_note,
 )
 from tests.inference.helpers import make_series, random_head
 
@@ -68,6 +70,24 @@ class TestCalibrationAndAggregation:
         assert aggregate(p, 0.5, 16.0)[1] == pytest.approx(aggregate(p, 0.5)[1])
         np.testing.assert_allclose(aggregate(p, 0.5, 1.0), p.max(axis=0), rtol=1e-6)  # k = 1: the plain maximum
         assert (aggregate(p, 0.5, 4.0) <= p.max(axis=0) + 1e-7).all()
+
+    def test_the_note_says_why_slices_above_a_threshold_did_not_flag(self) -> None:
+        thresholds = dict.fromkeys(LABELS, 0.5)
+        reading = ReadingConfig(neighbour_weight=0.5, alone_exponent=16.0)
+        p = np.full((6, 6), 0.02, np.float32)
+        p[3, 0] = 0.8  # image 4 above 'any', alone
+        note = unsupported_note(p, aggregate(p, 0.5, 16.0), thresholds, reading)
+        assert note is not None and note.startswith("Not flagged although image 4 reaches the any threshold")
+        assert "one slice alone needs any 95.8 %" in note  # 0.5 ** (1 / 16)
+        p[4, 0] = 0.8  # now supported: the study is flagged, nothing to explain
+        assert unsupported_note(p, aggregate(p, 0.5, 16.0), thresholds, reading) is None
+        p[4, 0] = 0.02
+        p[1, 5] = 0.7  # and a subdural on image 2
+        note = unsupported_note(p, aggregate(p, 0.5, 16.0), thresholds, reading)
+        assert "images 2, 4 reach the any, subdural threshold: no neighbouring slice supports them" in note
+        # nothing above any threshold, or the plain maximum (every slice above flags): no note
+        assert unsupported_note(np.full((6, 6), 0.1, np.float32), np.full(6, 0.1), thresholds, reading) is None
+        assert unsupported_note(p, aggregate(p, 0.0), thresholds, ReadingConfig()) is None
 
     def test_config_round_trip_and_validation(self) -> None:
         cfg = ReadingConfig(slab_mm=5, logit_offset=(-1, 0, 0, 0, 0, 0.5), neighbour_weight=0.25, alone_exponent=16)
@@ -159,6 +179,15 @@ class TestEngineReading:
         pred = engine.predict(series)
         np.testing.assert_allclose(pred.probabilities, apply_logit_offset(raw, offset), atol=1e-5)
         np.testing.assert_allclose(pred.study_probabilities, aggregate(pred.probabilities, 0.5), atol=1e-6)
+        # a threshold between the highest slice and the study: not flagged, and the warnings say why
+        k_any = float(pred.probabilities[:, 0].max())
+        assert float(pred.study_probabilities[0]) < k_any
+        between = dict.fromkeys(LABELS, 0.999)
+        between["any"] = (k_any + float(pred.study_probabilities[0])) / 2
+        odd = InferenceEngine(tiny_engine.model, dataclasses.replace(info, thresholds=between), tiny_engine.device)
+        pred_b = odd.predict(series)
+        assert not pred_b.flagged
+        assert any(w.startswith("Not flagged although image") for w in pred_b.warnings), pred_b.warnings
         # the folder's alone exponent too: with k = 1 a slice always stands alone, the plain maximum
         info = dataclasses.replace(info, reading=dataclasses.replace(info.reading, alone_exponent=1.0))
         pred = InferenceEngine(tiny_engine.model, info, tiny_engine.device).predict(series)
