@@ -491,8 +491,9 @@ def calibrate_folder(
                 "rule": f"study level, on the real-anatomy validation studies (PHE-SICH, normal levels, "
                 f"composites): highest threshold with sensitivity >= {min_sensitivity} per label on each source's "
                 "positive studies, a subtype "
-                "never below what 2 % of the studies without that subtype reach; aggregation weight and "
-                "alone exponent with the best flag specificity, then flag sensitivity",
+                "never below what 2 % of the studies without that subtype reach; then, at those thresholds, the "
+                "smallest alone exponent that flags no more studies without blood; the aggregation weight with "
+                "the best flag specificity, then flag sensitivity",
                 "prevalence": dict(zip(LABELS, RSNA_PREVALENCE, strict=True)),
                 "selection": report,
             }
