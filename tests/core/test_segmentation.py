@@ -299,3 +299,44 @@ def test_a_clot_in_two_parts_is_the_union_of_two_grows():
     assert "seeds" not in report(one.figures(), "1.2.3", (8, 60, 55), (45.0, 100.0), ((8, 60, 55),))
     with pytest.raises(SeedError):
         Segmentation.grow_parts(hu, SPACING, [(8, 60, 55), (8, 20, 80)])  # the second seed is brain
+
+
+def _lens_on_a_sinus(swirl: bool = False):
+    """An epidural lens (72 HU) against the inner table on the right, lying on a dense venous sinus (55 HU, a band
+    3 mm thick along the table, reaching beyond the lens): the sinus is in the blood range and shares a broad
+    edge with the clot, so no bridge is thin enough to cut. ``swirl`` puts a fainter core (55 HU) inside the
+    lens instead, the swirl of hyperacute blood, which is clot."""
+    c = (SIZE - 1) / 2.0
+    _, y, x, r = _grid()
+    lens = _ellipsoid((8, c, c + SKULL_IN - 6), (18.0, 14.0, 5.0)) & (r < SKULL_IN)
+    hu = head(lens, clot_hu=72.0)
+    if swirl:
+        core = _ellipsoid((8, c, c + SKULL_IN - 7), (7.0, 5.0, 2.0))
+        hu[core] -= 17.0
+        return hu, lens, core
+    band = (r >= SKULL_IN - 6) & (r < SKULL_IN) & ~lens & (x > c) & (np.abs(y - c) < 50)
+    band &= (np.arange(N) >= 5)[:, None, None] & (np.arange(N) <= 11)[:, None, None]
+    hu[band] += 20.0  # brain 35 -> sinus 55
+    return hu, lens, band
+
+
+def test_a_fainter_plateau_the_clot_lies_on_is_cut_off():
+    hu, lens, sinus = _lens_on_a_sinus()
+    c = round((SIZE - 1) / 2.0)
+    at = (8, c, round(c + SKULL_IN - 6))
+    mask = grow_region(hu, SPACING, at).astype(bool)
+    assert dice(mask, lens) >= 0.9
+    assert (mask & sinus).sum() < 0.05 * sinus.sum()
+    # without the step the grow takes the sinus with it
+    plain = grow_region(hu, SPACING, at, GrowParams(step_hu=0.0)).astype(bool)
+    assert (plain & sinus).sum() > 0.5 * sinus.sum()
+    assert plain.sum() > 1.3 * lens.sum()
+
+
+def test_a_fainter_core_inside_the_clot_stays():
+    hu, lens, core = _lens_on_a_sinus(swirl=True)
+    c = round((SIZE - 1) / 2.0)
+    # clicked 10 mm from the core, so that the level around the seed is the dense clot's
+    mask = grow_region(hu, SPACING, (8, c - 20, round(c + SKULL_IN - 6))).astype(bool)
+    assert (mask & core).sum() >= 0.95 * core.sum()
+    assert dice(mask, lens) >= 0.9

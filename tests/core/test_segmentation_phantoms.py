@@ -36,6 +36,8 @@ CASES = [
     ("subdural", 12),
     # blood layering under CSF: the half-clot voxels of the interface (fluid_rim)
     ("intraventricular", 11),
+    # an epidural on the dense transverse sinus (57 HU, in the blood range): the fainter plateau is cut off
+    ("epidural", 0),
 ]
 
 #: Clots in parts that do not touch on any slice (blood in both lateral ventricles; a cast of the third ventricle):
