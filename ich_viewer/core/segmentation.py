@@ -117,7 +117,8 @@ class GrowParams:
         Only pieces of at least this area (mm²) link that way.
     step_hu : float
         A fainter plateau attached to the clot's edge is cut off (a dense venous sinus, 50-60 HU, under an
-        epidural): where the clot's locally averaged HU lies more than this below the clot's median; 0 = off.
+        epidural): where the clot's locally averaged HU lies more than this below its level around the seed;
+        0 = off.
     step_mm : float
         Only plateaus at least this thick in-plane are cut (the partial-volume rim of a clot is thinner).
     level_mm : float
@@ -526,39 +527,34 @@ def _drop_fainter_plateaus(
     p = cache.params
     _, dy, dx = cache.spacing
     pixel_mm = math.sqrt(dy * dx)
-    radius = max(1, _px(p.step_mm / 2.0, pixel_mm))
-    mean_kernel = _disc(radius)
-    open_kernel = _disc(radius)
+    kernel = _disc(max(1, _px(p.step_mm / 2.0, pixel_mm)))  # of the local mean and of the opening
     ring_kernel = _disc(1)
     region = out.astype(bool)
-    if not region.any():
-        return
     s, r, c = seed
     if not region[s, r, c]:
         return
-    zs = np.flatnonzero(region.reshape(region.shape[0], -1).any(axis=1))
-    means = {int(z): _local_mean(np.asarray(hu[z], dtype=np.float32), region[z], mean_kernel) for z in zs}
+    zs = [int(z) for z in np.flatnonzero(region.reshape(region.shape[0], -1).any(axis=1))]
+    means = {z: _local_mean(np.asarray(hu[z], dtype=np.float32), region[z], kernel) for z in zs}
     # the clot's level: the median HU of the clot within ``level_mm`` of the seed on its slice (the reader
     # clicks inside the clot; a plateau as large as the clot would pull a median over the whole region)
     reach = _px(p.level_mm, pixel_mm)
-    y0, x0 = max(0, r - reach), max(0, c - reach)
-    near = np.zeros(region.shape[1:], np.uint8)
-    near[r, c] = 1
-    near = cv2.dilate(near[y0 : r + reach + 1, x0 : c + reach + 1], _disc(reach)).astype(bool)
-    local = region[s, y0 : r + reach + 1, x0 : c + reach + 1] & near
-    clot = float(
-        np.median(np.asarray(hu[s, y0 : r + reach + 1, x0 : c + reach + 1], dtype=np.float32)[local])
+    rows, cols = region.shape[1:]
+    box = (
+        slice(max(0, r - reach), min(rows, r + reach + 1)),
+        slice(max(0, c - reach), min(cols, c + reach + 1)),
     )
+    yy, xx = np.ogrid[box[0], box[1]]
+    local = region[s][box] & ((yy - r) ** 2 + (xx - c) ** 2 <= reach * reach)
+    clot = float(np.median(np.asarray(hu[s][box], dtype=np.float32)[local]))
     cut = clot - p.step_hu
     removed: dict[int, np.ndarray] = {}
     for z in zs:
         if should_stop is not None and should_stop():
             raise CancelledError("segmentation cancelled")
-        z = int(z)
         faint = region[z] & (means[z] < cut)
         if not faint.any():
             continue
-        plateau = cv2.morphologyEx(faint.astype(np.uint8), cv2.MORPH_OPEN, open_kernel)
+        plateau = cv2.morphologyEx(faint.astype(np.uint8), cv2.MORPH_OPEN, kernel)
         if not plateau.any():
             continue
         _, labels = cv2.connectedComponents(faint.astype(np.uint8), connectivity=8)
