@@ -122,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--phantom-slices", type=int, default=600, help="real data: pure phantom slices at 512 px")
     t.add_argument("--phantom-share", type=float, default=0.10, help="real data: share of phantoms per batch")
+    t.add_argument(
+        "--input-domain",
+        choices=("brain", "wide"),
+        default="brain",
+        help="real data: the model input's shared domain (brain: 0-80 HU, three channels; wide: 0-110 HU with a "
+        "60-110 HU channel for dense blood at the skull, trained with random saturation of the window's top)",
+    )
     t.add_argument("--init-from", metavar="RUN", help="start from the best weights of an earlier run")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras progress display")
 
@@ -257,6 +264,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         composite_variant=a.composite_variant,
         phantom_slices=a.phantom_slices,
         phantom_share=a.phantom_share,
+        input_domain=a.input_domain,
         init_from=a.init_from,
         verbose=a.verbose,
     )

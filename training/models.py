@@ -250,19 +250,40 @@ def init_weights_from(model: Any, path: str | Any) -> dict[str, int]:
     """
     src = keras.saving.load_model(path, compile=False)
     weighted = [layer for layer in model.layers if layer.weights]
-    if src.name == model.name:
+    if src.name == model.name and src.input_shape == model.input_shape:
         model.load_weights(path)
         return {"layers": len(weighted), "kept": 0}
     names = {layer.name: layer for layer in src.layers}
-    copied = 0
+    copied = widened = 0
     for layer in weighted:
         other = names.get(layer.name)
         if other is None:
             continue
         theirs = other.get_weights()
-        if [w.shape for w in theirs] == [tuple(w.shape) for w in layer.weights]:
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if [w.shape for w in theirs] == shapes:
             layer.set_weights(theirs)
             copied += 1
+        elif _input_channels_added(theirs, shapes):
+            # more input channels (a wider input domain): the new channels start at zero weight, so the model
+            # starts as the checkpoint's function and learns what the new channels add
+            kernel = np.zeros(shapes[0], dtype=theirs[0].dtype)
+            kernel[:, :, : theirs[0].shape[2], :] = theirs[0]
+            layer.set_weights([kernel, *theirs[1:]])
+            copied += 1
+            widened += 1
     if not copied:
         raise ValueError(f"--init-from: no layer of {path} ({src.name}) matches {model.name}")
-    return {"layers": copied, "kept": len(weighted) - copied}
+    out = {"layers": copied, "kept": len(weighted) - copied}
+    if widened:
+        out["widened"] = widened
+    return out
+
+
+def _input_channels_added(theirs: list[np.ndarray], shapes: list[tuple[int, ...]]) -> bool:
+    """True when a 2-D convolution's weights differ from ``shapes`` only by more input channels (axis 2)."""
+    if len(theirs) != len(shapes) or not theirs or theirs[0].ndim != 4 or len(shapes[0]) != 4:
+        return False
+    k, want = theirs[0].shape, shapes[0]
+    same_rest = k[:2] == want[:2] and k[3] == want[3] and k[2] < want[2]
+    return same_rest and all(tuple(a.shape) == b for a, b in zip(theirs[1:], shapes[1:], strict=True))

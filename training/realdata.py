@@ -38,7 +38,13 @@ import cv2
 import numpy as np
 
 from ich_viewer.core.labels import LABELS, SUBTYPES, label_index
-from ich_viewer.core.windowing import BRAIN, BRAIN_DOMAIN_INPUT, ModelInput, window_to_unit
+from ich_viewer.core.windowing import (
+    BRAIN,
+    BRAIN_DOMAIN_INPUT,
+    BRAIN_WINDOW_TOPS_HU,
+    ModelInput,
+    window_to_unit,
+)
 
 __all__ = [
     "GROUPS",
@@ -210,7 +216,9 @@ def _job_composite(args: tuple[str, int, str, str]) -> tuple[np.ndarray, np.ndar
         if second is not None:
             out = second.hu
             labels = np.maximum(labels, second.labels)
-    return _unit(mi, out), labels
+    # the host is a brain-window rendering: blood drawn on it saturates at the window's top like its bone does
+    # (a no-op under the brain domain's clip; under a wider one, blood above 80 HU would be brighter than bone)
+    return _unit(mi, np.minimum(out, np.float32(BRAIN.center + BRAIN.width / 2.0))), labels
 
 
 def _job_phantom(args: tuple[int, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -373,6 +381,12 @@ class RealAugment:
         Maximum shift of the window level (HU).
     noise_hu : float
         Maximum standard deviation of added Gaussian noise (HU).
+    saturate : float
+        Probability that an image is saturated at a random brain-window top drawn from ``saturate_hu``, as an
+        8-bit brain-window rendering of it would be. Only acts when the clip window reaches above that range's
+        low end (the wide domain); under the brain domain's clip (top 80 HU) it is a no-op and not drawn.
+    saturate_hu : (float, float)
+        Range of the window tops (HU).
     """
 
     rotation_deg: float = 12.0
@@ -381,6 +395,8 @@ class RealAugment:
     contrast: tuple[float, float] = (0.53, 1.15)
     level_hu: float = 6.0
     noise_hu: float = 2.5
+    saturate: float = 0.5
+    saturate_hu: tuple[float, float] = BRAIN_WINDOW_TOPS_HU
 
 
 def _channels_tf(hu: Any, model_input: ModelInput) -> Any:
@@ -409,10 +425,14 @@ def _augment_tf(x: Any, aug: RealAugment, clip: tuple[float, float]) -> Any:
     ty = tf.random.uniform([b], -aug.shift, aug.shift) * hf
     x = affine_warp(x, angle, scale, tx, ty)
     hu = x * width + (center - width / 2.0)
+    if aug.saturate > 0 and center + width / 2.0 > aug.saturate_hu[0]:
+        top = tf.random.uniform([b, 1, 1, 1], aug.saturate_hu[0], aug.saturate_hu[1])
+        hu = tf.where(tf.random.uniform([b, 1, 1, 1]) < aug.saturate, tf.minimum(hu, top), hu)
     k = tf.exp(tf.random.uniform([b, 1, 1, 1], math.log(aug.contrast[0]), math.log(aug.contrast[1])))
     level = tf.random.uniform([b, 1, 1, 1], -aug.level_hu, aug.level_hu)
     sd = tf.random.uniform([b, 1, 1, 1], 0.0, aug.noise_hu)
-    hu = center + (hu - center) * k + level + tf.random.normal(tf.shape(hu)) * sd
+    # contrast about the brain window's level: a source's brain window (80-150 HU wide) read as 40/80
+    hu = BRAIN.center + (hu - BRAIN.center) * k + level + tf.random.normal(tf.shape(hu)) * sd
     return tf.clip_by_value(hu, center - width / 2.0, center + width / 2.0)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ich_viewer.core.windowing import BRAIN_DOMAIN_INPUT, ModelInput
+from ich_viewer.core.windowing import INPUT_DOMAINS, ModelInput
 from ich_viewer.inference.architectures import ARCHITECTURES
 
 __all__ = [
@@ -101,6 +101,8 @@ class TrainConfig:
     composite_variant: str = "broad"
     phantom_slices: int = 600
     phantom_share: float = 0.10
+    # real data: the shared domain of HU and brain-window input (ich_viewer.core.windowing.INPUT_DOMAINS)
+    input_domain: str = "brain"
     # start from the weights of an earlier run's best checkpoint (same architecture and input)
     init_from: str | None = None
     verbose: int | None = None
@@ -129,6 +131,10 @@ class TrainConfig:
             raise ValueError(f"--lr-scaling must be linear, sqrt or none, got {self.lr_scaling!r}")
         if self.data == "real" and not self.phe_sich:
             raise ValueError("--data real needs --phe-sich DIR (the PHE-SICH-CT-IDS folder)")
+        if self.input_domain not in INPUT_DOMAINS:
+            raise ValueError(
+                f"--input-domain must be one of {', '.join(INPUT_DOMAINS)}, got {self.input_domain!r}"
+            )
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"--architecture must be one of {', '.join(ARCHITECTURES)}")
         if self.data == "rsna" and not (self.cache or self.rsna_index or (self.rsna_csv and self.rsna_dir)):
@@ -142,7 +148,8 @@ class TrainConfig:
     @property
     def model_input(self) -> ModelInput:
         """The preprocessing of the run: ``image_size`` and ``context_slices``; for real data the shared
-        HU / brain-window domain of :data:`~ich_viewer.core.windowing.BRAIN_DOMAIN_INPUT`; with a cache, the
+        HU / brain-window domain of ``input_domain`` (:data:`~ich_viewer.core.windowing.BRAIN_DOMAIN_INPUT` or
+        :data:`~ich_viewer.core.windowing.WIDE_DOMAIN_INPUT`); with a cache, the
         cache's own (what its records hold)."""
         if self.cache:  # the cache's manifest (training.cache), read here without importing that module
             manifest = Path(self.cache) / "manifest.json"
@@ -151,7 +158,7 @@ class TrainConfig:
             return ModelInput.from_json(json.loads(manifest.read_text(encoding="utf-8"))["model_input"])
         if self.data == "real":
             return dataclasses.replace(
-                BRAIN_DOMAIN_INPUT, size=self.image_size, context_slices=self.context_slices
+                INPUT_DOMAINS[self.input_domain], size=self.image_size, context_slices=self.context_slices
             )
         return ModelInput(size=self.image_size, context_slices=self.context_slices)
 

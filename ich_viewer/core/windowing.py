@@ -16,11 +16,14 @@ __all__ = [
     "BONE",
     "BRAIN",
     "BRAIN_DOMAIN_INPUT",
+    "BRAIN_WINDOW_TOPS_HU",
+    "INPUT_DOMAINS",
     "MODEL_WINDOWS",
     "PRESETS",
     "SOFT_TISSUE",
     "STROKE",
     "SUBDURAL",
+    "WIDE_DOMAIN_INPUT",
     "ModelInput",
     "Window",
     "apply_window",
@@ -314,3 +317,18 @@ class ModelInput:
 BRAIN_DOMAIN_INPUT = ModelInput(
     size=256, windows=((40.0, 80.0), (35.0, 30.0), (65.0, 30.0)), clip=(BRAIN.center, BRAIN.width)
 )
+
+#: The tops of the brain windows sources render (window widths 80-150 HU at level 40): an 8-bit brain-window
+#: image saturates everything above its top, so blood above it is as white as bone.
+BRAIN_WINDOW_TOPS_HU: tuple[float, float] = (80.0, 115.0)
+
+#: A wider shared domain (0-110 HU) with a fourth channel (60-110 HU) that tells dense blood (75-90 HU) from
+#: the inner table, which the 0-80 HU brain window saturates alike. HU input keeps that difference; an 8-bit
+#: brain-window image (top 80-115 HU) carries it only up to its own top, so models on this input are trained
+#: with random saturation at :data:`BRAIN_WINDOW_TOPS_HU` and read both.
+WIDE_DOMAIN_INPUT = ModelInput(
+    size=256, windows=((40.0, 80.0), (35.0, 30.0), (65.0, 30.0), (85.0, 50.0)), clip=(55.0, 110.0)
+)
+
+#: The shared domains a training run can choose (``--input-domain``).
+INPUT_DOMAINS: dict[str, ModelInput] = {"brain": BRAIN_DOMAIN_INPUT, "wide": WIDE_DOMAIN_INPUT}

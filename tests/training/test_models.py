@@ -95,6 +95,24 @@ class TestInitWeightsFrom:
                 np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(wide.get_layer("last_conv").get_weights()[0], fresh_last)
 
+    def test_more_input_channels_start_at_zero_weight(self, tmp_path) -> None:
+        """A wider input domain (a fourth window): the checkpoint's kernels fill the first three channels and the
+        new one starts at zero, so the model starts as the checkpoint's function whatever the new channel holds."""
+        from ich_viewer.inference.architectures import build_model
+        from training.models import init_weights_from
+
+        src, path, mi = self._saved_ich_cnn(tmp_path)
+        wider = ModelInput(size=32, windows=(*mi.windows, (85.0, 50.0)))
+        model = build_model("ich_cnn", wider, training_form=True)
+        info = init_weights_from(model, path)
+        assert info == {"layers": info["layers"], "kept": 0, "widened": 1}
+        kernel = model.get_layer("block1_1_conv").get_weights()[0]
+        assert kernel.shape[2] == 4 and not kernel[:, :, 3, :].any()
+        rng = np.random.default_rng(1)
+        x = rng.random((2, 32, 32, 3), dtype=np.float32)
+        x4 = np.concatenate([x, rng.random((2, 32, 32, 1), dtype=np.float32)], axis=-1)
+        np.testing.assert_allclose(np.asarray(model(x4)), np.asarray(src(x)), atol=1e-5)
+
     def test_nothing_in_common_is_an_error(self, tmp_path) -> None:
         from ich_viewer.inference.architectures import build_model
         from training.models import init_weights_from

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ich_viewer.core.labels import LABELS, SUBTYPES, label_index
+from ich_viewer.core.windowing import BRAIN, BRAIN_DOMAIN_INPUT, WIDE_DOMAIN_INPUT
 from tests.training.phe_sich_fixture import write_phe_sich
 from training.models import WeightedBCE
 from training.realdata import (
@@ -95,6 +96,70 @@ class TestBank:
         assert x.shape == (8, 32, 32, MI.channels)
         assert float(x.numpy().min()) >= 0.0 and float(x.numpy().max()) <= 1.0
         assert set(np.unique(y.numpy())) <= {-1.0, 0.0, 1.0}
+
+
+class TestWideDomain:
+    """``--input-domain wide``: 0-110 HU with a 60-110 HU channel, brain-window sources saturated as rendered."""
+
+    MIW = dataclasses.replace(WIDE_DOMAIN_INPUT, size=32)
+
+    def test_the_fourth_channel_tells_dense_blood_from_bone(self) -> None:
+        hu = np.full((1, 64, 64), 35.0, np.float32)
+        hu[0, :, :16] = 1000.0  # bone
+        hu[0, :, 16:24] = 85.0  # a dense crescent against it
+        brain = dataclasses.replace(BRAIN_DOMAIN_INPUT, size=32)(hu)[0]
+        wide = self.MIW(hu)[0]
+        # in the 0-80 HU brain window the blood is as white as the bone
+        assert brain[8, 2, 0] == brain[8, 10, 0] == 1.0
+        assert wide[8, 2, 3] == 1.0 and abs(wide[8, 10, 3] - 0.5) < 0.02
+        np.testing.assert_allclose(wide[:, :, 0], brain[:, :, 0], atol=0.01)
+
+    def test_composites_saturate_at_the_hosts_window_top(self, phe) -> None:
+        mi = dataclasses.replace(WIDE_DOMAIN_INPUT, size=128)  # little resizing: the blood keeps its HU
+        bank = build_bank(
+            phe_root=phe.root, patients=phe.patients, composites_per_type=4, phantoms=4, model_input=mi, workers=1
+        )  # fmt: skip
+        clip_c, clip_w = mi.clip
+        hu = bank.x.astype(np.float32) * clip_w + (clip_c - clip_w / 2.0)
+        top = BRAIN.center + BRAIN.width / 2.0
+        for g in ("real-neg", "real-pos", "composite"):
+            assert hu[bank.group == GROUPS.index(g)].max() <= top + 0.3, (
+                g
+            )  # 8-bit renderings and their composites
+        phantom = bank.group >= GROUPS.index("phantom-neg")
+        phantom &= bank.group <= GROUPS.index("phantom-pos")
+        assert hu[phantom].max() > top + 20  # HU sources keep what lies above the brain window
+
+    def test_training_saturates_at_a_random_window_top(self) -> None:
+        """With ``saturate=1`` every HU image is cut at a top in 80-115 HU (per image), without it bone reaches
+        the clip's top; under the brain domain the option draws nothing."""
+        import tensorflow as tf
+
+        from training.realdata import _augment_tf
+
+        clip = self.MIW.clip
+        x = tf.ones((64, 16, 16, 1))  # all at the clip's top (110 HU)
+        plain = dataclasses.replace(RealAugment(), rotation_deg=0, zoom=0, shift=0, contrast=(1, 1), level_hu=0,
+                                    noise_hu=0, saturate=0.0)  # fmt: skip
+        assert float(tf.reduce_min(_augment_tf(x, plain, clip))) == pytest.approx(110.0)
+        cut = _augment_tf(x, dataclasses.replace(plain, saturate=1.0), clip).numpy()
+        tops = cut.reshape(64, -1).max(axis=1)
+        assert tops.min() >= 80.0 and tops.max() <= 115.0 and tops.std() > 5.0
+        half = (
+            _augment_tf(x, dataclasses.replace(plain, saturate=0.5), clip).numpy().reshape(64, -1).max(axis=1)
+        )
+        assert 10 <= (half < 109.9).sum() <= 54
+        brain = _augment_tf(x, dataclasses.replace(plain, saturate=1.0), MI.clip).numpy()
+        assert float(brain.min()) == pytest.approx(80.0)
+
+    def test_the_run_option_picks_the_domain(self, phe) -> None:
+        from training.run_folder import TrainConfig
+
+        cfg = TrainConfig(data="real", phe_sich=str(phe.root), out="x", image_size=32, input_domain="wide")
+        assert cfg.model_input.clip == WIDE_DOMAIN_INPUT.clip and cfg.model_input.channels == 4
+        assert TrainConfig(data="real", phe_sich=str(phe.root), out="x").model_input.channels == 3
+        with pytest.raises(ValueError, match="--input-domain"):
+            TrainConfig(data="real", phe_sich=str(phe.root), out="x", input_domain="bone")
 
 
 def test_weighted_bce_leaves_unknown_labels_out() -> None:
