@@ -236,12 +236,16 @@ def init_weights_from(model: Any, path: str | Any) -> dict[str, int]:
     """Start ``model`` from the weights of an earlier run's checkpoint ``path`` (a ``.keras`` file).
 
     A checkpoint of the same architecture loads whole. Another architecture (e.g. ``ich_cnn_wide`` from an
-    ``ich_cnn``) gets every layer whose name and weight shapes match; the others keep their fresh weights.
+    ``ich_cnn``) gets every layer whose name and weight shapes match; the others keep their fresh weights. A
+    convolution that has more input channels than the checkpoint's (a wider input domain, e.g.
+    :data:`~ich_viewer.core.windowing.WIDE_DOMAIN_INPUT`) gets the checkpoint's kernels for the first channels and
+    zeros for the new ones, so the model starts as the checkpoint's function.
 
     Returns
     -------
     dict
-        ``{"layers": copied, "kept": layers of ``model`` with weights that were not copied}``.
+        ``{"layers": copied, "kept": layers of ``model`` with weights that were not copied}``, plus ``"widened"``
+        (how many of the copied got new input channels) when any did.
 
     Raises
     ------
