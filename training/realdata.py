@@ -387,6 +387,10 @@ class RealAugment:
         low end (the wide domain); under the brain domain's clip (top 80 HU) it is a no-op and not drawn.
     saturate_hu : (float, float)
         Range of the window tops (HU).
+    saturate_positives : bool
+        Whether images with blood are saturated too. Saturation can hide dense blood (above the top) while the
+        label stays positive, which teaches that a saturated rim at the skull is blood, so by default only
+        images without blood are saturated: they teach that saturation alone is no evidence.
     """
 
     rotation_deg: float = 12.0
@@ -397,6 +401,7 @@ class RealAugment:
     noise_hu: float = 2.5
     saturate: float = 0.5
     saturate_hu: tuple[float, float] = BRAIN_WINDOW_TOPS_HU
+    saturate_positives: bool = False
 
 
 def _channels_tf(hu: Any, model_input: ModelInput) -> Any:
@@ -406,8 +411,11 @@ def _channels_tf(hu: Any, model_input: ModelInput) -> Any:
     return tf.concat(chans, axis=-1)
 
 
-def _augment_tf(x: Any, aug: RealAugment, clip: tuple[float, float]) -> Any:
-    """``x`` float32 ``(b, h, w, 1)`` in [0, 1] of the clip window -> augmented HU ``(b, h, w, 1)``."""
+def _augment_tf(x: Any, aug: RealAugment, clip: tuple[float, float], negative: Any = None) -> Any:
+    """``x`` float32 ``(b, h, w, 1)`` in [0, 1] of the clip window -> augmented HU ``(b, h, w, 1)``.
+
+    ``negative`` (bool ``(b,)``, optional): the images without blood, the only ones saturated when
+    ``aug.saturate_positives`` is False."""
     import tensorflow as tf
 
     from training.pipeline import affine_warp
@@ -427,7 +435,10 @@ def _augment_tf(x: Any, aug: RealAugment, clip: tuple[float, float]) -> Any:
     hu = x * width + (center - width / 2.0)
     if aug.saturate > 0 and center + width / 2.0 > aug.saturate_hu[0]:
         top = tf.random.uniform([b, 1, 1, 1], aug.saturate_hu[0], aug.saturate_hu[1])
-        hu = tf.where(tf.random.uniform([b, 1, 1, 1]) < aug.saturate, tf.minimum(hu, top), hu)
+        cut = tf.random.uniform([b, 1, 1, 1]) < aug.saturate
+        if not aug.saturate_positives and negative is not None:
+            cut &= tf.reshape(negative, [b, 1, 1, 1])
+        hu = tf.where(cut, tf.minimum(hu, top), hu)
     k = tf.exp(tf.random.uniform([b, 1, 1, 1], math.log(aug.contrast[0]), math.log(aug.contrast[1])))
     level = tf.random.uniform([b, 1, 1, 1], -aug.level_hu, aug.level_hu)
     sd = tf.random.uniform([b, 1, 1, 1], 0.0, aug.noise_hu)
@@ -469,7 +480,7 @@ def make_real_train_dataset(
 
     def finish(x: Any, y: Any) -> tuple[Any, Any]:
         if augment is not None:
-            hu = _augment_tf(x, augment, clip)
+            hu = _augment_tf(x, augment, clip, negative=tf.equal(y[:, 0], 0.0))
         else:
             hu = x * clip[1] + (clip[0] - clip[1] / 2.0)
         return _channels_tf(hu, model_input), y

@@ -149,6 +149,16 @@ class TestWideDomain:
             _augment_tf(x, dataclasses.replace(plain, saturate=0.5), clip).numpy().reshape(64, -1).max(axis=1)
         )
         assert 10 <= (half < 109.9).sum() <= 54
+        # images with blood keep what lies above the top unless saturate_positives (dense blood would vanish)
+        negative = tf.constant([i % 2 == 0 for i in range(64)])
+        only = _augment_tf(x, dataclasses.replace(plain, saturate=1.0), clip, negative=negative).numpy()
+        only = only.reshape(64, -1).max(axis=1)
+        assert (only[0::2] <= 115.0).all() and (only[1::2] == pytest.approx(110.0)) and only[0::2].std() > 5.0
+        every = dataclasses.replace(plain, saturate=1.0, saturate_positives=True)
+        assert (
+            _augment_tf(x, every, clip, negative=negative).numpy().reshape(64, -1).max(axis=1)[1::2].std()
+            > 5.0
+        )
         brain = _augment_tf(x, dataclasses.replace(plain, saturate=1.0), MI.clip).numpy()
         assert float(brain.min()) == pytest.approx(80.0)
 
