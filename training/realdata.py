@@ -218,7 +218,7 @@ def _job_composite(args: tuple[str, int, str, str]) -> tuple[np.ndarray, np.ndar
             labels = np.maximum(labels, second.labels)
     # the host is a brain-window rendering: blood drawn on it saturates at the window's top like its bone does
     # (a no-op under the brain domain's clip; under a wider one, blood above 80 HU would be brighter than bone)
-    return _unit(mi, np.minimum(out, np.float32(BRAIN.center + BRAIN.width / 2.0))), labels
+    return _unit(mi, np.minimum(out, np.float32(BRAIN.high))), labels
 
 
 def _job_phantom(args: tuple[int, str]) -> tuple[np.ndarray, np.ndarray]:

@@ -157,7 +157,6 @@ class TestPredict:
         expected = np.asarray(engine.model(mi(hu), training=False))
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
-
     def test_a_wide_domain_folder_reads_what_lies_above_the_brain_window(self, tmp_path):
         """A folder of ``--input-domain wide`` (four windows, clip 0-110 HU) loads from its model.json and is
         fed what the training gave it: dense blood and bone differ in its fourth channel."""
@@ -171,11 +170,16 @@ class TestPredict:
         assert engine.info.input == mi and engine.info.input.channels == 4
         hu = random_head(3, seed=4).astype(np.float32)
         got = engine.predict(make_series(hu)).probabilities
-        np.testing.assert_allclose(got, np.asarray(engine.model(mi(hu), training=False)), rtol=1e-5, atol=1e-6)
-        x = engine.preprocess(np.stack([np.full((32, 32), 85.0), np.full((32, 32), 400.0)]).astype(np.float32))
+        np.testing.assert_allclose(
+            got, np.asarray(engine.model(mi(hu), training=False)), rtol=1e-5, atol=1e-6
+        )
+        x = engine.preprocess(
+            np.stack([np.full((32, 32), 85.0), np.full((32, 32), 400.0)]).astype(np.float32)
+        )
         assert x.shape == (2, 16, 16, 4)
         assert x[0, ..., 0].min() == x[1, ..., 0].min() == 1.0  # the brain window saturates both
         assert abs(float(x[0, ..., 3].mean()) - 0.5) < 0.02 and x[1, ..., 3].min() == 1.0
+
 
 class TestPrediction:
     def _pred(self, any_column):
