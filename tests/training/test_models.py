@@ -113,6 +113,21 @@ class TestInitWeightsFrom:
         x4 = np.concatenate([x, rng.random((2, 32, 32, 1), dtype=np.float32)], axis=-1)
         np.testing.assert_allclose(np.asarray(model(x4)), np.asarray(src(x)), atol=1e-5)
 
+    def test_another_input_size_loads_every_layer(self, tmp_path) -> None:
+        """Progressive resizing (a run at 128 px, the next at 256 px): the network is fully convolutional with
+        global pooling, so every weight of a checkpoint at one input size fits the model at another."""
+        from ich_viewer.inference.architectures import build_model
+        from training.models import init_weights_from
+
+        src, path, _ = self._saved_ich_cnn(tmp_path)
+        model = build_model("ich_cnn", ModelInput(size=64), training_form=True)
+        info = init_weights_from(model, path)
+        assert info["kept"] == 0 and info["layers"] == len([la for la in model.layers if la.weights])
+        for a, b in zip(model.get_weights(), src.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        x = np.random.default_rng(2).random((2, 64, 64, 3), dtype=np.float32)
+        assert np.asarray(model(x)).shape == (2, 6)
+
     def test_nothing_in_common_is_an_error(self, tmp_path) -> None:
         from ich_viewer.inference.architectures import build_model
         from training.models import init_weights_from
