@@ -150,7 +150,8 @@ class MainWindow(QMainWindow):
         self.tools.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         # the hematoma volume tool: outline on the axial view and, through the viewer, in the reformatted panes
         self.hematoma = HematomaController(self.study, self.slice_view, self)
-        self.hematoma.attach_viewer(self.viewer)  # grow, brush and eraser on the coronal and sagittal panes too
+        # grow, brush and eraser on the coronal and sagittal panes too
+        self.hematoma.attach_viewer(self.viewer)
         self.hematoma_dock = self._dock(
             "Hematoma volume",
             "hematoma_dock",

@@ -65,10 +65,12 @@ class TestCalibrationAndAggregation:
         assert without[0] < 0.2 and without[1] < 0.2  # neighbour support alone drops both
         alone = aggregate(p, 0.5, 16.0)
         assert alone[0] == pytest.approx(0.99**16, rel=1e-5)  # 0.85: the certain slice carries the study
-        assert alone[1] == pytest.approx(without[1])  # 0.6 ** 16 < 0.001: the moderate one still needs support
+        # 0.6 ** 16 < 0.001: the moderate one still needs support
+        assert alone[1] == pytest.approx(without[1])
         p[3, 1] = 0.6  # now supported by its neighbour
         assert aggregate(p, 0.5, 16.0)[1] == pytest.approx(aggregate(p, 0.5)[1])
-        np.testing.assert_allclose(aggregate(p, 0.5, 1.0), p.max(axis=0), rtol=1e-6)  # k = 1: the plain maximum
+        # k = 1: the plain maximum
+        np.testing.assert_allclose(aggregate(p, 0.5, 1.0), p.max(axis=0), rtol=1e-6)
         assert (aggregate(p, 0.5, 4.0) <= p.max(axis=0) + 1e-7).all()
 
     def test_the_note_says_why_slices_above_a_threshold_did_not_flag(self) -> None:
@@ -86,11 +88,15 @@ class TestCalibrationAndAggregation:
         note = unsupported_note(p, aggregate(p, 0.5, 16.0), thresholds, reading)
         assert "images 2, 4 reach the any, subdural threshold: no neighbouring slice supports them" in note
         # nothing above any threshold, or the plain maximum (every slice above flags): no note
-        assert unsupported_note(np.full((6, 6), 0.1, np.float32), np.full(6, 0.1), thresholds, reading) is None
+        assert (
+            unsupported_note(np.full((6, 6), 0.1, np.float32), np.full(6, 0.1), thresholds, reading) is None
+        )
         assert unsupported_note(p, aggregate(p, 0.0), thresholds, ReadingConfig()) is None
 
     def test_config_round_trip_and_validation(self) -> None:
-        cfg = ReadingConfig(slab_mm=5, logit_offset=(-1, 0, 0, 0, 0, 0.5), neighbour_weight=0.25, alone_exponent=16)
+        cfg = ReadingConfig(
+            slab_mm=5, logit_offset=(-1, 0, 0, 0, 0, 0.5), neighbour_weight=0.25, alone_exponent=16
+        )
         assert ReadingConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
         assert ReadingConfig.from_json(None) == ReadingConfig()
         # a folder written before the alone exponent existed reads as before (off)
@@ -184,7 +190,9 @@ class TestEngineReading:
         assert float(pred.study_probabilities[0]) < k_any
         between = dict.fromkeys(LABELS, 0.999)
         between["any"] = (k_any + float(pred.study_probabilities[0])) / 2
-        odd = InferenceEngine(tiny_engine.model, dataclasses.replace(info, thresholds=between), tiny_engine.device)
+        odd = InferenceEngine(
+            tiny_engine.model, dataclasses.replace(info, thresholds=between), tiny_engine.device
+        )
         pred_b = odd.predict(series)
         assert not pred_b.flagged
         assert any(w.startswith("Not flagged although image") for w in pred_b.warnings), pred_b.warnings

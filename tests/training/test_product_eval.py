@@ -110,7 +110,8 @@ def test_choose_reading_meets_the_sensitivity_on_validation() -> None:
     chosen = next(
         c
         for c in report["candidates"]
-        if (c["neighbour_weight"], c["alone_exponent"]) == (reading["neighbour_weight"], reading["alone_exponent"])
+        if (c["neighbour_weight"], c["alone_exponent"])
+        == (reading["neighbour_weight"], reading["alone_exponent"])
     )
     assert chosen["flag_sensitivity"] >= 0.9
     # isolated single-slice alarms are what neighbour support removes: it must win here
@@ -201,7 +202,10 @@ def test_the_sensitivity_holds_for_each_source() -> None:
     from ich_viewer.inference.reading import aggregate
 
     score = np.array(
-        [aggregate(r.raw_slice_probs, reading["neighbour_weight"], reading["alone_exponent"])[0] for r in results]
+        [
+            aggregate(r.raw_slice_probs, reading["neighbour_weight"], reading["alone_exponent"])[0]
+            for r in results
+        ]
     )
     subtle = np.array([r.case.source == "composite" and r.case.study_labels[0] == 1 for r in results])
     assert np.mean(score[subtle] >= thresholds["any"]) >= 0.9
