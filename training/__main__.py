@@ -65,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--weights", default=None, help="pretrained backbone weights file (efficientnet_b0, resnet50)"
     )
-    t.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPU (mixed_float16)")
+    t.add_argument(
+        "--mixed-precision", action="store_true",
+        help="float16 compute on GPU (mixed_float16), bfloat16 on a CPU with AMX / AVX-512 BF16 (mixed_bfloat16)",
+    )  # fmt: skip
     t.add_argument(
         "--lr-scaling", choices=("linear", "sqrt", "none"), default="linear",
         help="how the learning rate grows with the number of replicas",

@@ -16,6 +16,7 @@ from ich_viewer.inference.architectures import build_model
 __all__ = [
     "AnyAUC",
     "DeviceAugment",
+    "FusedBatchNormalization",
     "WeightedBCE",
     "compile_model",
     "create_model",
@@ -97,6 +98,66 @@ def compile_model(
     return model
 
 
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` whose training step is TensorFlow's fused kernel.
+
+    Keras 3 normalises a batch with separate mean, variance, multiply and add ops (and their gradients), each a
+    pass over the activations; for the ``ich_cnn`` family on a CPU those passes cost as much as the convolutions.
+    TensorFlow's ``FusedBatchNormV3`` (oneDNN on x86) does the forward and backward pass in one each. Same
+    weights (``gamma``, ``beta``, ``moving_mean``, ``moving_variance``), same moving-average update
+    (``momentum``; the batch variance without Bessel's correction, as Keras keeps it), same result up to
+    float round-off; at inference it is the Keras layer unchanged. The training package builds its ``ich_cnn``
+    models with it (:func:`create_model`); every model that leaves training is rebuilt with the Keras layer
+    (:func:`~ich_viewer.inference.architectures.to_inference_form`), so the app never sees it.
+
+    Only the plain case is fused (4-D channels-last input, ``center`` and ``scale``, no mask, no renorm, the
+    TensorFlow backend); anything else falls back to the Keras computation.
+    """
+
+    def _fusable(self, inputs: Any, training: Any, mask: Any) -> bool:
+        return (
+            bool(training)
+            and self.trainable
+            and mask is None
+            and not self.renorm
+            and self.center
+            and self.scale
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and keras.backend.backend() == "tensorflow"
+        )
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        if not self._fusable(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        x = inputs if inputs.dtype in (tf.float32, tf.bfloat16, tf.float16) else tf.cast(inputs, tf.float32)
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x,
+            tf.cast(self.gamma, tf.float32),
+            tf.cast(self.beta, tf.float32),
+            epsilon=self.epsilon,
+            data_format="NHWC",
+            is_training=True,
+        )
+        # the fused kernel returns the sample variance (n - 1); Keras keeps the population variance (n)
+        n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+        variance = variance * ((n - 1.0) / tf.maximum(n, 1.0))
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return ops.cast(y, self.compute_dtype)
+
+
+# Keras keys a layer's weights in .keras and .weights.h5 files by its class name (snake case), so the fused layer
+# carries Keras' class name: its checkpoints and those of runs before it (BackupAndRestore on --resume,
+# --init-from, load_weights) interchange. It is serialised under its own registered name.
+FusedBatchNormalization.__name__ = FusedBatchNormalization.__qualname__ = "BatchNormalization"
+keras.saving.register_keras_serializable(package="ich_training", name="FusedBatchNormalization")(
+    FusedBatchNormalization
+)
+
+
 @keras.saving.register_keras_serializable(package="ich_training")
 class DeviceAugment(keras.layers.Layer):
     """The training augmentation (:class:`training.pipeline.Augment`) as the model's first layer.
@@ -163,6 +224,7 @@ def create_model(
         dropout=dropout,
         training_form=True,
         input_layer=DeviceAugment(model_input, name="device_augment") if device_augment else None,
+        batch_norm=FusedBatchNormalization,
     )
     return compile_model(model, learning_rate=learning_rate, partial_labels=partial_labels)
 
@@ -254,9 +316,8 @@ def init_weights_from(model: Any, path: str | Any) -> dict[str, int]:
     """
     src = keras.saving.load_model(path, compile=False)
     weighted = [layer for layer in model.layers if layer.weights]
-    if src.name == model.name and src.input_shape == model.input_shape:
-        model.load_weights(path)
-        return {"layers": len(weighted), "kept": 0}
+    # layer by layer and by name, also for the same architecture: a checkpoint's weight store is keyed by layer
+    # class, and runs before :class:`FusedBatchNormalization` hold Keras' own batch normalisation
     names = {layer.name: layer for layer in src.layers}
     copied = widened = 0
     for layer in weighted:

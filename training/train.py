@@ -51,7 +51,9 @@ __all__ = [
     "TESTED_KERAS",
     "RunFolderError",
     "check_run_folder",
+    "choose_precision",
     "choose_strategy",
+    "cpu_has_bfloat16",
     "run_training",
     "scaled_learning_rate",
     "task_info",
@@ -165,6 +167,46 @@ def choose_strategy(cpu_replicas: int = 0) -> tuple[Any, str]:
         strategy = tf.distribute.MirroredStrategy()
         return strategy, f"MirroredStrategy ({strategy.num_replicas_in_sync} GPUs)"
     return tf.distribute.get_strategy(), f"default ({'GPU' if gpus else 'CPU'})"
+
+
+def cpu_has_bfloat16(cpuinfo: str | None = None) -> bool:
+    """True when this x86 CPU computes in bfloat16 natively (``amx_bf16`` or ``avx512_bf16`` in its flags).
+
+    ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when None; another system without it gives False).
+    oneDNN, TensorFlow's CPU kernels, runs bfloat16 convolutions on those instructions (AMX tiles on Intel
+    Sapphire Rapids and later, AVX-512 BF16 on Cooper Lake and AMD Zen 4); elsewhere it emulates them, slower
+    than float32.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.split(":", 1)[0].strip() == "flags":
+            flags = set(line.split(":", 1)[1].split())
+            return bool(flags & {"amx_bf16", "avx512_bf16"})
+    return False
+
+
+def choose_precision(mixed: bool, *, gpu: bool, cpu_bfloat16: bool) -> tuple[str, str | None]:
+    """The Keras dtype policy for ``train`` and a note for the log (None when there is nothing to say).
+
+    ``--mixed-precision`` gives ``mixed_float16`` on a GPU (with Keras' loss scaling) and ``mixed_bfloat16`` on
+    a CPU with native bfloat16 (:func:`cpu_has_bfloat16`; bfloat16 has float32's range, so no loss scaling);
+    on another CPU it stays ``float32``. Variables, the sigmoid head and the loss stay float32 in every case,
+    and every model that leaves training is float32 (:func:`training.run_folder.load_run_model`).
+    """
+    if not mixed:
+        return "float32", None
+    if gpu:
+        return "mixed_float16", None
+    if cpu_bfloat16:
+        return "mixed_bfloat16", "note: --mixed-precision on this CPU: bfloat16 compute (AMX / AVX-512 BF16)"
+    return (
+        "float32",
+        "note: --mixed-precision needs a GPU or a CPU with bfloat16 instructions; training in float32",
+    )
 
 
 def task_info() -> tuple[str, int, bool]:
@@ -341,12 +383,22 @@ def _check_keras_for_multiworker() -> None:
 def run_training(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
     """Train a model as configured; return the run folder (see the module docstring).
 
+    The Keras dtype policy that ``--mixed-precision`` sets (:func:`choose_precision`) holds for this call only.
+
     Raises
     ------
     RunFolderError
         If the run folder is not empty and neither ``resume`` nor ``overwrite`` is given, or a resumed run
         has another configuration.
     """
+    previous = keras.mixed_precision.global_policy()
+    try:
+        return _run_training(config, resume=resume, overwrite=overwrite)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _run_training(config: TrainConfig, *, resume: bool, overwrite: bool) -> Path:
     import tensorflow as tf
 
     from training.evaluate import write_report
@@ -386,13 +438,14 @@ def run_training(config: TrainConfig, *, resume: bool = False, overwrite: bool =
     peak_lr = scaled_learning_rate(config.lr, replicas, config.lr_scaling)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    precision = "float32"
-    if config.mixed_precision:
-        if tf.config.list_physical_devices("GPU"):
-            keras.mixed_precision.set_global_policy("mixed_float16")
-            precision = "mixed_float16"
-        else:
-            print("note: --mixed-precision needs a GPU; training in float32", flush=True)
+    precision, note = choose_precision(
+        config.mixed_precision,
+        gpu=bool(tf.config.list_physical_devices("GPU")),
+        cpu_bfloat16=config.mixed_precision and cpu_has_bfloat16(),
+    )
+    if note:
+        print(note, flush=True)
+    keras.mixed_precision.set_global_policy(precision)
     print(
         f"training {config.architecture} on {config.data} data, strategy {strategy_name}, global batch "
         f"{global_batch} ({config.batch_size} per replica), peak learning rate {peak_lr:g}, {precision}",
@@ -583,7 +636,9 @@ def run_training(config: TrainConfig, *, resume: bool = False, overwrite: bool =
     if not is_chief:
         return out
 
-    # Thresholds on the validation split, with the best weights (restored by EarlyStopping, also on disk).
+    # Thresholds on the validation split, with the best weights (restored by EarlyStopping, also on disk), in
+    # float32 as the app runs them
+    keras.mixed_precision.set_global_policy("float32")
     best = load_run_model(out)
     if cache is not None:
         from training.cache import predict_cache

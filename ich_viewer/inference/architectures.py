@@ -100,6 +100,7 @@ def build_model(
     dropout: float = 0.3,
     training_form: bool = False,
     input_layer: Any = None,
+    batch_norm: Any = None,
 ) -> Any:
     """Build an untrained model.
 
@@ -129,6 +130,10 @@ def build_model(
         A layer without weights applied to the input before the network (the training package's on-device
         augmentation, identity at inference). The weights, and so every weight file, are those of the model
         without it.
+    batch_norm : keras layer class, optional
+        ``ich_cnn`` and ``ich_cnn_wide`` only: the class of their batch normalisation layers (default
+        ``keras.layers.BatchNormalization``). The training package passes a subclass with the same weights that
+        trains faster on the CPU (``training.models.FusedBatchNormalization``); the app never does.
 
     Returns
     -------
@@ -164,7 +169,7 @@ def build_model(
                     dilation_rate=dilation,
                     name="last_conv" if is_last else f"{name}_conv",
                 )(x)
-                x = layers.BatchNormalization(name=f"{name}_bn")(x)
+                x = (batch_norm or layers.BatchNormalization)(name=f"{name}_bn")(x)
                 x = layers.Activation("relu", name=f"{name}_relu")(x)
             if b == last_block - 1 and not training_form:
                 x = layers.MaxPooling2D(2, strides=1, padding="same", name=f"block{b + 1}_pool")(x)
