@@ -22,6 +22,8 @@ __all__ = [
     "create_model",
     "init_weights_from",
     "load_backbone_weights",
+    "strip_device_augment",
+    "to_float32",
 ]
 
 _EPS = 1e-7
@@ -189,16 +191,33 @@ class DeviceAugment(keras.layers.Layer):
         return {**super().get_config(), "model_input": self.model_input.to_json()}
 
 
+def _rebuilt(model: Any, architecture: str, model_input: ModelInput) -> Any:
+    """``model``'s weights in a fresh :func:`build_model` of the same form, under the global dtype policy: no
+    :class:`DeviceAugment`, Keras' own batch normalisation."""
+    from ich_viewer.inference.architectures import is_training_form
+
+    dropout = float(model.get_layer("head_dropout").rate)
+    plain = build_model(architecture, model_input, dropout=dropout, training_form=is_training_form(model))
+    plain.set_weights(model.get_weights())
+    return plain
+
+
 def strip_device_augment(model: Any, architecture: str, model_input: ModelInput) -> Any:
     """``model`` without its :class:`DeviceAugment` layer (same weights); a model without one is returned as is."""
     if not any(isinstance(layer, DeviceAugment) for layer in model.layers):
         return model
-    from ich_viewer.inference.architectures import is_training_form
+    return _rebuilt(model, architecture, model_input)
 
-    dropout = float(model.get_layer("head_dropout").rate)
-    bare = build_model(architecture, model_input, dropout=dropout, training_form=is_training_form(model))
-    bare.set_weights(model.get_weights())
-    return bare
+
+def to_float32(model: Any, architecture: str, model_input: ModelInput) -> Any:
+    """``model`` with float32 compute (same weights); a float32 model is returned as is.
+
+    A checkpoint of a ``--mixed-precision`` run keeps its layers' mixed policies (``mixed_float16`` /
+    ``mixed_bfloat16``) when loaded; it is rebuilt under the float32 policy, which the caller sets.
+    """
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    return _rebuilt(model, architecture, model_input)
 
 
 def create_model(

@@ -245,7 +245,9 @@ def load_run_model(run_dir: str | Path) -> Any:
     import keras
 
     from ich_viewer.inference.architectures import to_inference_form
-    from training.models import strip_device_augment  # also registers the checkpoint's custom objects
+
+    # also registers the checkpoint's custom objects
+    from training.models import strip_device_augment, to_float32
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
@@ -256,22 +258,7 @@ def load_run_model(run_dir: str | Path) -> Any:
         model = keras.saving.load_model(run_dir / BEST_FILE, compile=False)
         architecture = str((run.get("config") or {}).get("architecture") or model.name)
         model = strip_device_augment(model, architecture, model_input)
-        model = _float32(model, architecture, model_input)
+        model = to_float32(model, architecture, model_input)
         return to_inference_form(model, model_input)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-
-
-def _float32(model: Any, architecture: str, model_input: ModelInput) -> Any:
-    """``model`` with float32 compute: a checkpoint of a ``--mixed-precision`` run keeps its layers' mixed
-    policies (``mixed_float16`` / ``mixed_bfloat16``) when loaded; it is rebuilt with the same (float32)
-    weights. The batch normalisation layers become Keras' own (see ``training.models.FusedBatchNormalization``).
-    """
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
-        return model
-    from ich_viewer.inference.architectures import build_model, is_training_form
-
-    dropout = float(model.get_layer("head_dropout").rate)
-    plain = build_model(architecture, model_input, dropout=dropout, training_form=is_training_form(model))
-    plain.set_weights(model.get_weights())
-    return plain
