@@ -13,6 +13,7 @@ import numpy as np
 from ich_viewer.core.labels import LABELS
 
 __all__ = [
+    "metric_columns",
     "plot_confusion",
     "plot_gradcam_examples",
     "plot_history",
@@ -162,6 +163,15 @@ def read_history(csv_path: str | Path) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in rows[0]}
 
 
+def metric_columns(hist: dict[str, np.ndarray]) -> list[str]:
+    """The accuracy and AUC columns of a training log, each training column followed by its validation one.
+
+    ``accuracy`` / ``auc`` (RSNA and phantom runs) as well as per-label ones such as ``auc_any`` (real-data runs).
+    """
+    names = dict.fromkeys(k.removeprefix("val_") for k in hist if "accuracy" in k or "auc" in k)
+    return [c for k in names for c in (k, f"val_{k}") if c in hist]
+
+
 def plot_history(csv_path: str | Path, path: str | Path, title: str = "Training curves") -> Path | None:
     """Write loss and accuracy/AUC curves (train and validation) from the CSV log; None if it is empty."""
     hist = read_history(csv_path)
@@ -175,13 +185,13 @@ def plot_history(csv_path: str | Path, path: str | Path, title: str = "Training 
             ax1.plot(epochs, hist[key], style, marker="o", ms=3, label=key)
     ax1.set(xlabel="epoch", ylabel="weighted BCE", title="loss")
     ax1.set_yscale("log")
-    for key, style in (("accuracy", "-"), ("val_accuracy", "--"), ("auc", "-"), ("val_auc", "--")):
-        if key in hist:
-            ax2.plot(epochs, hist[key], style, marker="o", ms=3, label=key)
-    ax2.set(xlabel="epoch", title="binary accuracy and mean ROC-AUC")
+    for key in metric_columns(hist):
+        ax2.plot(epochs, hist[key], "--" if key.startswith("val_") else "-", marker="o", ms=3, label=key)
+    ax2.set(xlabel="epoch", title="binary accuracy and ROC-AUC")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)
