@@ -159,22 +159,30 @@ class Augment:
 
 
 def affine_warp(
-    images: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor, tx: tf.Tensor, ty: tf.Tensor
+    images: tf.Tensor,
+    angle: tf.Tensor,
+    scale: tf.Tensor,
+    tx: tf.Tensor,
+    ty: tf.Tensor,
+    flip: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Rotate (radians), zoom and shift a batch ``(b, h, w, c)`` about its centre, bilinear, filled with 0.
 
     ``angle``, ``scale``, ``tx`` and ``ty`` (pixels) are float32 ``(b,)``. Output pixel ``(x, y)`` samples input
-    pixel ``A @ (x - c) + c + t`` with ``A`` = rotation / scale.
+    pixel ``A @ (x - c) + c + t`` with ``A`` = rotation / scale. ``flip`` (bool ``(b,)``, optional) mirrors
+    those images left-right first, in the same resampling (``x -> w - 1 - x`` maps pixel centres onto pixel
+    centres, so this equals warping the mirrored image, without a pass over the pixels).
     """
     shape = tf.shape(images)
     h, w = shape[1], shape[2]
     hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     cx, cy = (wf - 1.0) / 2.0, (hf - 1.0) / 2.0
-    a2 = cx - cos * cx + sin * cy + tx
+    sign = tf.ones_like(cos) if flip is None else tf.where(flip, -1.0, 1.0)
+    a2 = cx + sign * (-cos * cx + sin * cy + tx)
     b2 = cy - sin * cx - cos * cy + ty
     zeros = tf.zeros_like(cos)
-    transforms = tf.stack([cos, -sin, a2, sin, cos, b2, zeros, zeros], axis=1)
+    transforms = tf.stack([sign * cos, -sign * sin, a2, sin, cos, b2, zeros, zeros], axis=1)
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=transforms,

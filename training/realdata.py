@@ -26,6 +26,7 @@ augmented HU exactly as :meth:`ModelInput.slice_channels` computes them.
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing as mp
 import time
@@ -405,10 +406,27 @@ class RealAugment:
 
 
 def _channels_tf(hu: Any, model_input: ModelInput) -> Any:
+    """HU ``(b, h, w, 1)`` -> the model input's windows in [0, 1], ``(b, h, w, channels)``.
+
+    :func:`ich_viewer.core.windowing.window_to_unit` per window, as one broadcast op (no per-window copies and
+    concatenation: about a third of the time of the pipeline's channel step)."""
+    return _channels_fn(tuple(model_input.windows))(hu)
+
+
+@functools.cache
+def _channels_fn(windows: tuple[tuple[float, float], ...]) -> Any:
+    """:func:`_channels_tf` for one set of windows, compiled by XLA (one loop instead of a pass per op and
+    window: about 10x faster on the CPU)."""
     import tensorflow as tf
 
-    chans = [tf.clip_by_value((hu - (c - w / 2.0)) / w, 0.0, 1.0) for c, w in model_input.windows]
-    return tf.concat(chans, axis=-1)
+    low = [c - w / 2.0 for c, w in windows]
+    scale = [1.0 / w for _, w in windows]
+
+    @tf.function(jit_compile=True)
+    def channels(hu: Any) -> Any:
+        return tf.clip_by_value((hu - tf.constant(low)) * tf.constant(scale), 0.0, 1.0)
+
+    return channels
 
 
 def _augment_tf(x: Any, aug: RealAugment, clip: tuple[float, float], negative: Any = None) -> Any:
@@ -425,26 +443,46 @@ def _augment_tf(x: Any, aug: RealAugment, clip: tuple[float, float], negative: A
     b, h, w = shape[0], shape[1], shape[2]
     hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
     flip = tf.random.uniform([b, 1, 1, 1]) < 0.5
-    x = tf.where(flip, tf.reverse(x, axis=[2]), x)
     quarter = tf.cast(tf.random.uniform([b], 0, 4, dtype=tf.int32), tf.float32) * (math.pi / 2)
     angle = quarter + tf.random.uniform([b], -1.0, 1.0) * (aug.rotation_deg * math.pi / 180.0)
     scale = 1.0 + tf.random.uniform([b], -aug.zoom, aug.zoom)
     tx = tf.random.uniform([b], -aug.shift, aug.shift) * wf
     ty = tf.random.uniform([b], -aug.shift, aug.shift) * hf
-    x = affine_warp(x, angle, scale, tx, ty)
-    hu = x * width + (center - width / 2.0)
+    x = affine_warp(x, angle, scale, tx, ty, flip=tf.reshape(flip, [b]))
+    top = tf.fill([b, 1, 1, 1], float(center + width / 2.0))  # no saturation
     if aug.saturate > 0 and center + width / 2.0 > aug.saturate_hu[0]:
-        top = tf.random.uniform([b, 1, 1, 1], aug.saturate_hu[0], aug.saturate_hu[1])
+        drawn = tf.random.uniform([b, 1, 1, 1], aug.saturate_hu[0], aug.saturate_hu[1])
         cut = tf.random.uniform([b, 1, 1, 1]) < aug.saturate
         if not aug.saturate_positives and negative is not None:
             cut &= tf.reshape(negative, [b, 1, 1, 1])
-        hu = tf.where(cut, tf.minimum(hu, top), hu)
+        top = tf.where(cut, drawn, top)
     k = tf.exp(tf.random.uniform([b, 1, 1, 1], math.log(aug.contrast[0]), math.log(aug.contrast[1])))
     level = tf.random.uniform([b, 1, 1, 1], -aug.level_hu, aug.level_hu)
     sd = tf.random.uniform([b, 1, 1, 1], 0.0, aug.noise_hu)
-    # contrast about the brain window's level: a source's brain window (80-150 HU wide) read as 40/80
-    hu = BRAIN.center + (hu - BRAIN.center) * k + level + tf.random.normal(tf.shape(hu)) * sd
-    return tf.clip_by_value(hu, center - width / 2.0, center + width / 2.0)
+    return _intensity_fn(clip)(x, top, k, level, tf.random.normal(tf.shape(x)) * sd)
+
+
+@functools.cache
+def _intensity_fn(clip: tuple[float, float]) -> Any:
+    """The per-pixel part of :func:`_augment_tf` for one clip window, compiled by XLA into one loop over the
+    pixels (TensorFlow's own kernels make a pass per op: about 5x slower on the CPU).
+
+    ``(x, top, k, level, noise)`` -> HU: ``x`` in [0, 1] of the clip window ``(b, h, w, 1)``, saturated at
+    ``top`` (HU, ``(b, 1, 1, 1)``; the window's top where not saturated), contrast ``k`` about the brain
+    window's level, plus ``level`` and ``noise`` (HU), clipped to the window."""
+    import tensorflow as tf
+
+    center, width = clip
+    low, high = center - width / 2.0, center + width / 2.0
+
+    @tf.function(jit_compile=True)
+    def intensity(x: Any, top: Any, k: Any, level: Any, noise: Any) -> Any:
+        hu = tf.minimum(x * width + low, top)
+        # contrast about the brain window's level: a source's brain window (80-150 HU wide) read as 40/80
+        hu = BRAIN.center + (hu - BRAIN.center) * k + level + noise
+        return tf.clip_by_value(hu, low, high)
+
+    return intensity
 
 
 def make_real_train_dataset(

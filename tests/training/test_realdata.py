@@ -160,6 +160,50 @@ class TestWideDomain:
         brain = _augment_tf(x, dataclasses.replace(plain, saturate=1.0), MI.clip).numpy()
         assert float(brain.min()) == pytest.approx(80.0)
 
+    def test_fused_augmentation_equals_the_step_by_step_reference(self) -> None:
+        """The XLA-compiled intensity step and the mirror folded into the warp give, with the same seed and
+        draws, what the plain step-by-step TensorFlow of the augmentation gives (mirror, warp, HU, saturate,
+        contrast, level, noise, clip) and the channels equal the app's ``window_to_unit``."""
+        import tensorflow as tf
+
+        from ich_viewer.core.windowing import window_to_unit
+        from training.pipeline import affine_warp
+        from training.realdata import _augment_tf, _channels_tf
+
+        aug = dataclasses.replace(RealAugment(), saturate=0.5, saturate_positives=False)
+        center, width = clip = self.MIW.clip
+        x = tf.constant(np.random.default_rng(0).random((16, 24, 24, 1), np.float32))
+        negative = tf.constant([i % 3 != 0 for i in range(16)])
+
+        def reference() -> tf.Tensor:
+            b, h, w = 16, 24, 24
+            flip = tf.random.uniform([b, 1, 1, 1]) < 0.5
+            xx = tf.where(flip, tf.reverse(x, axis=[2]), x)
+            quarter = tf.cast(tf.random.uniform([b], 0, 4, dtype=tf.int32), tf.float32) * (np.pi / 2)
+            angle = quarter + tf.random.uniform([b], -1.0, 1.0) * (aug.rotation_deg * np.pi / 180.0)
+            scale = 1.0 + tf.random.uniform([b], -aug.zoom, aug.zoom)
+            tx = tf.random.uniform([b], -aug.shift, aug.shift) * w
+            ty = tf.random.uniform([b], -aug.shift, aug.shift) * h
+            hu = affine_warp(xx, angle, scale, tx, ty) * width + (center - width / 2.0)
+            top = tf.random.uniform([b, 1, 1, 1], aug.saturate_hu[0], aug.saturate_hu[1])
+            cut = (tf.random.uniform([b, 1, 1, 1]) < aug.saturate) & tf.reshape(negative, [b, 1, 1, 1])
+            hu = tf.where(cut, tf.minimum(hu, top), hu)
+            k = tf.exp(tf.random.uniform([b, 1, 1, 1], np.log(aug.contrast[0]), np.log(aug.contrast[1])))
+            level = tf.random.uniform([b, 1, 1, 1], -aug.level_hu, aug.level_hu)
+            sd = tf.random.uniform([b, 1, 1, 1], 0.0, aug.noise_hu)
+            hu = BRAIN.center + (hu - BRAIN.center) * k + level + tf.random.normal(tf.shape(hu)) * sd
+            return tf.clip_by_value(hu, center - width / 2.0, center + width / 2.0)
+
+        tf.random.set_seed(11)
+        fused = _augment_tf(x, aug, clip, negative=negative).numpy()
+        tf.random.set_seed(11)
+        expected = reference().numpy()
+        np.testing.assert_allclose(fused, expected, atol=1e-3)  # HU: float32 rounding of the fused loop
+        assert fused.std() > 10.0  # not a trivial image
+        chans = _channels_tf(tf.constant(fused), self.MIW).numpy()
+        for i, window in enumerate(self.MIW.windows):
+            np.testing.assert_allclose(chans[..., i], window_to_unit(fused[..., 0], *window), atol=1e-6)
+
     def test_the_run_option_picks_the_domain(self, phe) -> None:
         from training.run_folder import TrainConfig
 
