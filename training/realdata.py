@@ -30,7 +30,7 @@ import functools
 import math
 import multiprocessing as mp
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,6 +244,27 @@ def _job_png(args: tuple[str, int]) -> tuple[np.ndarray, np.ndarray]:
     return _unit(_WORKER["mi"], grey_to_hu(grey)), y
 
 
+COMPOSITE_CHUNK = 512  # composite jobs handed to the pool at a time (between checks of the quotas)
+
+
+def _composites_until_full(
+    pool: Any, jobs: Sequence[tuple], placed: dict[str, int], quota: int, chunk: int | None = None
+) -> Iterator[tuple[tuple, Any]]:
+    """``(job, result)`` of the composite ``jobs`` that ran, in job order, leaving out the jobs of a subtype
+    whose quota is already filled.
+
+    The caller counts what it keeps in ``placed``; jobs go to the pool ``chunk`` (default
+    :data:`COMPOSITE_CHUNK`) at a time, so a filled subtype costs no more work (most tries are spare, kept for
+    hosts where IVH or SAH find no ventricle or sulcus). What the caller keeps is what running every job would
+    give: only results of a full subtype are left out."""
+    chunk = chunk or COMPOSITE_CHUNK
+    pending = list(jobs)
+    while pending:
+        batch = [job for job in pending[:chunk] if placed[job[2]] < quota]
+        pending = pending[chunk:]
+        yield from zip(batch, pool.imap(_job_composite, batch, chunksize=32), strict=True)
+
+
 def build_bank(
     *,
     phe_root: str | Path | None,
@@ -325,20 +346,22 @@ def build_bank(
             pats.append(item.patient)
         placed = {k: 0 for k in SUBTYPES}
         failed = 0
-        for job, res in zip(comp_jobs, pool.imap(_job_composite, comp_jobs, chunksize=32), strict=True):
-            kind = job[2]
+        tries = 0
+        for job, res in _composites_until_full(pool, comp_jobs, placed, composites_per_type):
+            tries += 1
             if res is None:
                 failed += 1
                 continue
-            if placed[kind] >= composites_per_type:
+            if placed[job[2]] >= composites_per_type:
                 continue
-            placed[kind] += 1
+            placed[job[2]] += 1
             xs.append(res[0])
             ys.append(res[1])
             groups.append(GROUPS.index("composite"))
             pats.append(job[0].split("_")[0])
         counts.update({f"composite-{k}": v for k, v in placed.items()})
         counts["composite-not-placed"] = failed
+        counts["composite-tries"] = tries
         ph_jobs = [(phantom_seed0 + i, k) for i, k in enumerate(kinds)]
         for x, y in pool.imap(_job_phantom, ph_jobs, chunksize=4):
             xs.append(x)

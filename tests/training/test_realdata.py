@@ -38,6 +38,33 @@ def bank(phe):
     )
 
 
+def test_composites_stop_once_each_quota_is_filled(phe, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs handed out a few at a time, leaving out filled subtypes, give the bank that running every job
+    gives (the first successes of each subtype in job order), in fewer tries."""
+    import training.realdata as realdata
+
+    def bank_with(chunk: int):
+        monkeypatch.setattr(realdata, "COMPOSITE_CHUNK", chunk)
+        return build_bank(
+            phe_root=phe.root,
+            patients=phe.patients,
+            composites_per_type=2,
+            phantoms=0,
+            model_input=MI,
+            workers=2,
+        )
+
+    every, chunked = bank_with(10**9), bank_with(3)  # one chunk holds every job: the exhaustive run
+    assert every.counts["composite-tries"] == 5 * 2 * 5  # 5 subtypes x 2 wanted x 5 tries
+    assert chunked.counts["composite-tries"] < every.counts["composite-tries"]
+    assert sum(every.counts[f"composite-{k}"] == 2 for k in SUBTYPES) >= 2  # some quotas filled early
+    for k in SUBTYPES:
+        assert chunked.counts[f"composite-{k}"] == every.counts[f"composite-{k}"], k
+    np.testing.assert_array_equal(chunked.x, every.x)
+    np.testing.assert_array_equal(chunked.y, every.y)
+    assert chunked.patient == every.patient
+
+
 def test_the_composite_variant_reaches_the_bank(tmp_path: Path) -> None:
     """The same seeds with ``composite_variant="phantom"`` draw other extra-axial composites, and leave the real
     slices and the other composite types as they are."""
