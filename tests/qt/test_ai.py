@@ -96,7 +96,18 @@ class TestInference:
         text = ai_window.ai.summary.verdict.text()
         assert text.startswith("AI not applicable: contrast-enhanced series")
         assert prediction.flagged is False and text == prediction.verdict
-        assert "contrast-enhanced" in ai_window.ai.summary.status.text()
+        win = ai_window
+        # the reason is said once (the verdict), and nothing shows a figure with a flag
+        assert "contrast-enhanced" not in win.ai.summary.status.text()
+        assert "no flag" in win.ai.summary.status.text()
+        assert win.slice_view.overlay_texts()["br"].startswith("AI not applicable")
+        assert "%" not in win.slice_view.overlay_texts()["br"]
+        assert win.slider.marks() == ()
+        assert not any("▲" in v.text() for v in win.ai.summary.study_values.values())
+        win.study.set_index(3, user=True)
+        assert win.slice_view.overlay_texts()["br"].startswith("AI not applicable")
+        assert not any("▲" in v.text() for v in win.ai.summary.slice_values.values())
+        assert win.statusBar().currentMessage().startswith("AI not applicable: contrast-enhanced")
 
     def test_plot_click_and_top_slices_move_the_slice(self, qtbot, ai_window, ct_study):
         folder, _ = ct_study(n_slices=9)

@@ -17,7 +17,10 @@ from ich_viewer.qt.ai.results import (
     label_for_slice,
     metrics_html,
     results_csv_rows,
+    slice_marks,
     slice_overlay_text,
+    status_line,
+    summary_status,
 )
 from ich_viewer.qt.study_controller import (
     demo_kind_for_seed,
@@ -84,6 +87,39 @@ class TestSliceOverlayText:
         prediction = Prediction.from_probabilities(PROBS, THRESHOLDS)
         assert slice_overlay_text(prediction, 3) == ""
         assert slice_overlay_text(prediction, -1) == ""
+
+
+class TestNotApplicable:
+    """A series outside the model's domain: no figure with a flag anywhere, the reason said once."""
+
+    REASON = "AI not applicable: contrast-enhanced series (the model reads non-contrast CT)"
+
+    def _prediction(self, applicable: bool) -> Prediction:
+        warnings = () if applicable else (self.REASON, "thin slices averaged to 5 mm")
+        return Prediction.from_probabilities(PROBS, THRESHOLDS, warnings=warnings, applicable=applicable)
+
+    def test_in_domain_marks_and_counts_the_slices_above_threshold(self):
+        prediction = self._prediction(True)
+        assert slice_marks(prediction) == (0, 1)
+        assert summary_status(prediction) == "2 of 3 slices at or above the 'any' threshold (50.0 %)."
+        assert status_line(prediction) == "AI: Flagged for review (study any 90.0 %)"
+
+    def test_out_of_domain_marks_nothing_and_shows_no_figure(self):
+        prediction = self._prediction(False)
+        assert slice_marks(prediction) == ()
+        for index in range(3):
+            text = slice_overlay_text(prediction, index)
+            assert text == "AI not applicable" and "▲" not in text and "%" not in text
+        assert slice_overlay_text(prediction, 3) == ""
+
+    def test_out_of_domain_says_the_reason_once(self):
+        prediction = self._prediction(False)
+        assert prediction.verdict == self.REASON
+        status = summary_status(prediction)
+        assert self.REASON not in status  # the verdict above it already says it
+        assert "thin slices averaged to 5 mm" in status and "no flag" in status
+        assert "at or above" not in status
+        assert status_line(prediction) == self.REASON
 
 
 def test_results_csv_rows_one_row_per_slice_in_display_order():

@@ -42,7 +42,10 @@ from ich_viewer.qt.ai.results import (
     label_for_slice,
     model_card_html,
     results_csv_rows,
+    slice_marks,
     slice_overlay_text,
+    status_line,
+    summary_status,
 )
 from ich_viewer.qt.ai.study_summary import StudySummaryPanel
 from ich_viewer.qt.dialogs import ask_save_path
@@ -333,26 +336,14 @@ class AiController(QObject):
             prediction.thresholds,
             verdict=prediction.verdict,
         )
-        flagged_slices = [int(i) for i in prediction.above_threshold("any")]
-        self.slice_marks_changed.emit(tuple(flagged_slices))
-        self.summary.set_status(
-            "\n".join(
-                [
-                    f"{len(flagged_slices)} of {prediction.n_slices} slices at or above the 'any' threshold "
-                    f"({100 * threshold:.1f} %).",
-                    *prediction.warnings,
-                ]
-            )
-        )
+        self.slice_marks_changed.emit(slice_marks(prediction))
+        self.summary.set_status(summary_status(prediction))
         self.results_visibility_changed.emit(True)
         self.dock_visibility_changed.emit(True)
         for name in ("export_csv", "export_json"):
             self.acts[name].setEnabled(True)
         self._on_study_index_changed(self.study.index)
-        self.status.emit(
-            f"AI: {prediction.verdict} (study any {100 * float(prediction.study_probabilities[0]):.1f} %)",
-            8000,
-        )
+        self.status.emit(status_line(prediction), 8000)
         self.prediction_ready.emit(prediction)
 
     def _on_ai_errored(self, exc: BaseException) -> None:

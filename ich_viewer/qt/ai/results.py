@@ -20,13 +20,20 @@ from ich_viewer.dicom.records import Series
 
 __all__ = [
     "AUTO_LABEL",
+    "NOT_APPLICABLE_OVERLAY",
     "is_synthetic_model",
     "label_for_slice",
     "metrics_html",
     "model_card_html",
     "results_csv_rows",
+    "slice_marks",
     "slice_overlay_text",
+    "status_line",
+    "summary_status",
 ]
+
+#: The overlay line of a slice of a series the model does not apply to (no figure, no flag).
+NOT_APPLICABLE_OVERLAY = "AI not applicable"
 
 #: Heatmap label choice meaning "the highest-scoring label of the slice on screen".
 AUTO_LABEL = "auto"
@@ -58,15 +65,48 @@ def label_for_slice(prediction: Any | None, index: int, choice: str) -> str:
 
 def slice_overlay_text(prediction: Any, index: int) -> str:
     """The AI's line on slice ``index``: ``AI any 0.87  ▲`` (▲ = at or above the threshold), plus the top subtype
-    on a second line when it reaches its threshold; empty outside the prediction's slices."""
+    on a second line when it reaches its threshold; empty outside the prediction's slices. A series outside the
+    model's domain (``prediction.applicable`` False) gets ``AI not applicable`` and no probability: a figure with
+    a flag on a series the model does not apply to would read as a finding."""
     if not 0 <= index < len(prediction.probabilities):
         return ""
+    if not getattr(prediction, "applicable", True):
+        return NOT_APPLICABLE_OVERLAY
     p = prediction.probabilities[index]
     text = f"AI any {100 * p[0]:.1f} %" + ("  ▲" if p[0] >= _threshold(prediction, "any") else "")
     top = _top_subtype(p)
     if p[top] >= _threshold(prediction, LABELS[top]):
         text += f"\n{LABELS[top]} {100 * p[top]:.1f} %  ▲"
     return text
+
+
+def slice_marks(prediction: Any) -> tuple[int, ...]:
+    """The 0-based slices to mark on the slider: those at or above the 'any' threshold, none when the model
+    does not apply to the series."""
+    if not getattr(prediction, "applicable", True):
+        return ()
+    return tuple(int(i) for i in prediction.above_threshold("any"))
+
+
+def summary_status(prediction: Any) -> str:
+    """The lines under the verdict: how many slices reach the 'any' threshold (or, out of domain, that nothing
+    is marked), then the warnings that the verdict does not already say."""
+    if getattr(prediction, "applicable", True):
+        n = len(prediction.above_threshold("any"))
+        threshold = 100 * _threshold(prediction, "any")
+        head = f"{n} of {prediction.n_slices} slices at or above the 'any' threshold ({threshold:.1f} %)."
+    else:
+        head = "No slice is marked and the study gets no flag; the per-slice curves are for reference only."
+    return "\n".join([head, *(w for w in prediction.warnings if w != prediction.verdict)])
+
+
+def status_line(prediction: Any) -> str:
+    """The status bar's message for a finished prediction: the verdict, with the study's 'any' probability
+    only when there is a verdict."""
+    verdict = str(prediction.verdict)
+    if verdict.startswith("AI not applicable"):
+        return verdict
+    return f"AI: {verdict} (study any {100 * float(prediction.study_probabilities[0]):.1f} %)"
 
 
 def results_csv_rows(prediction: Any, series: Series) -> list[list[str]]:

@@ -159,6 +159,8 @@ class StudySummaryPanel(QWidget):
         self.probabilities: np.ndarray | None = None
         self.thresholds: dict[str, float] = {}
         self.flagged: bool | None = None
+        #: False after a verdict of "AI not applicable": figures are shown without ▲ marks
+        self.applicable = True
 
     # ------------------------------------------------------------------------------------------------- state
     def _style_verdict(self, flagged: bool | None, applicable: bool = True) -> None:
@@ -189,6 +191,7 @@ class StudySummaryPanel(QWidget):
         """Forget the results."""
         self.probabilities = None
         self.flagged = None
+        self.applicable = True
         self.verdict.setText(verdict)
         self._style_verdict(None)
         for label in LABELS:
@@ -218,13 +221,14 @@ class StudySummaryPanel(QWidget):
         self.flagged = bool(flagged)
         text = verdict or (FLAGGED_TEXT if flagged else CLEAR_TEXT)
         applicable = not text.startswith("AI not applicable")
+        self.applicable = applicable
         self.verdict.setText(text)
         self.verdict.setWordWrap(True)
         self._style_verdict(self.flagged, applicable)
         for k, label in enumerate(LABELS):
             p = float(study_probabilities[k])
             t = float(thresholds.get(label, 0.5))
-            mark = "  ▲" if p >= t else ""
+            mark = "  ▲" if applicable and p >= t else ""
             shown, limit = percent_pair(p, t)
             self.study_values[label].setText(f"{shown} / {limit}{mark}")
             self.study_values[label].setToolTip(f"study probability {p:.4f}, threshold {t:.4f}")
@@ -247,7 +251,7 @@ class StudySummaryPanel(QWidget):
         for k, label in enumerate(LABELS):
             p = float(self.probabilities[index, k])
             t = float(self.thresholds.get(label, 0.5))
-            self.slice_values[label].setText(percent(p) + ("  ▲" if p >= t else ""))
+            self.slice_values[label].setText(percent(p) + ("  ▲" if self.applicable and p >= t else ""))
             self.slice_bars[label].setValue(round(p * 1000))
 
     def top_slice_indices(self) -> list[int]:
