@@ -422,11 +422,13 @@ def fill_toolbar(
     actions: Mapping[str, QAction],
     widgets: Mapping[int, Sequence[QWidget]] = {},
     specs: Iterable[ActionSpec] = ACTIONS,
+    groups: Iterable[int] | None = None,
 ) -> None:
     """Add the toolbar rows by ``(group, position)``, ``widgets`` at the end of their group, a separator between
-    groups."""
+    groups; ``groups``: only these (default all)."""
     rows = sorted((s for s in specs if s.toolbar), key=lambda s: s.toolbar)
-    groups = sorted({s.toolbar[0] for s in rows} | set(widgets))
+    present = {s.toolbar[0] for s in rows} | set(widgets)
+    groups = sorted(present if groups is None else present & set(groups))
     for n, group in enumerate(groups):
         if n:
             toolbar.addSeparator()

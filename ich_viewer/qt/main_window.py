@@ -13,7 +13,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QMimeData, QSettings, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QPixmap
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QSplitter, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFrame,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QToolBar,
+    QWidget,
+)
 
 from ich_viewer.dicom.records import ScanResult, Series, SeriesInfo
 from ich_viewer.qt import actions, dialogs
@@ -37,6 +46,9 @@ from ich_viewer.qt.views.window_controls import CineRateBox, WindowControls
 __all__ = ["APP_TITLE", "MainWindow"]
 
 APP_TITLE = "ICH Viewer"
+#: Toolbar groups (see ich_viewer.qt.actions) on the main toolbar: open, window/level, view and slab; the rest
+#: (cine, export, AI) go on the reading toolbar
+MAIN_TOOLBAR_GROUPS = (1, 2, 3)
 _DOCK_FEATURES = (
     QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
 )
@@ -134,7 +146,7 @@ class MainWindow(QMainWindow):
             "Series", "series_dock", self.series_panel, 220, Qt.DockWidgetArea.LeftDockWidgetArea
         )
         self.ai_dock = self._dock(
-            "AI triage", "ai_dock", self.ai.summary, 300, Qt.DockWidgetArea.RightDockWidgetArea
+            "AI triage", "ai_dock", self.ai.summary, 300, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True
         )
         self.ai_dock.hide()
         # the measurement tools on the axial view, their list and the tag browser (ich_viewer.qt.tools)
@@ -174,10 +186,28 @@ class MainWindow(QMainWindow):
         self.pacs.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
 
     def _dock(
-        self, title: str, name: str, widget: QWidget, min_width: int, area: Qt.DockWidgetArea
+        self,
+        title: str,
+        name: str,
+        widget: QWidget,
+        min_width: int,
+        area: Qt.DockWidgetArea,
+        *,
+        scroll: bool = False,
     ) -> QDockWidget:
+        """A closable, movable dock holding ``widget``; ``scroll``: inside a scroll area, for a panel taller than
+        a 720-pixel window leaves it (its texts are never squeezed or cut)."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
+        if scroll:
+            area_widget = QScrollArea(dock)
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QFrame.Shape.NoFrame)
+            area_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            area_widget.setWidget(widget)
+            bar = area_widget.verticalScrollBar().sizeHint().width()
+            min_width = max(min_width, widget.minimumSizeHint().width() + bar + 2)
+            widget = area_widget
         dock.setWidget(widget)
         dock.setFeatures(_DOCK_FEATURES)
         dock.setMinimumWidth(min_width)
@@ -229,11 +259,38 @@ class MainWindow(QMainWindow):
         self.fps_box.valueChanged.connect(self._on_fps_box_changed)
         self.study.set_cine_fps(self.prefs.cine_fps)
         self.slab_controls = SlabControls(self.viewer.mpr, self)
+        widgets = {2: [self.window_controls], 3: [self.slab_controls], 4: [self.fps_box]}
+        actions.fill_toolbar(self.main_toolbar, self.acts, widgets, groups=MAIN_TOOLBAR_GROUPS)
+        # cine, export and the AI: beside the main toolbar when the window is wide enough, else on a second row
+        # (see _arrange_toolbars), so that no action hides in the toolbar's overflow at 1280 pixels
+        self.reading_toolbar = self.addToolBar("Reading")
+        self.reading_toolbar.setObjectName("reading_toolbar")
+        self.reading_toolbar.setMovable(False)
         actions.fill_toolbar(
-            self.main_toolbar,
+            self.reading_toolbar,
             self.acts,
-            {2: [self.window_controls], 3: [self.slab_controls], 4: [self.fps_box]},
+            widgets,
+            groups=set(range(100)) - set(MAIN_TOOLBAR_GROUPS),
         )
+
+    def toolbars(self) -> tuple[QToolBar, ...]:
+        """The window's toolbars, in order."""
+        return (self.main_toolbar, self.reading_toolbar)
+
+    def _arrange_toolbars(self) -> None:
+        """Put the reading toolbar on its own row when both toolbars do not fit side by side."""
+        if not hasattr(self, "reading_toolbar"):
+            return
+        need = sum(bar.sizeHint().width() for bar in self.toolbars()) + 8
+        wrapped = self.toolBarBreak(self.reading_toolbar)
+        if need > self.width() and not wrapped:
+            self.insertToolBarBreak(self.reading_toolbar)
+        elif need <= self.width() and wrapped:
+            self.removeToolBarBreak(self.reading_toolbar)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._arrange_toolbars()
 
     def _connect_study(self) -> None:
         s = self.study

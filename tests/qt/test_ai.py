@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import shutil
 import time
@@ -11,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pydicom
 import pytest
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QRect, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QWidget
 
 from ich_viewer import DEMO_MODEL_STATEMENT
@@ -323,3 +324,93 @@ class TestHostInterface:
         assert seen == [("status", "Load a series first"), ("dock", False), ("results", False)]
         ai.acts["auto_ai"].trigger()
         assert host.prefs.auto_ai and Preferences.load(host.settings).auto_ai
+
+
+def _text_rects(view) -> list[tuple[str, QRect]]:
+    """The boxes of the drawn text lines over a view, in viewport pixels: each line of the four corners (its own
+    width, at its side of the label) and the top and bottom letters; empty or hidden labels left out."""
+    out = []
+    labels = [*view._corner.items(), ("top", view._edge["top"]), ("bottom", view._edge["bottom"])]
+    for name, label in labels:
+        if not label.text() or not label.isVisible():
+            continue
+        metrics, box = label.fontMetrics(), label.geometry()
+        lines = label.text().split("\n")
+        top = box.top() + (box.height() - metrics.lineSpacing() * len(lines)) // 2
+        for k, line in enumerate(lines):
+            width = metrics.horizontalAdvance(line)
+            align = label.alignment()
+            if align & Qt.AlignmentFlag.AlignRight:
+                left = box.right() + 1 - width
+            elif align & Qt.AlignmentFlag.AlignHCenter:
+                left = box.left() + (box.width() - width) // 2
+            else:
+                left = box.left()
+            out.append((f"{name}{k}", QRect(left, top + k * metrics.lineSpacing(), width, metrics.height())))
+    return out
+
+
+class TestLayoutAt1280x720:
+    """Issue 15's 'layout and polish' at the smallest screen it names, with the AI's results shown."""
+
+    @pytest.fixture
+    def small_window(self, qtbot, tiny_model):
+        win = shown_window(qtbot, (1280, 720), tiny_model)
+        yield win
+        win.jobs.shutdown(10_000)
+
+    def test_mpr_with_ai_fits_and_nothing_overlaps_or_hides(self, qtbot, small_window, ct_study):
+        win = small_window
+        folder, _ = ct_study(
+            n_slices=12,
+            patient_name="VERYLONGFAMILYNAME^CHRISTOPHER^ALEXANDER",
+            description="HEAD ROUTINE AXIAL 5MM STANDARD KERNEL WITH A LONG DESCRIPTION",
+        )
+        open_and_predict(qtbot, win, folder)
+        win.viewer.set_layout("mpr")
+        qtbot.waitUntil(win.viewer.is_ready, timeout=AI_TIMEOUT_MS)
+        qtbot.wait(50)
+        # the window is not forced wider than the screen
+        assert win.minimumSizeHint().width() <= 1280 and win.width() == 1280
+        # every toolbar action is on screen (none in an overflow), Run AI and Heatmap included
+        shown = []
+        for bar in win.toolbars():
+            for action in bar.actions():
+                if not action.isSeparator():
+                    widget = bar.widgetForAction(action)
+                    assert widget is not None and widget.isVisible(), action.text() or widget
+                    assert bar.rect().contains(widget.geometry()), action.text()
+                    shown.append(action)
+        assert win.acts["run_ai"] in shown and win.acts["heatmap"] in shown and win.acts["cine"] in shown
+        # in every pane no corner text runs into another or into an orientation letter
+        for view in (win.slice_view, win.viewer.coronal, win.viewer.sagittal):
+            rects = _text_rects(view)
+            assert {"tl0", "tr0", "bl0", "top0", "bottom0"} <= {name for name, _ in rects}
+            for (a, ra), (b, rb) in itertools.combinations(rects, 2):
+                assert not ra.intersects(rb), (view.plane if hasattr(view, "plane") else "axial", a, b)
+            for _, rect in rects:
+                assert view.viewport().rect().contains(rect)
+        assert "…" in win.slice_view.overlay_texts()["tl"]  # the long name was cut, not overlapped
+        # the AI panel's values are whole, and the legend (all six labels and the threshold) is above the plot
+        for value in win.ai.summary.study_values.values():
+            assert value.width() >= value.sizeHint().width(), value.text()
+        panel = win.ai.panel
+        assert panel.legend.isVisible() and panel.legend.geometry().bottom() < panel.plot.geometry().top()
+        text = panel.legend.text()
+        assert [text.index(label) for label in LABELS] == sorted(text.index(label) for label in LABELS)
+        threshold = win.ai.prediction.thresholds["any"]
+        assert f"any threshold {100 * threshold:.1f}&nbsp;%" in text
+
+    def test_a_wide_window_keeps_one_toolbar_row(self, qtbot, small_window):
+        win = small_window
+        win.resize(1900, 900)
+        qtbot.waitUntil(lambda: win.width() == 1900, timeout=2000)
+        assert not win.toolBarBreak(win.reading_toolbar)
+        qtbot.waitUntil(
+            lambda: win.reading_toolbar.geometry().top() == win.main_toolbar.geometry().top(), timeout=2000
+        )
+        win.resize(1280, 720)
+        qtbot.waitUntil(lambda: win.toolBarBreak(win.reading_toolbar), timeout=2000)
+        qtbot.waitUntil(
+            lambda: win.reading_toolbar.geometry().top() >= win.main_toolbar.geometry().bottom(), timeout=2000
+        )

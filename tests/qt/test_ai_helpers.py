@@ -10,7 +10,8 @@ from ich_viewer.core.labels import LABELS, SUBTYPES
 from ich_viewer.dicom.records import ScanResult, Series, SeriesInfo, Skipped, SliceInfo
 from ich_viewer.inference.engine import Prediction
 from ich_viewer.qt.actions import ACTIONS, MENUS, ActionSpec, shortcut_help_text
-from ich_viewer.qt.ai.heatmap_controls import heatmap_lut
+from ich_viewer.qt.ai.heatmap_controls import CLEAR_BELOW, heatmap_lut, heatmap_scale_pixmap
+from ich_viewer.qt.ai.probability_panel import legend_html
 from ich_viewer.qt.ai.results import (
     AUTO_LABEL,
     is_synthetic_model,
@@ -29,6 +30,7 @@ from ich_viewer.qt.study_controller import (
     series_file_stem,
     study_title,
 )
+from ich_viewer.qt.views.slice_view import fit_corner_rows
 
 THRESHOLDS = dict.fromkeys(LABELS, 0.5)
 PROBS = np.array(
@@ -221,6 +223,16 @@ def test_heatmap_lut_is_transparent_at_zero_and_opaque_at_one():
     assert lut.shape == (256, 4) and lut.dtype == np.uint8
     assert lut[0, 3] == 0 and lut[-1, 3] == 255
     assert np.all(np.diff(lut[:, 3].astype(int)) >= 0)
+    # the low attention spread over the whole brain is not drawn; what is drawn rises to opaque
+    assert np.all(lut[: int(CLEAR_BELOW * 255), 3] == 0) and lut[int(0.5 * 255), 3] > 100
+
+
+def test_heatmap_scale_runs_from_grey_to_the_peak_colour(qapp):
+    image = heatmap_scale_pixmap(100, 8).toImage()
+    low, high = image.pixelColor(0, 4), image.pixelColor(99, 4)
+    assert (low.red(), low.green(), low.blue()) == (128, 128, 128)  # transparent: the grey under it
+    top = heatmap_lut()[-1]
+    assert abs(high.red() - int(top[0])) <= 1 and abs(high.blue() - int(top[2])) <= 1
 
 
 def test_synthetic_model_wording():
@@ -244,3 +256,33 @@ class TestPercent:
         assert percent_pair(0.99, 0.991) == ("99.0 %", "99.1 %")
         assert percent_pair(0.0098, 0.0101) == ("0.98 %", "1.01 %")
         assert percent_pair(0.25, 0.25) == ("25.0 %", "25.0 %")
+
+
+class TestFitCornerRows:
+    def test_texts_that_fit_keep_their_width(self):
+        assert fit_corner_rows([50, 60], [40], total=300) == [(50, 40), (60, 1)]
+
+    def test_rows_beside_the_letter_are_split_at_it(self):
+        # 200 px edge, 12 px letter, 6 px gaps: each half (200 - 12) // 2 - 6 = 88
+        limits = fit_corner_rows([150, 150, 150], [150, 10], total=200, letter=12, gap=6, letter_rows=2)
+        assert limits[:2] == [(88, 88), (88, 88)]
+        assert limits[2] == (150, 1)  # below the letter, alone on its row: whole
+
+    def test_the_shorter_text_keeps_its_width_and_the_longer_is_cut(self):
+        assert fit_corner_rows([150], [30], total=160, gap=6) == [(124, 30)]
+        assert fit_corner_rows([30], [150], total=160, gap=6) == [(30, 124)]
+        assert fit_corner_rows([150], [150], total=160, gap=6) == [(77, 77)]
+
+    def test_the_scale_bar_takes_its_rows_on_the_right(self):
+        assert fit_corner_rows([150, 150], [], total=160, gap=6, reserved={1: 60}) == [(150, 1), (94, 60)]
+
+    def test_a_limit_never_drops_below_the_minimum(self):
+        assert all(min(row) >= 40 for row in fit_corner_rows([500], [500], total=50, letter=12))
+
+
+def test_legend_names_every_label_in_order_and_the_threshold_in_percent():
+    html = legend_html(0.351)
+    positions = [html.index(f"&nbsp;{label}") for label in LABELS]
+    assert positions == sorted(positions)
+    assert "any threshold 35.1&nbsp;%" in html
+    assert "threshold" not in legend_html(None)

@@ -1,24 +1,41 @@
 """The heatmap controls of the AI panel: show/hide the Grad-CAM overlay (G), which label, its opacity, and a
-status line; plus the overlay's colour table."""
+status line; plus the overlay's colour table and its scale."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 from superqt.utils import signals_blocked
 
 from ich_viewer.core.labels import LABELS
 from ich_viewer.qt.ai.results import AUTO_LABEL
 
-__all__ = ["HeatmapControls", "heatmap_lut"]
+__all__ = ["CLEAR_BELOW", "HeatmapControls", "heatmap_lut", "heatmap_scale_pixmap"]
+
+
+#: Heatmap values (fractions of the slice's peak) drawn fully transparent.
+CLEAR_BELOW = 0.2
+
+
+def heatmap_scale_pixmap(width: int = 120, height: int = 10) -> QPixmap:
+    """The colour scale of :func:`heatmap_lut` over a mid-grey (as on brain), low on the left."""
+    lut = heatmap_lut().astype(np.float32)
+    index = np.linspace(0, 255, width).astype(int)
+    a = lut[index, 3:4] / 255.0
+    rgb = lut[index, :3] * a + 128.0 * (1.0 - a)
+    row = np.ascontiguousarray(np.repeat(rgb[None].astype(np.uint8), height, axis=0))
+    image = QImage(row.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(image.copy())
 
 
 def heatmap_lut() -> np.ndarray:
-    """RGBA lookup table uint8 ``(256, 4)``: the 'inferno' colormap, transparent for low values."""
+    """RGBA lookup table uint8 ``(256, 4)``: the 'inferno' colormap, transparent up to :data:`CLEAR_BELOW` of the
+    slice's peak (the low attention that covers the whole brain does not tint it), opaque from 0.7."""
     colors = pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256, alpha=False)
-    alpha = np.clip(np.linspace(0.0, 1.0, 256) * 1.6 - 0.15, 0.0, 1.0) * 255
+    alpha = np.clip((np.linspace(0.0, 1.0, 256) - CLEAR_BELOW) / (0.7 - CLEAR_BELOW), 0.0, 1.0) * 255
     return np.concatenate([colors[:, :3], alpha[:, None]], axis=1).astype(np.uint8)
 
 
@@ -69,6 +86,24 @@ class HeatmapControls(QWidget):
         self.opacity_slider.valueChanged.connect(self._on_opacity_slider_changed)
         orow.addWidget(self.opacity_slider, 1)
         column.addWidget(opacity_row)
+        scale_row = QWidget(self)
+        srow = QHBoxLayout(scale_row)
+        srow.setContentsMargins(0, 0, 0, 0)
+        srow.addWidget(QLabel("Scale", scale_row))
+        low, high = QLabel("low", scale_row), QLabel("peak of slice", scale_row)
+        for label in (low, high):
+            label.setStyleSheet("color: #8d959d; font-size: 9pt;")
+        self.scale = QLabel(scale_row)
+        self.scale.setPixmap(heatmap_scale_pixmap())
+        self.scale.setToolTip(
+            f"Grad-CAM relative to the slice's peak; below {100 * CLEAR_BELOW:.0f} % it is not drawn. "
+            "It shows where the model looked, not the extent of a bleed."
+        )
+        srow.addWidget(low)
+        srow.addWidget(self.scale)
+        srow.addWidget(high)
+        srow.addStretch(1)
+        column.addWidget(scale_row)
         self.status = QLabel("", self)
         self.status.setStyleSheet("color: #8d959d; font-size: 9pt;")
         column.addWidget(self.status)

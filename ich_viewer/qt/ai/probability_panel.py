@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ich_viewer.core.labels import LABELS
 
-__all__ = ["LABEL_COLORS", "ProbabilityPanel"]
+__all__ = ["LABEL_COLORS", "THRESHOLD_COLOR", "ProbabilityPanel", "legend_html"]
 
-#: Visible probability range: a little below 0, and head-room above 1 for the legend.
-Y_RANGE = (-0.03, 1.32)
+#: Visible probability range: a little below 0 and above 1 (the legend is a row above the plot, not in it).
+Y_RANGE = (-0.03, 1.06)
 
 #: One colour per label (``any`` white, subtypes distinct hues), used by every AI widget.
 LABEL_COLORS: dict[str, str] = {
@@ -24,6 +24,24 @@ LABEL_COLORS: dict[str, str] = {
     "subarachnoid": "#5cc8ff",
     "subdural": "#c792ea",
 }
+
+
+#: The dashed line of the 'any' threshold.
+THRESHOLD_COLOR = "#ff4040"
+
+
+def legend_html(threshold: float | None) -> str:
+    """The legend row: a coloured line and the name of each label (LABELS order), then the 'any' threshold in
+    percent with one decimal (as the AI panel writes it) when there is one."""
+    entries = [
+        f'<span style="color:{LABEL_COLORS[label]}">&#x2501;&#x2501;</span>&nbsp;{label}' for label in LABELS
+    ]
+    if threshold is not None:
+        entries.append(
+            f'<span style="color:{THRESHOLD_COLOR}">&#x254C;&#x254C;</span>&nbsp;any threshold '
+            f"{100 * threshold:.1f}&nbsp;%"
+        )
+    return " &nbsp; ".join(entries)
 
 
 class _SlicePickViewBox(pg.ViewBox):
@@ -68,28 +86,32 @@ class ProbabilityPanel(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        # the legend and the threshold: a wrapping row above the plot, so that neither covers a curve, the
+        # slice marker or each other at any width; figures in percent, as in the AI panel
+        self.legend = QLabel(self)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
+        self.legend.setStyleSheet("background: #101214; color: #d0d4d8; padding: 2px 6px;")
+        layout.addWidget(self.legend)
         self.viewbox = _SlicePickViewBox()
         self.plot = pg.PlotWidget(self, viewBox=self.viewbox, background="#101214")
         self.plot.setMinimumHeight(150)
         self.plot.setLabel("bottom", "image")
-        self.plot.setLabel("left", "probability")
         self.plot.showGrid(x=False, y=True, alpha=0.15)
         self.plot.setYRange(*Y_RANGE, padding=0.0)
-        self.plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
-        # the legend sits in the head-room above probability 1, so it never hides a curve
-        self.legend = self.plot.addLegend(offset=(-10, 1), labelTextColor="#d0d4d8", colCount=6)
+        self.plot.setLabel("left", "probability %")
+        self.plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "50"), (1.0, "100")]])
         self.curves: dict[str, pg.PlotDataItem] = {}
         for label in LABELS:
             width = 2.6 if label == "any" else 1.4
             pen = pg.mkPen(LABEL_COLORS[label], width=width)
-            self.curves[label] = self.plot.plot([], [], pen=pen, name=label)
+            self.curves[label] = self.plot.plot([], [], pen=pen)
         self.threshold_line = pg.InfiniteLine(
             pos=0.5,
             angle=0,
             movable=False,
-            pen=pg.mkPen("#ff4040", width=1.2, style=Qt.PenStyle.DashLine),
-            label="any threshold {value:.3f}",
-            labelOpts={"position": 0.04, "color": "#ff7070", "anchors": [(0, 1), (0, 1)]},
+            pen=pg.mkPen(THRESHOLD_COLOR, width=1.2, style=Qt.PenStyle.DashLine),
         )
         self.plot.addItem(self.threshold_line)
         self.marker = pg.InfiniteLine(pos=1, angle=90, movable=False, pen=pg.mkPen("#f0d060", width=1.5))
@@ -98,6 +120,7 @@ class ProbabilityPanel(QWidget):
         self.viewbox.picked.connect(self._on_viewbox_picked)
         self.n_slices = 0
         self.probabilities: np.ndarray | None = None
+        self.legend.setText(legend_html(None))
 
     def set_probabilities(self, probabilities: np.ndarray | None, threshold: float = 0.5) -> None:
         """Show per-slice probabilities float32 ``(slices, 6)`` in LABELS order; None clears the plot."""
@@ -106,6 +129,7 @@ class ProbabilityPanel(QWidget):
             self.n_slices = 0
             for curve in self.curves.values():
                 curve.setData([], [])
+            self.legend.setText(legend_html(None))
             return
         probabilities = np.asarray(probabilities, dtype=np.float32)
         self.probabilities = probabilities
@@ -114,6 +138,7 @@ class ProbabilityPanel(QWidget):
         for k, label in enumerate(LABELS):
             self.curves[label].setData(x, probabilities[:, k])
         self.threshold_line.setValue(float(threshold))
+        self.legend.setText(legend_html(float(threshold)))
         self.plot.setXRange(0.5, self.n_slices + 0.5, padding=0.0)
         self.plot.setYRange(*Y_RANGE, padding=0.0)
 

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -30,6 +29,8 @@ __all__ = ["CLEAR_TEXT", "FLAGGED_TEXT", "StudySummaryPanel", "percent", "percen
 # Triage wording: a triage tool never says "no hemorrhage", only that the study is not flagged.
 FLAGGED_TEXT = "Flagged for review"
 CLEAR_TEXT = "Not flagged"
+#: Top-slice buttons per row
+_TOP_COLUMNS = 3
 
 
 def percent(p: float) -> str:
@@ -73,7 +74,8 @@ def _label_rows(box: QGroupBox) -> tuple[dict[str, QLabel], dict[str, QProgressB
         bar = _bar(LABEL_COLORS[label])
         value = QLabel("–", box)
         value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        value.setMinimumWidth(96)
+        # room for the widest value ("100.0 % / 100.0 %  ▲"): the panel's minimum width holds it unclipped
+        value.setMinimumWidth(value.fontMetrics().horizontalAdvance("100.0 % / 100.0 %  ▲") + 4)
         grid.addWidget(name, row, 0)
         grid.addWidget(bar, row, 1)
         grid.addWidget(value, row, 2)
@@ -120,17 +122,20 @@ class StudySummaryPanel(QWidget):
         layout.addWidget(study_box)
 
         top_box = QGroupBox("Top slices (any)", self)
-        top_layout = QHBoxLayout(top_box)
+        # three to a row: five in one row would make the dock wider than a 1280-pixel window allows
+        top_layout = QGridLayout(top_box)
         top_layout.setContentsMargins(6, 4, 6, 4)
+        top_layout.setHorizontalSpacing(4)
+        top_layout.setVerticalSpacing(4)
         self.top_buttons: list[QPushButton] = []
-        for _ in range(5):
+        for k in range(5):
             button = QPushButton("", top_box)
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.setVisible(False)
             button.clicked.connect(lambda _=False, b=button: self._on_top_button_clicked(b))
-            top_layout.addWidget(button)
+            top_layout.addWidget(button, k // _TOP_COLUMNS, k % _TOP_COLUMNS)
             self.top_buttons.append(button)
-        top_layout.addStretch(1)
+        top_layout.setColumnStretch(_TOP_COLUMNS, 1)
         layout.addWidget(top_box)
 
         current_box = QGroupBox("This slice", self)

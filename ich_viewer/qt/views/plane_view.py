@@ -236,8 +236,4 @@ class PlaneView(SliceView):
             + ("  inverted" if self.inverted else ""),
             f"Zoom {self.zoom_factor() * 100:.0f}%",
         ]
-        self._corner["tl"].setText("\n".join(x for x in tl if x))
-        self._corner["tr"].setText("\n".join(x for x in tr if x))
-        self._corner["bl"].setText("\n".join(x for x in bl if x))
-        self._corner["br"].setText(self.extra_text)
-        self._place_overlays()
+        self._set_corner_texts(tl, tr, bl, self.extra_text.split("\n"))

@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QFont, QPainter, QTransform
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtGui import QColor, QFont, QPainter, QTransform
+from PySide6.QtWidgets import QGraphicsDropShadowEffect, QLabel, QWidget
 
 from ich_viewer.core.geometry import edge_letters, pixel_to_patient
 from ich_viewer.core.windowing import Window
@@ -30,7 +31,7 @@ from ich_viewer.qt.views.scale_bar import ScaleBar
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-__all__ = ["CursorReadout", "SliceView", "format_date", "format_name"]
+__all__ = ["CursorReadout", "SliceView", "fit_corner_rows", "format_date", "format_name"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,67 @@ class _ReadingViewBox(pg.ViewBox):
         ev.accept()
 
 
+#: Overlay text: distance from the viewport's edges, least gap between a corner and the edge letter beside it,
+#: and the narrowest a corner is elided to (pixels).
+_MARGIN = 8
+_GAP = 6
+_MIN_CORNER = 40
+
+
+def fit_corner_rows(
+    left: Sequence[int],
+    right: Sequence[int],
+    total: int,
+    letter: int = 0,
+    gap: int = _GAP,
+    reserved: dict[int, int] | None = None,
+    letter_rows: int = 1,
+) -> list[tuple[int, int]]:
+    """The widest each row of two corner texts of one edge may be, so that nothing overlaps.
+
+    Parameters
+    ----------
+    left, right : sequence of int
+        Natural widths (pixels) of the left and right corner's lines, row 0 at the edge (the first line of a
+        top corner, the last of a bottom one).
+    total : int
+        The edge's width between the margins (pixels).
+    letter : int
+        Width of the orientation letter centred on the edge (0: none); the rows beside it are split at it.
+    gap : int
+        Least space between two texts (pixels).
+    reserved : dict of int to int, optional
+        Rows on the right taken by something else (the scale bar) and its width.
+    letter_rows : int
+        How many rows, from the edge, the letter spans (it is drawn larger than the corner text).
+
+    Returns
+    -------
+    list of (int, int)
+        ``(left_max, right_max)`` per row, as many rows as the longer corner. A row's texts keep their
+        natural width when they fit; else the shorter one keeps it and the longer is cut to the rest.
+    """
+    reserved = reserved or {}
+    limits = []
+    for row in range(max(len(left), len(right))):
+        wl = left[row] if row < len(left) else 0
+        wr = max(right[row] if row < len(right) else 0, reserved.get(row, 0))
+        if row < letter_rows and letter:
+            half = max(_MIN_CORNER, (total - letter) // 2 - gap)
+            limits.append((half, half))
+            continue
+        budget = total - gap
+        if wl + wr <= budget:
+            limits.append((max(wl, 1), max(wr, 1)))
+        elif 2 * wl <= budget:
+            limits.append((wl, max(_MIN_CORNER, budget - wl)))
+        elif 2 * wr <= budget:
+            limits.append((max(_MIN_CORNER, budget - wr), wr))
+        else:
+            limits.append((max(_MIN_CORNER, budget // 2),) * 2)
+    return limits
+
+
 class _Overlay(QLabel):
     """A transparent text label over the image that lets the mouse through."""
 
@@ -141,6 +203,12 @@ class _Overlay(QLabel):
         font = QFont()
         font.setPointSizeF(9.5)
         self.setFont(font)
+        # a dark outline keeps the text legible over bone and bright windows (it has no background box)
+        shadow = QGraphicsDropShadowEffect(self)
+        shadow.setBlurRadius(2)
+        shadow.setOffset(1, 1)
+        shadow.setColor(QColor(0, 0, 0, 255))
+        self.setGraphicsEffect(shadow)
 
 
 class SliceView(pg.GraphicsView):
@@ -530,20 +598,62 @@ class SliceView(pg.GraphicsView):
             + ("  inverted" if self.inverted else ""),
             f"Zoom {self.zoom_factor() * 100:.0f}%",
         ]
-        # the top corners share the width: in a narrow pane (MPR, compare) long lines are elided, not overlapped
-        half = max(80, self.viewport().width() // 2 - 16)
+        self._set_corner_texts(tl, tr, bl, self.extra_text.split("\n"))
+
+    def _edge_letter_width(self, key: str) -> int:
+        label = self._edge[key]
+        return label.sizeHint().width() if label.text() and self.overlays_visible else 0
+
+    def _set_corner_texts(self, tl: list[str], tr: list[str], bl: list[str], br: list[str]) -> None:
+        """Show the four corners' lines (empty lines dropped). The two corners of an edge share its width row by
+        row, with the orientation letter in the middle of the edge row and the scale bar above the bottom-right
+        text: in a narrow pane (MPR, compare) long lines are elided instead of running into each other, into
+        the letter or into the bar."""
         metrics = self._corner["tl"].fontMetrics()
         elide = Qt.TextElideMode.ElideRight
-        self._corner["tl"].setText("\n".join(metrics.elidedText(x, elide, half) for x in tl if x))
-        self._corner["tr"].setText("\n".join(metrics.elidedText(x, elide, half) for x in tr if x))
-        self._corner["bl"].setText("\n".join(x for x in bl if x))
-        self._corner["br"].setText(self.extra_text)
+        total = self.viewport().width() - 2 * _MARGIN
+        bar_rows = -(-self.scale_bar.height() // max(1, metrics.lineSpacing()))
+        for (lk, lines_l), (rk, lines_r), edge in (
+            (("tl", tl), ("tr", tr), "top"),
+            (("bl", bl), ("br", br), "bottom"),
+        ):
+            left, right = [x for x in lines_l if x], [x for x in lines_r if x]
+            if edge == "bottom":  # row 0 is the one at the edge
+                left, right = left[::-1], right[::-1]
+            widths_r = [metrics.horizontalAdvance(x) for x in right]
+            reserved = {}
+            if edge == "bottom" and self.scale_bar.isVisibleTo(self.viewport()):
+                reserved = {len(right) + k: self.scale_bar.width() for k in range(bar_rows)}
+            letter = self._edge[edge]
+            limits = fit_corner_rows(
+                [metrics.horizontalAdvance(x) for x in left],
+                widths_r,
+                total,
+                self._edge_letter_width(edge),
+                _GAP,
+                reserved,
+                letter_rows=-(-letter.sizeHint().height() // max(1, metrics.lineSpacing())),
+            )
+
+            def fit(text: str, limit: int) -> str:
+                return (
+                    text
+                    if metrics.horizontalAdvance(text) <= limit
+                    else metrics.elidedText(text, elide, limit)
+                )
+
+            left = [fit(x, lim[0]) for x, lim in zip(left, limits, strict=False)]
+            right = [fit(x, lim[1]) for x, lim in zip(right, limits, strict=False)]
+            if edge == "bottom":
+                left, right = left[::-1], right[::-1]
+            self._corner[lk].setText("\n".join(left))
+            self._corner[rk].setText("\n".join(right))
         self._place_overlays()
 
     def _place_overlays(self) -> None:
         viewport = self.viewport()
         w, h = viewport.width(), viewport.height()
-        margin = 8
+        margin = _MARGIN
         for key, label in self._corner.items():
             label.adjustSize()
             lw, lh = label.width(), label.height()
