@@ -84,11 +84,17 @@ def test_training_models_fuse_and_train_like_keras_ones() -> None:
     from training.models import compile_model
 
     compile_model(plain)
+    before = fused.get_weights()
     losses = [[float(np.asarray(m.train_on_batch(x, y))[0]) for _ in range(3)] for m in (plain, fused)]
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)
     assert losses[0][2] < losses[0][0]
-    for a, b in zip(plain.get_weights(), fused.get_weights(), strict=True):
-        np.testing.assert_allclose(b, a, rtol=1e-2, atol=1e-4)
+    # AdamW moves a weight by about the learning rate a step whatever its gradient's size, so where a gradient is
+    # near zero two kernels that sum in another order (oneDNN threads) may put single weights up to a step apart.
+    # Judge each tensor by how far the two runs end apart against how far they moved: a wrong gradient or
+    # batch-statistics update gives a ratio near 1, round-off about 0.01.
+    for a, b, start in zip(plain.get_weights(), fused.get_weights(), before, strict=True):
+        moved = float(np.abs(a - start).mean())
+        assert float(np.abs(b - a).mean()) <= 0.05 * moved + 1e-7
 
 
 def test_weights_move_between_keras_and_fused_checkpoints(tmp_path) -> None:
