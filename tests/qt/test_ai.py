@@ -265,6 +265,25 @@ class TestModel:
 
 
 class TestHeatmap:
+    def test_heatmap_is_disabled_without_a_result_it_can_explain(self, qtbot, ai_window, ct_study):
+        win = ai_window
+        action, controls = win.acts["heatmap"], win.ai.heatmap_controls
+        assert not action.isEnabled() and not controls.check.isEnabled()
+        assert "after the model has run" in action.toolTip()
+        qtbot.keyClick(win.slice_view, Qt.Key.Key_G)
+        assert not win.ai.heatmap_visible and not action.isChecked()
+        folder, _ = ct_study(n_slices=5, rows=64, cols=48)
+        open_and_predict(qtbot, win, folder)
+        assert action.isEnabled() and controls.check.isEnabled() and controls.opacity_slider.isEnabled()
+        # a series outside the model's domain has no verdict, so no "where it looked" either
+        other, _ = ct_study(n_slices=9, name="contrast", ContrastBolusAgent="IOPAMIDOL 370")
+        open_and_predict(qtbot, win, other)
+        assert not action.isEnabled() and not controls.check.isEnabled()
+        assert controls.status.text() == "No heatmap: AI not applicable to this series"
+        win.open_path(folder)  # back to the head CT: enabled again once its result is in
+        qtbot.waitUntil(lambda: action.isEnabled(), timeout=AI_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: not win.jobs.is_running(), timeout=AI_TIMEOUT_MS)
+
     def test_overlay_toggle_opacity_and_label(self, qtbot, ai_window, ct_study):
         folder, hu = ct_study(n_slices=5, rows=64, cols=48)
         open_and_predict(qtbot, ai_window, folder)

@@ -130,8 +130,8 @@ class AiController(QObject):
         self._bg_key: tuple[str, str, str] | None = None
         self._build_widgets(parent)
         self.acts = build_actions("ai", self, parent, checked={"auto_ai": host.prefs.auto_ai})
-        for name in ("export_csv", "export_json"):
-            self.acts[name].setEnabled(False)
+        self._heatmap_tip = self.acts["heatmap"].toolTip()
+        self._update_result_actions()
         study.series_started.connect(self._on_study_series_started)
         study.series_loaded.connect(self._on_study_series_loaded)
         study.index_changed.connect(self._on_study_index_changed)
@@ -183,6 +183,7 @@ class AiController(QObject):
         self.model_dir_override = None
         self.engine = None
         self.gradcam = None
+        self._update_result_actions()
         self.error = None
         self.heatmaps.clear()
         self.status.emit(f"Model folder: {folder or 'bundled demo model'}", 5000)
@@ -340,8 +341,7 @@ class AiController(QObject):
         self.summary.set_status(summary_status(prediction))
         self.results_visibility_changed.emit(True)
         self.dock_visibility_changed.emit(True)
-        for name in ("export_csv", "export_json"):
-            self.acts[name].setEnabled(True)
+        self._update_result_actions()
         self._on_study_index_changed(self.study.index)
         self.status.emit(status_line(prediction), 8000)
         self.prediction_ready.emit(prediction)
@@ -392,8 +392,31 @@ class AiController(QObject):
         self.overlay_text_changed.emit("")
         self.heatmap_changed.emit(None, None)
         self.results_visibility_changed.emit(False)
+        self._update_result_actions()
+
+    def _update_result_actions(self) -> None:
+        """Enable the exports with a result of the series on screen, the heatmap only where it can mean something.
+
+        No result yet, a model without a convolutional layer, or a series outside the model's domain (no verdict,
+        so no "where it looked" either): the Heatmap action and the dock's controls are disabled and say why.
+        """
+        has_result = self.prediction is not None and self.series is not None and self.series is self.study.series
         for name in ("export_csv", "export_json"):
-            self.acts[name].setEnabled(False)
+            self.acts[name].setEnabled(has_result)
+        if not has_result:
+            reason = "Heatmap after the model has run"
+        elif self.gradcam is None:
+            reason = "Heatmaps unavailable for this model"
+        elif not getattr(self.prediction, "applicable", True):
+            reason = "No heatmap: AI not applicable to this series"
+        else:
+            reason = ""
+        action = self.acts["heatmap"]
+        action.setEnabled(not reason)
+        action.setToolTip(f"{self._heatmap_tip}: {reason}" if reason else self._heatmap_tip)
+        self.heatmap_controls.set_available(not reason)
+        if reason:
+            self.heatmap_controls.set_status(reason)
 
     def _show_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)

@@ -125,6 +125,11 @@ class HeatmapControls(QWidget):
         with signals_blocked(self.check):
             self.check.setChecked(checked)
 
+    def set_available(self, available: bool) -> None:
+        """Enable the check box, label and opacity only when a heatmap can be shown."""
+        for widget in (self.check, self.label_combo, self.opacity_slider):
+            widget.setEnabled(available)
+
     def set_status(self, text: str) -> None:
         """The line under the controls (which heatmap is shown, or why none)."""
         self.status.setText(text)
