@@ -400,7 +400,9 @@ class AiController(QObject):
         No result yet, a model without a convolutional layer, or a series outside the model's domain (no verdict,
         so no "where it looked" either): the Heatmap action and the dock's controls are disabled and say why.
         """
-        has_result = self.prediction is not None and self.series is not None and self.series is self.study.series
+        has_result = (
+            self.prediction is not None and self.series is not None and self.series is self.study.series
+        )
         for name in ("export_csv", "export_json"):
             self.acts[name].setEnabled(has_result)
         if not has_result:
