@@ -292,8 +292,6 @@ class AiController(QObject):
         engine, gradcam = loaded
         self.engine = engine
         self.gradcam = gradcam
-        if gradcam is None:
-            self.heatmap_controls.set_status("Heatmaps unavailable for this model")
         info = engine.info
         self.summary.set_model(info.name, info.version, engine.device, info.training_data)
         self.device_label.setText(f"AI on {engine.device}")
@@ -400,25 +398,29 @@ class AiController(QObject):
         No result yet, a model without a convolutional layer, or a series outside the model's domain (no verdict,
         so no "where it looked" either): the Heatmap action and the dock's controls are disabled and say why.
         """
-        has_result = (
-            self.prediction is not None and self.series is not None and self.series is self.study.series
-        )
+        has_result = self._has_result()
         for name in ("export_csv", "export_json"):
             self.acts[name].setEnabled(has_result)
-        if not has_result:
-            reason = "Heatmap after the model has run"
-        elif self.gradcam is None:
-            reason = "Heatmaps unavailable for this model"
-        elif not getattr(self.prediction, "applicable", True):
-            reason = "No heatmap: AI not applicable to this series"
-        else:
-            reason = ""
+        reason = self._heatmap_unavailable_reason()
         action = self.acts["heatmap"]
         action.setEnabled(not reason)
         action.setToolTip(f"{self._heatmap_tip}: {reason}" if reason else self._heatmap_tip)
         self.heatmap_controls.set_available(not reason)
         if reason:
             self.heatmap_controls.set_status(reason)
+
+    def _has_result(self) -> bool:
+        return self.prediction is not None and self.series is not None and self.series is self.study.series
+
+    def _heatmap_unavailable_reason(self) -> str:
+        """Why no heatmap can be shown now (empty when one can): the one source of these messages."""
+        if not self._has_result():
+            return "Heatmap after the model has run"
+        if self.gradcam is None:
+            return "Heatmaps unavailable for this model"
+        if not getattr(self.prediction, "applicable", True):
+            return "No heatmap: AI not applicable to this series"
+        return ""
 
     def _show_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)
@@ -492,9 +494,10 @@ class AiController(QObject):
         return self._key(index, self.label_for_slice(index))
 
     def _update_heatmap(self) -> None:
-        if self.gradcam is None or self.series is None or self.series is not self.study.series:
+        reason = self._heatmap_unavailable_reason()
+        if reason:
             self.heatmap_changed.emit(None, None)
-            self.heatmap_controls.set_status("Heatmap after the model has run")
+            self.heatmap_controls.set_status(reason)
             return
         index = self.study.index
         label = self.label_for_slice(index)
