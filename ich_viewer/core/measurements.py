@@ -40,7 +40,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -49,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ich_viewer.core.paths import write_json_atomic
 
 __all__ = [
     "CSV_COLUMNS",
@@ -660,14 +661,8 @@ class MeasurementStore:
 
     def save(self) -> Path:
         """Write the file atomically (a study without measurements keeps an empty list); returns its path."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.path
-        if self.load_error and path.exists():
-            os.replace(path, path.with_name(path.name + ".unreadable"))
-            self.load_error = ""
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, allow_nan=False), encoding="utf-8")
-        os.replace(tmp, path)
+        path = write_json_atomic(self.path, self.to_json(), set_aside_old=bool(self.load_error))
+        self.load_error = ""
         return path
 
     def _load(self) -> None:

@@ -24,3 +24,20 @@ def is_inside(child: str | Path, parent: str | Path) -> bool:
 def is_inside_any(child: str | Path, parents: Iterable[str | Path]) -> bool:
     """True when ``child`` lies in (or is) any of ``parents`` (see :func:`is_inside`)."""
     return any(is_inside(child, p) for p in parents)
+
+
+def write_json_atomic(path: str | Path, data: object, *, set_aside_old: bool = False) -> Path:
+    """Write ``data`` as indented JSON to ``path`` through a temporary file and a rename, so that a crash never
+    leaves half a file; ``set_aside_old``: first keep an existing file as ``<name>.unreadable`` (a file that
+    could not be read is never overwritten). Creates the parent folder. NaN and infinity are refused."""
+    import json
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if set_aside_old and path.exists():
+        os.replace(path, path.with_name(path.name + ".unreadable"))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
