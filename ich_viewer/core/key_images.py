@@ -5,7 +5,7 @@ images for export.
 A key image is an acquired slice of a series: (0020,000E) Series Instance UID, (0008,0018) SOP Instance UID and
 its display index (as ``inspect`` numbers them), with the window it was read in, so that an export shows it as
 the reader saw it. The store's file is JSON, one per (0020,000D) Study Instance UID, named like the
-measurements' files (:func:`~ich_viewer.core.measurements.store_file_name`)::
+measurements' files (:func:`~ich_viewer.core.study_store.store_file_name`)::
 
     {"format": "ich-viewer key images", "version": 1, "study_uid": "1.2...",
      "key_images": [{"series_uid": "...", "sop_uid": "...", "index": 11, "window": [40.0, 80.0, "Brain"],
@@ -14,19 +14,16 @@ measurements' files (:func:`~ich_viewer.core.measurements.store_file_name`)::
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from ich_viewer.core.measurements import store_file_name
-from ich_viewer.core.paths import write_json_atomic
+from ich_viewer.core.study_store import StudyStore
 from ich_viewer.core.windowing import apply_window
 
 __all__ = ["FORMAT", "KeyImage", "KeyImageStore", "key_image_file_stem", "render_key_image"]
@@ -108,7 +105,7 @@ class KeyImage:
         )
 
 
-class KeyImageStore:
+class KeyImageStore(StudyStore):
     """The key images of one study, saved in ``folder`` as JSON after every change.
 
     Parameters
@@ -129,22 +126,13 @@ class KeyImageStore:
         Called with no argument after every change.
     """
 
-    def __init__(self, folder: str | Path, study_uid: str, *, autosave: bool = True) -> None:
-        self.folder = Path(folder)
-        self.study_uid = str(study_uid)
-        self.autosave = autosave
-        self.listeners: list[Callable[[], None]] = []
-        self.load_error = ""
-        self._items: list[KeyImage] = []
-        self._load()
+    FORMAT = FORMAT
+    VERSION = FORMAT_VERSION
+    ITEMS_KEY = "key_images"
+    WHAT = "key images"
 
-    @property
-    def path(self) -> Path:
-        """The JSON file of this study."""
-        return self.folder / store_file_name(self.study_uid)
-
-    def __len__(self) -> int:
-        return len(self._items)
+    def _item_from_json(self, d: Mapping[str, Any]) -> KeyImage:
+        return KeyImage.from_json(d)
 
     def __iter__(self) -> Iterator[KeyImage]:
         return iter(self.items())
@@ -203,41 +191,6 @@ class KeyImageStore:
         if self._items:
             self._items.clear()
             self._changed()
-
-    def _changed(self) -> None:
-        if self.autosave:
-            self.save()
-        for listener in list(self.listeners):
-            listener()
-
-    # --------------------------------------------------------------------------------------------- files
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "study_uid": self.study_uid,
-            "key_images": [k.to_json() for k in self._items],
-        }
-
-    def save(self) -> Path:
-        """Write the file atomically; returns its path."""
-        path = write_json_atomic(self.path, self.to_json(), set_aside_old=bool(self.load_error))
-        self.load_error = ""
-        return path
-
-    def _load(self) -> None:
-        path = self.path
-        if not path.is_file():
-            return
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise ValueError("not a key images file")
-            items = [KeyImage.from_json(d) for d in data.get("key_images", [])]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            self.load_error = f"could not read the saved key images {path}: {exc}"
-            return
-        self._items = items
 
 
 def render_key_image(hu: np.ndarray, key: KeyImage, spacing: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:

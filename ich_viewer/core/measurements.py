@@ -36,20 +36,18 @@ a command (add, remove, replace) that can be undone and redone; after each the s
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
-import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ich_viewer.core.paths import write_json_atomic
+from ich_viewer.core.study_store import StudyStore, store_file_name
 
 __all__ = [
     "CSV_COLUMNS",
@@ -509,14 +507,7 @@ class _Command:
     position: int
 
 
-def store_file_name(study_uid: str) -> str:
-    """The store's file name for a study: the UID itself when it is a plain UID, else a hash of it."""
-    if re.fullmatch(r"[0-9.]{1,64}", study_uid or ""):
-        return f"{study_uid}.json"
-    return "study-" + hashlib.sha256(study_uid.encode("utf-8")).hexdigest()[:32] + ".json"
-
-
-class MeasurementStore:
+class MeasurementStore(StudyStore):
     """The measurements of one study, with undo/redo, saved in ``folder`` as JSON after every change.
 
     Parameters
@@ -536,25 +527,18 @@ class MeasurementStore:
         ``*.json.unreadable`` on the first save instead of being overwritten.
     """
 
+    FORMAT = FORMAT
+    VERSION = FORMAT_VERSION
+    ITEMS_KEY = "measurements"
+    WHAT = "measurements"
+
     def __init__(self, folder: str | Path, study_uid: str, *, autosave: bool = True) -> None:
-        self.folder = Path(folder)
-        self.study_uid = str(study_uid)
-        self.autosave = autosave
-        self.listeners: list[Callable[[], None]] = []
-        self.load_error = ""
-        self._items: list[Measurement] = []
         self._undo: list[_Command] = []
         self._redo: list[_Command] = []
-        self._load()
+        super().__init__(folder, study_uid, autosave=autosave)
 
-    # ---------------------------------------------------------------------------------------------- reading
-    @property
-    def path(self) -> Path:
-        """The JSON file of this study."""
-        return self.folder / store_file_name(self.study_uid)
-
-    def __len__(self) -> int:
-        return len(self._items)
+    def _item_from_json(self, d: Mapping[str, Any]) -> Measurement:
+        return Measurement.from_json(d)
 
     def __iter__(self):
         return iter(list(self._items))
@@ -642,42 +626,6 @@ class MeasurementStore:
             self._items = [m for m in self._items if m.id != cmd.old.id]
         if cmd.new is not None:
             self._items.insert(min(cmd.position, len(self._items)), cmd.new)
-
-    def _changed(self) -> None:
-        if self.autosave:
-            self.save()
-        for listener in list(self.listeners):
-            listener()
-
-    # ---------------------------------------------------------------------------------------------- files
-    def to_json(self) -> dict[str, Any]:
-        """The store's content (the file format and the JSON export)."""
-        return {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "study_uid": self.study_uid,
-            "measurements": [m.to_json() for m in self._items],
-        }
-
-    def save(self) -> Path:
-        """Write the file atomically (a study without measurements keeps an empty list); returns its path."""
-        path = write_json_atomic(self.path, self.to_json(), set_aside_old=bool(self.load_error))
-        self.load_error = ""
-        return path
-
-    def _load(self) -> None:
-        path = self.path
-        if not path.is_file():
-            return
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("format") != FORMAT:
-                raise ValueError("not a measurements file")
-            items = [Measurement.from_json(d) for d in data.get("measurements", [])]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            self.load_error = f"could not read the saved measurements {path}: {exc}"
-            return
-        self._items = items
 
     def export_json(self, path: str | Path) -> None:
         """Write the measurements as JSON (the store's format) to ``path``."""

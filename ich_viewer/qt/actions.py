@@ -65,7 +65,8 @@ class ActionSpec:
     args : tuple
         Arguments of the slot (not checkable actions).
     owner : str
-        ``"window"``, ``"ai"``, ``"tools"`` (the measurement tools and the tag browser) or ``"pacs"``
+        ``"window"``, ``"ai"``, ``"tools"`` (the measurement tools and the tag browser), ``"keys"`` (the key
+        images), ``"hematoma"`` or ``"pacs"``
         (:class:`~ich_viewer.qt.pacs.controller.PacsController`).
     """
 
@@ -87,6 +88,7 @@ _AI = "ai"
 _TOOLS = "tools"
 _PACS = "pacs"
 _HEMATOMA = "hematoma"
+_KEYS = "keys"
 
 #: Every action of the window, in menu order.
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -113,6 +115,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("export_png", "&Export View as PNG…", "_on_export_png", ("Ctrl+E",), "&File", True, (5, 0)),
     ActionSpec("copy_view", "&Copy View", "copy_view_to_clipboard", (_K.Copy,), "&File"),
+    ActionSpec(
+        "export_hide_identity",
+        "Exports &Without Patient Name and ID (for a Talk)",
+        "set_export_hide_identity",
+        menu="&File",
+        tip="PNG exports and copied views leave the patient's name and ID out of the corner text",
+        checkable=True,
+    ),
     ActionSpec("export_csv", "Export AI Results as &CSV…", "_on_export_csv", menu="&File", owner=_AI),
     ActionSpec("export_json", "Export AI Results as &JSON…", "_on_export_json", menu="&File", owner=_AI),
     ActionSpec(
@@ -285,6 +295,41 @@ ACTIONS: tuple[ActionSpec, ...] = (
         owner=_TOOLS,
     ),
     ActionSpec("dicom_tags", "DICOM &Tags…", "show_tags", ("Ctrl+T",), "&Tools", True, owner=_TOOLS),
+    # key images (ich_viewer.qt.tools.key_images.KeyImageController)
+    ActionSpec(
+        "key_image",
+        "Mark &Key Image",
+        "toggle_current",
+        ("K",),
+        "&Tools",
+        True,
+        tip="Mark the slice on screen as a key image, or unmark it (K); listed in the Key images dock",
+        owner=_KEYS,
+    ),
+    ActionSpec(
+        "export_key_png",
+        "Export Key Images as P&NG…",
+        "export_png_dialog",
+        menu="&Tools",
+        tip="One PNG per key image, in the window it was marked in, without patient name or ID",
+        owner=_KEYS,
+    ),
+    ActionSpec(
+        "export_key_dicom",
+        "Export Key Images as DICOM (&KOS)…",
+        "export_dicom_dialog",
+        menu="&Tools",
+        tip="A DICOM Key Object Selection Document referencing the key images",
+        owner=_KEYS,
+    ),
+    ActionSpec(
+        "send_key_images",
+        "Send Key Images to PACS…",
+        "send_dialog",
+        menu="&Tools",
+        tip="Store the Key Object Selection on a configured server",
+        owner=_KEYS,
+    ),
     # the hematoma volume tool (ich_viewer.qt.hematoma.HematomaController)
     ActionSpec(
         "hematoma_grow",

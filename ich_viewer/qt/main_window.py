@@ -33,6 +33,7 @@ from ich_viewer.qt.panels.series_panel import SeriesPanel
 from ich_viewer.qt.settings import MOUSE_ACTIONS, RESTORABLE_LAYOUTS, Preferences, make_settings
 from ich_viewer.qt.study_controller import StudyController, series_file_stem, study_title
 from ich_viewer.qt.tools.controller import ToolsController
+from ich_viewer.qt.tools.key_images import KeyImageController
 from ich_viewer.qt.views.layout import row_or_column
 from ich_viewer.qt.views.notice import DetailsDialog, NoticeBar
 from ich_viewer.qt.views.recent_menu import RecentMenu
@@ -177,6 +178,15 @@ class MainWindow(QMainWindow):
         self.hematoma.mask_changed.connect(self.viewer.set_mask)
         self.hematoma.tool_started.connect(lambda: self.tools.set_tool("pointer"))
         self.tools.tool_group.triggered.connect(lambda _action: self.hematoma.set_mode("off"))
+        # key images: mark (K), list, export as PNG and DICOM (ich_viewer.qt.tools.key_images)
+        self.key_images = KeyImageController(self.study, self)
+        self.key_dock = self._dock(
+            "Key images", "key_dock", self.key_images.panel, 260, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.key_dock.hide()
+        self.key_images.panel_wanted.connect(self.key_dock.show)
+        self.key_images.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.key_images.marked_changed.connect(self.slice_view.set_key_marked)
         # PACS: Open from PACS, the listener's worklist, results as DICOM, anonymised export (ich_viewer.qt.pacs)
         self.pacs = PacsController(self)
         self.worklist_dock = self._dock(
@@ -222,11 +232,18 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         self.acts = actions.build_actions(
-            "window", self, self, checked={"overlays": self.prefs.show_overlays}
+            "window",
+            self,
+            self,
+            checked={
+                "overlays": self.prefs.show_overlays,
+                "export_hide_identity": self.prefs.export_hide_identity,
+            },
         )
         self.acts.update(self.ai.acts)
         self.acts.update(self.tools.acts)
         self.acts.update(self.hematoma.acts)
+        self.acts.update(self.key_images.acts)
         self.acts.update(self.pacs.acts)
         self.acts["invert"].toggled.connect(self.viewer.set_inverted)
         self.acts["fit"].triggered.connect(self.viewer.fit_panes)
@@ -248,6 +265,7 @@ class MainWindow(QMainWindow):
         self.menus["&View"].addAction(self.ai_dock.toggleViewAction())
         self.menus["&View"].addAction(self.measure_dock.toggleViewAction())
         self.menus["&View"].addAction(self.hematoma_dock.toggleViewAction())
+        self.menus["&View"].addAction(self.key_dock.toggleViewAction())
         self.menus["&View"].addAction(self.worklist_dock.toggleViewAction())
         self.main_toolbar = self.addToolBar("Main")
         self.main_toolbar.setObjectName("main_toolbar")
@@ -435,9 +453,26 @@ class MainWindow(QMainWindow):
         self.study.set_cine_fps(fps)
 
     # ================================================================================================ export
-    def grab_view(self) -> QPixmap:
-        """The slice view as shown (image, overlays, heatmap); all panes in the MPR and compare layouts."""
-        return self.slice_view.grab() if self.viewer.layout_name == "axial" else self.viewer.grab()
+    def grab_view(self, *, hide_identity: bool | None = None) -> QPixmap:
+        """The slice view as shown (image, overlays, heatmap); all panes in the MPR and compare layouts.
+
+        ``hide_identity`` (default: the preference File ▸ Exports Without Patient Name and ID, on unless the
+        user turned it off) leaves the patient's name and ID out of every pane's corner text in the picture;
+        the screen is the same before and after."""
+        hide = self.prefs.export_hide_identity if hide_identity is None else bool(hide_identity)
+        views = [v for v in self.findChildren(SliceView) if not v.identity_hidden] if hide else []
+        for view in views:
+            view.set_identity_hidden(True)
+        try:
+            return self.slice_view.grab() if self.viewer.layout_name == "axial" else self.viewer.grab()
+        finally:
+            for view in views:
+                view.set_identity_hidden(False)
+
+    def set_export_hide_identity(self, hidden: bool) -> None:
+        """File ▸ Exports Without Patient Name and ID (saved in the preferences)."""
+        self.prefs.export_hide_identity = bool(hidden)
+        self.prefs.save(self.settings)
 
     def export_png(self, path: str | Path) -> bool:
         """Save the current view (with its overlays) as a PNG; return True on success."""
@@ -458,7 +493,8 @@ class MainWindow(QMainWindow):
             return
         path = path if path.lower().endswith(".png") else path + ".png"
         if self.export_png(path):
-            self.statusBar().showMessage(f"Saved {path}", 5000)
+            hidden = " (without patient name and ID)" if self.prefs.export_hide_identity else ""
+            self.statusBar().showMessage(f"Saved {path}{hidden}", 5000)
         else:
             QMessageBox.warning(self, APP_TITLE, f"Could not write {path}")
 

@@ -78,6 +78,8 @@ class Preferences:
     auto_ai: bool = True
     model_dir: str = ""
     layout: str = "axial"
+    #: PNG exports and copies of the view leave out the patient's name and ID ("export for a talk")
+    export_hide_identity: bool = True
 
     @classmethod
     def load(cls, settings: QSettings) -> Preferences:
@@ -98,6 +100,7 @@ class Preferences:
             auto_ai=read_bool(settings, "ai/auto_run", True),
             model_dir=str(settings.value("ai/model_dir", "") or ""),
             layout=_restorable_layout(settings.value("view/layout", "axial")),
+            export_hide_identity=read_bool(settings, "export/hide_identity", True),
         )
 
     def save(self, settings: QSettings) -> None:
@@ -112,6 +115,7 @@ class Preferences:
         settings.setValue("ai/auto_run", self.auto_ai)
         settings.setValue("ai/model_dir", self.model_dir)
         settings.setValue("view/layout", self.layout)
+        settings.setValue("export/hide_identity", self.export_hide_identity)
         settings.sync()
 
     def mouse_mapping(self) -> dict[str, str]:

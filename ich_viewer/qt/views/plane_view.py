@@ -17,7 +17,7 @@ from PySide6.QtGui import QTransform
 
 from ich_viewer.core.mpr import MprVolume, mask_outline, plane_edge_letters
 from ich_viewer.dicom.records import SeriesInfo
-from ich_viewer.qt.views.slice_view import CursorReadout, SliceView, _ReadingViewBox, format_name
+from ich_viewer.qt.views.slice_view import CursorReadout, SliceView, _ReadingViewBox, identity_lines
 
 __all__ = ["PLANE_COLORS", "PlaneView", "crosshair_lines"]
 
@@ -221,10 +221,7 @@ class PlaneView(SliceView):
         count = mpr.plane_count(self.plane)
         centre = mpr.patient_of(mpr.plane_pixel_to_grid(self.plane, self.index, 0, 0))
         axis = {"axial": 2, "coronal": 1, "sagittal": 0}[self.plane]
-        tl = [
-            format_name(info.patient_name) or "(no name)",
-            f"ID {info.patient_id}" if info.patient_id else "",
-        ]
+        tl = identity_lines(info, self.identity_hidden)
         tr = [f"{self.plane.capitalize()} {self.index + 1}/{count}"]
         if self.loading_text:
             tr.append(self.loading_text)

@@ -31,7 +31,10 @@ from ich_viewer.qt.views.scale_bar import ScaleBar
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-__all__ = ["CursorReadout", "SliceView", "fit_corner_rows", "format_date", "format_name"]
+__all__ = ["KEY_MARK", "CursorReadout", "SliceView", "fit_corner_rows", "format_date", "format_name"]
+
+#: What the top-right corner adds to the image number of a key image.
+KEY_MARK = "KEY"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,14 @@ def format_name(name: str) -> str:
     if len(parts) == 1:
         return parts[0]
     return f"{parts[0]}, {' '.join(parts[1:])}"
+
+
+def identity_lines(info: SeriesInfo, hidden: bool) -> list[str]:
+    """The corner's first lines: (0010,0010) Patient's Name and (0010,0020) Patient ID, or nothing when
+    ``hidden`` (an image exported for a talk)."""
+    if hidden:
+        return []
+    return [format_name(info.patient_name) or "(no name)", f"ID {info.patient_id}" if info.patient_id else ""]
 
 
 def format_date(value: str) -> str:
@@ -258,6 +269,10 @@ class SliceView(pg.GraphicsView):
         self.overlays_visible = True
         self.loading_text = ""
         self.extra_text = ""
+        #: the slice on screen is a key image (``KEY`` beside the image number)
+        self.key_marked = False
+        #: leave the patient's name and ID out of the corner (an export for a talk)
+        self.identity_hidden = False
         #: a line for the bottom-left corner saying which thick slab is shown ("" = the plain slice)
         self.slab_text = ""
         self._heatmap_opacity = 0.45
@@ -551,6 +566,18 @@ class SliceView(pg.GraphicsView):
             label.setVisible(self.overlays_visible)
         self._refresh_overlays()
 
+    def set_identity_hidden(self, hidden: bool) -> None:
+        """Leave the patient's name and ID out of the corner text (True) or show them (False)."""
+        if bool(hidden) != self.identity_hidden:
+            self.identity_hidden = bool(hidden)
+            self._refresh_overlays()
+
+    def set_key_marked(self, marked: bool) -> None:
+        """Say ``KEY`` beside the image number (the slice on screen is a key image)."""
+        if bool(marked) != self.key_marked:
+            self.key_marked = bool(marked)
+            self._refresh_overlays()
+
     def set_extra_text(self, text: str) -> None:
         """Extra lines for the bottom-right corner (e.g. the AI result of this slice)."""
         self.extra_text = text
@@ -569,8 +596,7 @@ class SliceView(pg.GraphicsView):
             return
         sex_age = " ".join(x for x in (format_age(info.patient_age), info.patient_sex) if x)
         tl = [
-            format_name(info.patient_name) or "(no name)",
-            f"ID {info.patient_id}" if info.patient_id else "",
+            *identity_lines(info, self.identity_hidden),
             sex_age,
             format_date(info.study_date),
             info.study_description,
@@ -580,7 +606,9 @@ class SliceView(pg.GraphicsView):
             info.institution,
             info.description or "(no description)",
             f"Se {info.series_number}" if info.series_number is not None else "",
-            f"Im {self.index + 1}/{n}" + (f"  ({self.loading_text})" if self.loading_text else ""),
+            f"Im {self.index + 1}/{n}"
+            + (f"  {KEY_MARK}" if self.key_marked else "")
+            + (f"  ({self.loading_text})" if self.loading_text else ""),
             info.modality,
         ]
         position = None
