@@ -304,3 +304,61 @@ def test_send_ai_results_from_the_window_to_orthanc(orthanc, qtbot, tmp_path, ti
         timeout=10,
     ).json()
     assert sorted(s["00080060"]["Value"][0] for s in series) == ["CT", "OT", "SR"]
+
+
+def test_send_key_images_from_the_window_to_orthanc(orthanc, qtbot, tmp_path):
+    """Tools ▸ Send Key Images to PACS stores a KOS that Orthanc files in the same study, referencing the slices."""
+    import requests
+
+    orthanc.clear()
+    study = tmp_path / "study"
+    datasets = ct_study(6, size=64, patient_id="KEY-001")
+    orthanc.upload(write_study(datasets, study))
+    win = _window(qtbot)
+    win.key_images.quiet = True
+    win.pacs.set_prefs(PacsPreferences(servers=(orthanc.dimse,)))
+    with qtbot.waitSignal(win.series_loaded, timeout=TIMEOUT_MS):
+        win.open_path(study)
+    for i in (1, 4):
+        win.study.set_index(i)
+        win.key_images.toggle_current()
+    with qtbot.waitSignal(win.key_images.sent, timeout=TIMEOUT_MS) as sent:
+        win.key_images.send_dialog()  # one configured server: no question asked
+    assert sent.args[0] is True, sent.args
+    uid = datasets[0].StudyInstanceUID
+    series = requests.get(
+        f"{orthanc.rest}/dicom-web/studies/{uid}/series",
+        headers={"Accept": "application/dicom+json"},
+        timeout=10,
+    ).json()
+    kos = [s for s in series if s["00080060"]["Value"][0] == "KO"]
+    assert len(kos) == 1
+    instances = requests.get(f"{orthanc.rest}/instances", timeout=10).json()
+    files = [requests.get(f"{orthanc.rest}/instances/{i}/file", timeout=10).content for i in instances]
+    import io
+
+    (doc,) = [d for d in (pydicom.dcmread(io.BytesIO(f)) for f in files) if d.Modality == "KO"]
+    refs = {
+        str(item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+        for item in doc.ContentSequence
+        if item.ValueType == "IMAGE"
+    }
+    assert refs == {win.study.info.slices[1].sop_uid, win.study.info.slices[4].sop_uid}
+
+
+def test_sending_key_images_to_a_dead_server_is_a_message(qtbot, tmp_path):
+    from tests.pacs.orthanc import free_port
+    from tests.qt.conftest import head_volume, write_ct_series
+
+    folder = tmp_path / "s"
+    write_ct_series(folder, head_volume(3, 32, 32))
+    win = _window(qtbot)
+    win.key_images.quiet = True
+    win.pacs.set_prefs(PacsPreferences(servers=(f"dimse:DEAD@127.0.0.1:{free_port()}",)))
+    with qtbot.waitSignal(win.series_loaded, timeout=TIMEOUT_MS):
+        win.open_path(folder)
+    win.key_images.toggle_current()
+    with qtbot.waitSignal(win.key_images.sent, timeout=TIMEOUT_MS) as sent:
+        win.key_images.send_dialog()
+    assert sent.args[0] is False
+    assert "\n" not in sent.args[1] and sent.args[1]
