@@ -394,6 +394,36 @@ def test_click_in_the_axial_view_moves_the_crosshair_unless_a_tool_draws(qtbot, 
     assert (controller.plane_index("coronal"), controller.plane_index("sagittal")) == (12, 20)
 
 
+def test_shift_drag_in_the_axial_view_moves_the_crosshair_in_mpr_and_windows_otherwise(
+    qtbot, window, ct_study
+):
+    from tests.qt.test_viewer import send_drag
+
+    folder, _ = ct_study(n_slices=10)
+    open_and_wait(qtbot, window, folder)
+    view = window.slice_view
+    shift = Qt.KeyboardModifier.ShiftModifier
+    start, end = viewport_pos(view, 10.5 * 0.5, 10.5 * 0.5), viewport_pos(view, 40.5 * 0.5, 30.5 * 0.5)
+    # axial layout: no crosshair, a Shift + left drag is the left button's W/L as without Shift
+    before = window.study.window
+    send_drag(view.viewport(), Qt.MouseButton.LeftButton, start, end, modifiers=shift)
+    assert window.study.window != before
+    window.viewer.set_layout("mpr")
+    mpr_ready(qtbot, window)
+    controller = window.viewer.mpr
+    before = window.study.window
+    start, end = viewport_pos(view, 10.5 * 0.5, 10.5 * 0.5), viewport_pos(view, 40.5 * 0.5, 30.5 * 0.5)
+    send_drag(view.viewport(), Qt.MouseButton.LeftButton, start, end, modifiers=shift)
+    # the crosshair followed the drag to its end; the window did not change
+    assert (controller.plane_index("coronal"), controller.plane_index("sagittal")) == (30, 40)
+    assert window.viewer.sagittal.index == 40
+    assert window.study.window == before
+    # without Shift the left drag still windows in the MPR layout
+    send_drag(view.viewport(), Qt.MouseButton.LeftButton, end, start)
+    assert window.study.window != before
+    assert (controller.plane_index("coronal"), controller.plane_index("sagittal")) == (30, 40)
+
+
 def test_beside_screenshot_shows_two_series(ct_study, tmp_path, isolated_settings):
     first, _ = ct_study(n_slices=10, name="now")
     prior, _ = ct_study(n_slices=6, name="prior", spacing=(5.0, 0.5, 0.5))

@@ -68,8 +68,15 @@ def drop_urls(win: MainWindow, paths) -> QDropEvent:
     return drop
 
 
-def send_drag(widget, button: Qt.MouseButton, start: QPoint, end: QPoint, steps: int = 8) -> None:
-    """A real press-move-release sequence with the button held during the moves.
+def send_drag(
+    widget,
+    button: Qt.MouseButton,
+    start: QPoint,
+    end: QPoint,
+    steps: int = 8,
+    modifiers: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier,
+) -> None:
+    """A real press-move-release sequence with the button held during the moves (and ``modifiers`` held).
 
     Moves are spaced by 15 ms because pyqtgraph drops mouse moves closer than its rate limit.
     """
@@ -81,7 +88,7 @@ def send_drag(widget, button: Qt.MouseButton, start: QPoint, end: QPoint, steps:
             QPointF(widget.mapToGlobal(pos)),
             changed,
             held,
-            Qt.KeyboardModifier.NoModifier,
+            modifiers,
         )
 
     no_button = Qt.MouseButton.NoButton

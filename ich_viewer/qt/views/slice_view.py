@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,11 +95,15 @@ class _ReadingViewBox(pg.ViewBox):
 
     window_dragged = Signal(float, float)  # dx, dy in screen pixels since the last event
     slice_stepped = Signal(int)
+    #: a Shift + left drag moved to this scene position, while :attr:`shift_drag_picks` says True
+    shift_dragged = Signal(object)
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
         self.mapping = {"left": "window", "middle": "pan", "right": "zoom"}
         self._wheel_accumulator = 0.0
+        #: whether a Shift + left drag picks points (the crosshair of the MPR layouts) instead of its mapping
+        self.shift_drag_picks: Callable[[], bool] = lambda: False
 
     def _action_for(self, button: Qt.MouseButton) -> str | None:
         if button == Qt.MouseButton.LeftButton:
@@ -111,6 +115,14 @@ class _ReadingViewBox(pg.ViewBox):
         return None
 
     def mouseDragEvent(self, ev, axis=None) -> None:
+        if (
+            ev.button() == Qt.MouseButton.LeftButton
+            and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier
+            and self.shift_drag_picks()
+        ):
+            ev.accept()
+            self.shift_dragged.emit(ev.scenePos())
+            return
         action = self._action_for(ev.button())
         if action is None:
             ev.ignore()

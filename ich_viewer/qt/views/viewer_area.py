@@ -137,6 +137,9 @@ class ViewerArea(QWidget):
             view.window_drag.connect(study.drag_window)
             view.point_picked.connect(self._on_plane_picked)
         self.slice_view.scene().sigMouseClicked.connect(self._on_axial_clicked)
+        # Shift + left drag on the axial pane moves the crosshair too, as on the reformatted panes
+        self.slice_view.viewbox.shift_drag_picks = self._axial_picks
+        self.slice_view.viewbox.shift_dragged.connect(self._pick_on_axial)
         compare.series_changed.connect(self._on_compare_series_changed)
         compare.index_changed.connect(self._on_compare_index_changed)
         compare.failed.connect(self._on_compare_failed)
@@ -329,12 +332,18 @@ class ViewerArea(QWidget):
         if self.crosshair_enabled():
             self.mpr.set_point(grid)
 
+    def _axial_picks(self) -> bool:
+        """Whether a click or Shift + drag on the axial pane moves the crosshair (MPR layouts, no tool)."""
+        return self.layout_name in ("mpr", "grid") and self.mpr.mpr is not None and self.crosshair_enabled()
+
     def _on_axial_clicked(self, ev) -> None:
-        if self.layout_name not in ("mpr", "grid") or self.mpr.mpr is None or not self.crosshair_enabled():
+        if ev.button() == Qt.MouseButton.LeftButton and not ev.double():
+            self._pick_on_axial(ev.scenePos())
+
+    def _pick_on_axial(self, scene_pos) -> None:
+        if not self._axial_picks():
             return
-        if ev.button() != Qt.MouseButton.LeftButton or ev.double():
-            return
-        voxel = self.slice_view.voxel_at_scene(ev.scenePos())
+        voxel = self.slice_view.voxel_at_scene(scene_pos)
         if voxel is not None:
             self.mpr.set_point(self.mpr.mpr.source_to_grid(voxel))
 
