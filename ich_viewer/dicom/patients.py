@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 from ich_viewer.dicom.records import SeriesInfo
 
-__all__ = ["PatientGroup", "StudyGroup", "group_by_patient", "mixed_patients_warning", "patient_key"]
+__all__ = [
+    "PatientGroup",
+    "StudyGroup",
+    "different_patient_warning",
+    "group_by_patient",
+    "mixed_patients_warning",
+    "patient_key",
+]
 
 
 def patient_key(info: SeriesInfo) -> tuple[str, str]:
@@ -77,3 +84,16 @@ def mixed_patients_warning(infos: Sequence[SeriesInfo]) -> str:
     if len(keys) < 2:
         return ""
     return f"mixed patients: {len(keys)} different patients in one folder ({', '.join(map(_patient_label, keys))})"
+
+
+def _who(info: SeriesInfo) -> str:
+    name = " ".join(p for p in str(info.patient_name).replace("^", " ").split()) or "no name"
+    return f"{name} (ID {info.patient_id})" if str(info.patient_id).strip() else name
+
+
+def different_patient_warning(study: SeriesInfo, other: SeriesInfo) -> str:
+    """``"Different patient: the series beside is ROE RICHARD (ID B), this study is DOE JANE (ID A)"``, or ""
+    when the two series are of one patient (see :func:`patient_key`)."""
+    if patient_key(study) == patient_key(other):
+        return ""
+    return f"Different patient: the series beside is {_who(other)}, this study is {_who(study)}"

@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         # the layouts (axial, MPR, compare) around the slice view
         self.viewer = ViewerArea(self.slice_view, self.study, self)
         self.viewer.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        self.viewer.warning.connect(lambda text: self.notice.show_notice(text, level="error", append=True))
         image_row = row_or_column(False, 2, (self.viewer, 1), (self.slider, 0))
         image_column = row_or_column(True, 0, (self.notice, 0), (image_row, 1))
         # the AI's probability panel goes under the image

@@ -26,6 +26,7 @@ from ich_viewer.core.mpr import (
     slab_reduce,
     stack_geometry,
 )
+from ich_viewer.dicom.patients import different_patient_warning
 from ich_viewer.dicom.records import Series, SeriesInfo
 from ich_viewer.errors import CancelledError, IchViewerError
 from ich_viewer.qt.study_controller import StudyController
@@ -285,11 +286,15 @@ class CompareController(QObject):
         Its slice on screen changed.
     failed(str)
         Loading it failed with this one-line message.
+    patient_mismatch(str)
+        The second series is of another patient than the study's (a wrong-patient comparison): the warning.
+        Emitted when it loads, and again when the study changes to a series it does not match.
     """
 
     series_changed = Signal(object)
     index_changed = Signal(int)
     failed = Signal(str)
+    patient_mismatch = Signal(str)
 
     def __init__(self, study: StudyController, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -303,13 +308,17 @@ class CompareController(QObject):
         self.offset_mm = 0.0
         #: both series carry the same, non-empty Frame of Reference UID
         self.same_frame = True
+        #: "" or the warning that the second series is of another patient
+        self.patient_warning = ""
         study.series_loaded.connect(self._on_study_loaded)
         study.index_changed.connect(self._on_study_index_changed)
 
     def _on_study_loaded(self, _series: Series) -> None:
+        self._set_patient_warning()
         self._update_positions()
         if self.series is not None:
             self.reset_alignment()  # another study series: the old pairing means nothing
+            self._check_patient()
 
     def load_series(self, info: SeriesInfo) -> None:
         """Load a series of the study's scan (or any scanned series) as the second one."""
@@ -323,6 +332,7 @@ class CompareController(QObject):
         """No second series."""
         self.study.jobs.abort("compare")
         self.series = None
+        self.patient_warning = ""
         self.series_changed.emit(None)
 
     def is_loading(self) -> bool:
@@ -336,11 +346,22 @@ class CompareController(QObject):
 
     def _on_loaded(self, result: StudyLoaded) -> None:
         self.series = result.series
+        self._set_patient_warning()
         self._update_positions()
         self.reset_alignment()
         self.index = self.linked_index(self.study.index)
         self.series_changed.emit(self.series)
         self.index_changed.emit(self.index)
+        self._check_patient()
+
+    def _set_patient_warning(self) -> None:
+        info = self.study.info
+        ok = info is None or self.series is None
+        self.patient_warning = "" if ok else different_patient_warning(info, self.series.info)
+
+    def _check_patient(self) -> None:
+        if self.patient_warning:
+            self.patient_mismatch.emit(self.patient_warning)
 
     def _on_failed(self, exc: BaseException) -> None:
         if isinstance(exc, CancelledError):
@@ -373,10 +394,14 @@ class CompareController(QObject):
         """How the two series are linked, for the second pane's overlay ("" without a second series)."""
         if self.series is None:
             return ""
+        warning = "DIFFERENT PATIENT\n" if self.patient_warning else ""
         offset = f"offset {self.offset_mm:+.1f} mm" if abs(self.offset_mm) >= 0.05 else ""
         if self.same_frame:
-            return "Linked by position" + (f", {offset}" if offset else "")
-        return f"Other frame of reference: linked with {offset or 'offset 0.0 mm'} (Alt+Up/Down aligns)"
+            return warning + "Linked by position" + (f", {offset}" if offset else "")
+        return (
+            warning
+            + f"Other frame of reference: linked with {offset or 'offset 0.0 mm'} (Alt+Up/Down aligns)"
+        )
 
     def linked_index(self, primary_index: int) -> int:
         """The second series' slice nearest (by patient position) to the study's slice ``primary_index``."""

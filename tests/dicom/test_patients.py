@@ -64,3 +64,18 @@ def test_inspect_json_warns_in_every_series_and_at_the_top(mixed):
     assert report["warnings"] == [text]
     assert all(s["warnings"][-1] == text for s in report["series"]) and len(report["series"]) == 3
     assert proc.stderr.strip().splitlines() == [f"ich-viewer: warning: {text}"]
+
+
+def test_different_patient_warning_for_a_series_beside(mixed, tmp_path):
+    from ich_viewer.dicom.patients import different_patient_warning
+
+    by_uid = {s.series_uid: s for s in scan(mixed).series}
+    a1, a2, b1 = by_uid["1.2.3.1"], by_uid["1.2.3.2"], by_uid["1.2.3.3"]
+    assert different_patient_warning(a1, a2) == ""  # a prior of the same patient
+    text = different_patient_warning(a1, b1)
+    assert text.startswith("Different patient: the series beside is Roe Richard (ID OTHER-7), this study is ")
+    assert "\n" not in text
+    # same ID but another name is another patient too (a reused or mistyped ID)
+    write(tmp_path / "c", "1.2.3.4", study_uid="1.2.9.4", PatientName="Other^Name")
+    (c,) = scan(tmp_path / "c").series
+    assert c.patient_id == a1.patient_id and different_patient_warning(a1, c)

@@ -334,6 +334,31 @@ def test_a_prior_of_another_frame_of_reference_is_aligned_and_the_offset_can_be_
     assert compare.series is None
 
 
+def test_a_prior_of_another_patient_is_a_loud_warning(qtbot, window, tmp_path):
+    current, same, other = tmp_path / "current", tmp_path / "same", tmp_path / "other"
+    write_ct_series(current, head_volume(6, 48, 48), patient_name="DOE^JANE", patient_id="A-1")
+    write_ct_series(same, head_volume(6, 48, 48, seed=2), patient_name="DOE^JANE", patient_id="A-1")
+    write_ct_series(other, head_volume(6, 48, 48, seed=3), patient_name="ROE^RICHARD", patient_id="B-2")
+    open_and_wait(qtbot, window, current)
+    # a prior of the same patient: no warning
+    window.viewer.open_beside(same)
+    qtbot.waitUntil(lambda: window.viewer.compare.series is not None, timeout=LOAD_TIMEOUT_MS)
+    assert not window.notice.isVisible()
+    assert "DIFFERENT PATIENT" not in window.viewer.compare_view.extra_text
+    # another patient's study beside this one: the notice bar (error level) and the pane say so
+    with qtbot.waitSignal(window.viewer.warning, timeout=LOAD_TIMEOUT_MS) as warned:
+        window.viewer.open_beside(other)
+    text = warned.args[0]
+    assert (
+        text
+        == "Different patient: the series beside is ROE RICHARD (ID B-2), this study is DOE JANE (ID A-1)"
+    )
+    assert window.notice.isVisible() and text in window.notice.label.text()
+    assert window.notice.level == "error"
+    assert window.viewer.compare_view.extra_text.startswith("DIFFERENT PATIENT\n")
+    assert "ROE, RICHARD" in window.viewer.compare_view.overlay_texts()["tl"]
+
+
 def test_layout_mpr_screenshot_from_the_command_line(ct_study, tmp_path, isolated_settings):
     folder, _ = ct_study(n_slices=24, spacing=(2.5, 0.5, 0.5))
     out = tmp_path / "mpr.png"

@@ -81,10 +81,13 @@ class ViewerArea(QWidget):
         One of :data:`LAYOUTS`.
     message(str)
         A status-bar message.
+    warning(str)
+        A loud warning for the window's notice bar (the second series is of another patient).
     """
 
     layout_changed = Signal(str)
     message = Signal(str)
+    warning = Signal(str)
 
     def __init__(self, slice_view: SliceView, study: StudyController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -143,6 +146,7 @@ class ViewerArea(QWidget):
         compare.series_changed.connect(self._on_compare_series_changed)
         compare.index_changed.connect(self._on_compare_index_changed)
         compare.failed.connect(self._on_compare_failed)
+        compare.patient_mismatch.connect(self.warning)
         self.compare_view.slice_step_requested.connect(compare.step)
         self.compare_view.window_drag.connect(study.drag_window)
 
