@@ -173,6 +173,46 @@ def slab_reduce(stack: np.ndarray, axis: int, mode: str) -> np.ndarray:
     raise ValueError(f"unknown slab mode {mode!r} (one of {', '.join(SLAB_MODES)})")
 
 
+def slab_bounds(index: int, n_slices: int, spacing_mm: float, thickness_mm: float) -> tuple[int, int]:
+    """The acquired slices ``[lo, hi)`` of a slab of ``thickness_mm`` around slice ``index``.
+
+    ``round(thickness / spacing)`` slices (at least 1), centred on ``index`` (one more above for an even
+    count), clipped to the series: "Average 5 mm" on a 0.625 mm series is 8 slices, ``index - 3 … index + 4``.
+    """
+    n = max(1, round(float(thickness_mm) / (float(spacing_mm) or 1.0)))
+    lo = max(0, int(index) - (n - 1) // 2)
+    return lo, min(int(n_slices), int(index) + n // 2 + 1)
+
+
+def acquired_slab(
+    volume: np.ndarray, index: int, spacing_mm: float, thickness_mm: float, mode: str
+) -> np.ndarray:
+    """A thick slab of acquired slices around ``index``.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        ``(slices, rows, cols)`` in HU, display order.
+    index : int
+        The slice on screen.
+    spacing_mm : float
+        Slice spacing (mm).
+    thickness_mm : float
+        Slab thickness (mm); see :func:`slab_bounds`.
+    mode : str
+        ``"thin"`` (the slice itself) or one of :data:`SLAB_MODES`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(rows, cols)``: the slice's dtype when thin or a single slice, else as :func:`slab_reduce`.
+    """
+    if mode == "thin":
+        return volume[index]
+    lo, hi = slab_bounds(index, volume.shape[0], spacing_mm, thickness_mm)
+    return volume[index] if hi - lo <= 1 else slab_reduce(volume[lo:hi], 0, mode)
+
+
 @dataclass(frozen=True)
 class MprVolume:
     """A series resampled onto a grid along the patient axes (see the module docstring).

@@ -21,9 +21,10 @@ from ich_viewer.core.mpr import (
     SLAB_MODES,
     SLAB_RANGE_MM,
     MprVolume,
+    acquired_slab,
     nearest_index,
     reformat,
-    slab_reduce,
+    slab_bounds,
     stack_geometry,
 )
 from ich_viewer.dicom.patients import different_patient_warning
@@ -255,13 +256,10 @@ class MprController(QObject):
         volume, info = self.study.volume, self.study.info
         if volume is None or info is None or self.slab_mode == "thin":
             return self.study.slice_at(index)
-        spacing = info.spacing_mm[0] or 1.0
-        n = max(1, round(self.slab_mm / spacing))
-        lo = max(0, index - (n - 1) // 2)
-        hi = min(volume.shape[0], index + n // 2 + 1)
+        lo, hi = slab_bounds(index, volume.shape[0], info.spacing_mm[0], self.slab_mm)
         if hi - lo <= 1 or not self.study.decoded[lo:hi].all():
             return self.study.slice_at(index)
-        return slab_reduce(volume[lo:hi], 0, self.slab_mode)
+        return acquired_slab(volume, index, info.spacing_mm[0], self.slab_mm, self.slab_mode)
 
 
 def _centre(positions: np.ndarray) -> float:
@@ -413,9 +411,13 @@ class CompareController(QObject):
         """Position of the second series' slice on screen along the study's normal (mm)."""
         return float(self._second[self.index]) if self.series is not None and len(self._second) else None
 
-    def current_slice(self) -> np.ndarray | None:
-        """HU of the second series' slice on screen."""
-        return None if self.series is None else self.series.hu[self.index]
+    def current_slice(self, slab_mode: str = "thin", slab_mm: float = 0.0) -> np.ndarray | None:
+        """HU of the second series' slice on screen, or a thick slab of ``slab_mm`` around it (the slab the
+        study's panes show, in the second series' own slice spacing), None without a second series."""
+        if self.series is None:
+            return None
+        spacing = self.series.info.spacing_mm[0]
+        return acquired_slab(self.series.hu, self.index, spacing, slab_mm, slab_mode)
 
     def step(self, steps: int) -> None:
         """Scroll the second series by ``steps`` slices; the study follows to the nearest position."""

@@ -295,3 +295,19 @@ def test_mask_outline_is_the_edge_of_the_mask() -> None:
     expected = mask.astype(bool).copy()
     expected[2:4, 1:3] = False  # interior; the column at the image border stays an edge
     np.testing.assert_array_equal(mask_outline(mask), expected)
+
+
+def test_acquired_slab_bounds_and_modes():
+    from ich_viewer.core.mpr import acquired_slab, slab_bounds
+
+    # "Average 5 mm" on a 0.625 mm series: 8 slices, index - 3 … index + 4
+    assert slab_bounds(10, 40, 0.625, 5.0) == (7, 15)
+    assert slab_bounds(0, 40, 0.625, 5.0) == (0, 5)  # clipped at the first slice
+    assert slab_bounds(39, 40, 0.625, 5.0) == (36, 40)
+    assert slab_bounds(5, 40, 5.0, 1.0) == (5, 6)  # thinner than a slice: the slice itself
+    vol = np.arange(40 * 4, dtype=np.int16).reshape(40, 2, 2)
+    np.testing.assert_array_equal(acquired_slab(vol, 10, 0.625, 5.0, "thin"), vol[10])
+    np.testing.assert_allclose(acquired_slab(vol, 10, 0.625, 5.0, "avg"), vol[7:15].mean(axis=0))
+    np.testing.assert_array_equal(acquired_slab(vol, 10, 0.625, 5.0, "mip"), vol[14])
+    np.testing.assert_array_equal(acquired_slab(vol, 10, 0.625, 5.0, "minip"), vol[7])
+    assert acquired_slab(vol, 5, 5.0, 1.0, "avg").dtype == np.int16  # one slice: unchanged

@@ -298,6 +298,24 @@ def test_two_series_side_by_side_scroll_together_by_position(qtbot, window, tmp_
     # W/L is linked
     window.study.set_window(60, 300)
     assert (window.viewer.compare_view.wl_center, window.viewer.compare_view.wl_width) == (60, 300)
+    # the thick slab applies to the second pane too, in its own spacing: Average 6 mm = 3 slices of 2 mm
+    view = window.viewer.compare_view
+    window.viewer.mpr.set_slab("avg", 6.0)
+    j = compare.index
+    np.testing.assert_allclose(
+        view.image_item.image, compare.series.hu[j - 1 : j + 2].mean(axis=0), atol=1e-4
+    )
+    assert "Slab 6 mm Average" in view.overlay_texts()["bl"]
+    wheel(view, 1)  # and follows its scrolling
+    j = compare.index
+    np.testing.assert_allclose(
+        view.image_item.image, compare.series.hu[j - 1 : j + 2].mean(axis=0), atol=1e-4
+    )
+    window.viewer.mpr.set_slab("mip", 10.0)  # 5 slices
+    np.testing.assert_array_equal(view.image_item.image, compare.series.hu[j - 2 : j + 3].max(axis=0))
+    window.viewer.mpr.set_slab("thin")
+    np.testing.assert_array_equal(view.image_item.image, compare.series.hu[j])
+    assert "Slab" not in view.overlay_texts()["bl"]
 
 
 def test_a_prior_of_another_frame_of_reference_is_aligned_and_the_offset_can_be_set(qtbot, window, tmp_path):

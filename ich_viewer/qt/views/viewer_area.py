@@ -330,6 +330,7 @@ class ViewerArea(QWidget):
         self.slice_view.slab_text = self.mpr.slab_text()
         if self.study.info is not None:
             self.slice_view.show_current()
+        self._show_compare_slice()
         self.message.emit(self.mpr.slab_text() or "Thin slices")
 
     def _on_plane_picked(self, grid: np.ndarray) -> None:
@@ -400,14 +401,21 @@ class ViewerArea(QWidget):
         view.begin_series(series.info, self.compare.index)
         window = self.study.window
         view.set_window(window.center, window.width, window.name)
-        view.set_slice(self.compare.index, self.compare.current_slice())
+        self._show_compare_slice()
         if self.layout_name == "grid":
             self.set_layout("grid")  # the second series takes the fourth pane
 
-    def _on_compare_index_changed(self, index: int) -> None:
-        if self.compare.series is not None:
-            self.compare_view.set_slice(index, self.compare.current_slice())
-            self.compare_view.set_extra_text(self.compare.link_text())
+    def _on_compare_index_changed(self, _index: int) -> None:
+        self._show_compare_slice()
+
+    def _show_compare_slice(self) -> None:
+        """The second series' slice on screen, with the slab every other pane shows."""
+        if self.compare.series is None:
+            return
+        view = self.compare_view
+        view.slab_text = self.mpr.slab_text()
+        view.set_slice(self.compare.index, self.compare.current_slice(self.mpr.slab_mode, self.mpr.slab_mm))
+        view.set_extra_text(self.compare.link_text())
 
     def _on_compare_failed(self, message: str) -> None:
         self.compare_view.show_message(message)
