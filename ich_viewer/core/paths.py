@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,9 +32,6 @@ def write_json_atomic(path: str | Path, data: object, *, set_aside_old: bool = F
     """Write ``data`` as indented JSON to ``path`` through a temporary file and a rename, so that a crash never
     leaves half a file; ``set_aside_old``: first keep an existing file as ``<name>.unreadable`` (a file that
     could not be read is never overwritten). Creates the parent folder. NaN and infinity are refused."""
-    import json
-    import os
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if set_aside_old and path.exists():

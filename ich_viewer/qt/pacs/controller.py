@@ -236,17 +236,23 @@ class PacsController(QObject):
         """File ▸ Send AI Results to PACS: choose one of the known servers."""
         if self._ai_state() is None:
             return
+        if (server := self.choose_server("Send AI results")) is not None:
+            self.export_results(None, [server])
+
+    def choose_server(self, title: str):
+        """One of the configured servers: the only one, or the one the user picks; None when none is
+        configured (a warning says so) or the user cancels."""
         if not self.prefs.servers:
-            self._warn("Send AI results", "No PACS server is configured: add one under Settings ▸ PACS.")
-            return
+            self._warn(title, "No PACS server is configured: add one under Settings ▸ PACS.")
+            return None
         text = self.prefs.servers[0]
         if len(self.prefs.servers) > 1:
             text, ok = QInputDialog.getItem(
-                self._parent(), "Send AI results", "Server:", list(self.prefs.servers), 0, False
+                self._parent(), title, "Server:", list(self.prefs.servers), 0, False
             )
             if not ok:
-                return
-        self.export_results(None, [parse_server(text)])
+                return None
+        return parse_server(text)
 
     # ------------------------------------------------------------------------------------------ anonymised
     def study_files(self) -> list[str]:

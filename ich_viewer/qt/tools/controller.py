@@ -21,6 +21,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, QPointF, QStandardPaths, Signal
 from PySide6.QtGui import QAction, QActionGroup
@@ -44,19 +45,57 @@ from ich_viewer.qt.tools.items import DrawCanvas, MeasurementItem
 from ich_viewer.qt.tools.panel import MeasurementPanel
 from ich_viewer.qt.tools.tag_browser import TagBrowser
 
-__all__ = ["DATA_DIR_ENV", "TOOLS", "ToolsController", "measurements_dir"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "TOOLS",
+    "ToolsController",
+    "key_images_dir",
+    "measurements_dir",
+    "open_study_store",
+    "study_store_key",
+]
 
 #: The tools, in menu order ("pointer" = no tool: the mouse reads and windows).
 TOOLS = ("pointer", "length", "angle", "ellipse", "freehand", "probe", "midline")
 DATA_DIR_ENV = "ICH_VIEWER_DATA_DIR"
 
 
-def measurements_dir() -> Path:
-    """``<app data>/measurements``: ``$ICH_VIEWER_DATA_DIR`` if set, else ``QStandardPaths.AppDataLocation``."""
+def _app_data_root() -> Path:
+    """``$ICH_VIEWER_DATA_DIR`` if set, else ``QStandardPaths.AppDataLocation``."""
     root = os.environ.get(DATA_DIR_ENV) or QStandardPaths.writableLocation(
         QStandardPaths.StandardLocation.AppDataLocation
     )
-    return Path(root or Path.home() / ".ich-viewer") / "measurements"
+    return Path(root or Path.home() / ".ich-viewer")
+
+
+def measurements_dir() -> Path:
+    """``<app data>/measurements``: ``$ICH_VIEWER_DATA_DIR`` if set, else ``QStandardPaths.AppDataLocation``."""
+    return _app_data_root() / "measurements"
+
+
+def key_images_dir() -> Path:
+    """``<app data>/key-images``, beside :func:`measurements_dir`."""
+    return _app_data_root() / "key-images"
+
+
+def study_store_key(info) -> str:
+    """The key of a series' per-study store: its Study Instance UID, or its series UID when it has none."""
+    return info.study_uid or f"no-study-uid-{info.series_uid}"
+
+
+def open_study_store(store_cls, folder: Path, info, study_paths, what: str, status, listener) -> Any:
+    """Open the per-study store (a :class:`~ich_viewer.core.study_store.StudyStore` subclass) of the study of
+    series ``info`` in ``folder`` (:func:`study_store_key`): autosave off when the folder lies in the study
+    (``study_paths``; ``status(text, ms)`` says ``what`` is not saved), a load error said through ``status``,
+    ``listener`` called after each change."""
+    store = store_cls(folder, study_store_key(info))
+    if is_inside_any(folder, study_paths):
+        store.autosave = False  # never write into the study folder
+        status(f"{what} are not saved: the app's data folder is inside the study", 8000)
+    if store.load_error:
+        status(store.load_error, 10000)
+    store.listeners.append(listener)
+    return store
 
 
 def _same_points(a, b) -> bool:
@@ -268,18 +307,17 @@ class ToolsController(QObject):
         self.cancel_drawing()
         self.select(None)
         self._pending_go_to = None
-        uid = info.study_uid or f"no-study-uid-{info.series_uid}"
+        uid = study_store_key(info)
         if uid not in self.stores:
-            store = MeasurementStore(self.folder, uid)
-            if is_inside_any(self.folder, self.study.paths):
-                store.autosave = False  # never write into the study folder
-                self.status.emit(
-                    "Measurements are not saved: the app's data folder is inside the study", 8000
-                )
-            if store.load_error:
-                self.status.emit(store.load_error, 10000)
-            store.listeners.append(self._on_store_changed)
-            self.stores[uid] = store
+            self.stores[uid] = open_study_store(
+                MeasurementStore,
+                self.folder,
+                info,
+                self.study.paths,
+                "Measurements",
+                self.status.emit,
+                self._on_store_changed,
+            )
         self.store = self.stores[uid]
         if len(self.store):
             self.panel_wanted.emit()

@@ -38,18 +38,12 @@ from ich_viewer.dicom.records import SeriesInfo
 from ich_viewer.errors import IchViewerError
 from ich_viewer.qt import actions
 from ich_viewer.qt.study_controller import StudyController, series_file_stem
+from ich_viewer.qt.tools.controller import key_images_dir, open_study_store, study_store_key
 from ich_viewer.qt.workers import JobRunner
 
-__all__ = ["KeyImageController", "KeyImagePanel", "key_images_dir"]
+__all__ = ["KeyImageController", "KeyImagePanel"]
 
 _ROLE = Qt.ItemDataRole.UserRole
-
-
-def key_images_dir() -> Path:
-    """``<app data>/key-images`` (beside :func:`~ich_viewer.qt.tools.controller.measurements_dir`)."""
-    from ich_viewer.qt.tools.controller import measurements_dir
-
-    return measurements_dir().parent / "key-images"
 
 
 class KeyImagePanel(QWidget):
@@ -194,16 +188,17 @@ class KeyImageController(QObject):
 
     # ------------------------------------------------------------------------------------------------ state
     def _on_series_started(self, info: SeriesInfo) -> None:
-        uid = info.study_uid or f"no-study-uid-{info.series_uid}"
+        uid = study_store_key(info)
         if uid not in self.stores:
-            store = KeyImageStore(self.folder, uid)
-            if is_inside_any(self.folder, self.study.paths):
-                store.autosave = False  # never write into the study folder
-                self.status.emit("Key images are not saved: the app's data folder is inside the study", 8000)
-            if store.load_error:
-                self.status.emit(store.load_error, 10000)
-            store.listeners.append(self.refresh)
-            self.stores[uid] = store
+            self.stores[uid] = open_study_store(
+                KeyImageStore,
+                self.folder,
+                info,
+                self.study.paths,
+                "Key images",
+                self.status.emit,
+                self.refresh,
+            )
         self.store = self.stores[uid]
         if len(self.store):
             self.panel_wanted.emit()
@@ -241,20 +236,21 @@ class KeyImageController(QObject):
         return self.store.items() if self.store is not None else []
 
     def refresh(self) -> None:
-        names = {}
-        if self.study.scan is not None:
-            for s in self.study.scan.series:
-                names[s.series_uid] = (
-                    f"Se {s.series_number}" if s.series_number is not None else s.description
-                )
+        """Update the list, the actions and the corner's mark (after a change of slice, series or marks)."""
+        scan = self.study.scan
+        names = {
+            s.series_uid: f"Se {s.series_number}" if s.series_number is not None else s.description
+            for s in (scan.series if scan is not None else ())
+        }
+        keys = self.keys()
         current = self.current()
-        self.panel.set_key_images(self.keys(), names, current.slice_id if current is not None else None)
-        has = bool(self.keys())
+        marked = self.is_marked()
+        self.panel.set_key_images(keys, names, current.slice_id if current is not None else None)
         self.acts["key_image"].setEnabled(current is not None)
-        self.acts["key_image"].setText("Unmark &Key Image" if self.is_marked() else "Mark &Key Image")
+        self.acts["key_image"].setText("Unmark &Key Image" if marked else "Mark &Key Image")
         for key in ("export_key_png", "export_key_dicom", "send_key_images"):
-            self.acts[key].setEnabled(has)
-        self.marked_changed.emit(self.is_marked())
+            self.acts[key].setEnabled(bool(keys))
+        self.marked_changed.emit(marked)
 
     # ---------------------------------------------------------------------------------------------- changes
     def toggle_current(self) -> bool | None:
@@ -400,44 +396,35 @@ class KeyImageController(QObject):
         start = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
         return QFileDialog.getExistingDirectory(self.window, title, start or str(Path.home()))
 
-    def export_png_dialog(self) -> None:
-        """Tools ▸ Export Key Images as PNG…"""
-        if folder := self._ask_folder("Export key images as PNG into"):
+    def _export_dialog(self, title: str, export, done) -> None:
+        if folder := self._ask_folder(title):
             try:
-                files = self.export_png(folder)
+                result = export(folder)
             except (IchViewerError, OSError) as exc:
                 self._fail("Export key images", exc)
                 return
-            self.status.emit(f"{len(files)} key images saved in {folder}", 6000)
+            self.status.emit(done(folder, result), 6000)
+
+    def export_png_dialog(self) -> None:
+        """Tools ▸ Export Key Images as PNG…"""
+        self._export_dialog(
+            "Export key images as PNG into",
+            self.export_png,
+            lambda folder, files: f"{len(files)} key images saved in {folder}",
+        )
 
     def export_dicom_dialog(self) -> None:
         """Tools ▸ Export Key Images as DICOM…"""
-        if folder := self._ask_folder("Export key images as DICOM (KOS) into"):
-            try:
-                path = self.export_dicom(folder)
-            except (IchViewerError, OSError) as exc:
-                self._fail("Export key images", exc)
-                return
-            self.status.emit(f"Key Object Selection saved as {path}", 6000)
+        self._export_dialog(
+            "Export key images as DICOM (KOS) into",
+            self.export_dicom,
+            lambda _folder, path: f"Key Object Selection saved as {path}",
+        )
 
     def send_dialog(self) -> None:
         """Tools ▸ Send Key Images to PACS…: a configured server (Settings ▸ PACS)."""
-        from ich_viewer.pacs.servers import parse_server
-
-        pacs = getattr(self.window, "pacs", None)
-        servers = list(pacs.prefs.servers) if pacs is not None else []
-        if not servers:
-            self._fail(
-                "Send key images",
-                IchViewerError("No PACS server is configured: add one under Settings ▸ PACS."),
-            )
-            return
-        text = servers[0]
-        if len(servers) > 1:
-            text, ok = QInputDialog.getItem(self.window, "Send key images", "Server:", servers, 0, False)
-            if not ok:
-                return
-        self.send(parse_server(text))
+        if (server := self.window.pacs.choose_server("Send key images")) is not None:
+            self.send(server)
 
 
 def _send_job(kos, server, *, token) -> object:
